@@ -1,0 +1,5 @@
+"""`python -m marsserver`."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,70 @@
+"""The aiohttp application: routes, and the resources each app owns for its lifetime.
+
+Everything an app needs (client session, resize threads, cache, pipeline) is created in its
+`cleanup_ctx` and reached through typed `web.AppKey`s: no module-level state, so two apps in
+one process share nothing and an app can be mounted under a prefix with `add_subapp`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+
+import aiohttp
+from aiohttp import web
+
+from . import handlers
+from .cache import BoundedMemoryCache
+from .pipeline import Pipeline
+from .settings import Settings
+from .sources import Source, default_image_hosts, make_source
+from .upstream import Upstream
+
+log = logging.getLogger(__name__)
+
+SETTINGS = web.AppKey("settings", Settings)
+SOURCE = web.AppKey("source", Source)
+CONNECT_TIMEOUT = 5.0
+USER_AGENT = "marsserver/0.1 (Mars wallpaper service)"
+
+
+def create_app(settings: Settings | None = None, *, source: Source | None = None,
+               ) -> web.Application:
+    """A ready-to-run (or ready-to-mount) marsserver application.
+
+    `source` replaces the one `settings.source` names, for serving your own photos.
+    """
+    app = web.Application(middlewares=[handlers.json_errors])
+    app[SETTINGS] = settings or Settings()
+    if source is not None:
+        app[SOURCE] = source
+    app.router.add_get("/", handlers.index, name="index")
+    app.router.add_get("/wallpaper", handlers.wallpaper, name="wallpaper")
+    app.router.add_get("/healthz", handlers.healthz, name="healthz")
+    app.cleanup_ctx.append(_resources)
+    return app
+
+
+async def _resources(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    timeout = aiohttp.ClientTimeout(total=settings.timeout,
+                                    connect=min(CONNECT_TIMEOUT, settings.timeout))
+    executor = ThreadPoolExecutor(settings.resize_threads, thread_name_prefix="marsserver-resize")
+    cache = BoundedMemoryCache(settings.cache_bytes, settings.cache_entries)
+    headers = {"User-Agent": USER_AGENT}
+    async with aiohttp.ClientSession(timeout=timeout, headers=headers) as session:
+        upstream = Upstream(session, default_image_hosts(settings), settings.max_source_bytes)
+        source = app.get(SOURCE) or make_source(settings, upstream)
+        app[handlers.PIPELINE] = Pipeline(
+            source, cache, executor, settings,
+            wallpaper_path=str(app.router["wallpaper"].url_for()),
+        )
+        try:
+            yield
+        finally:
+            await cache.clear()
+            # Waiting for a running resize must not block the loop; queued ones are dropped.
+            await asyncio.to_thread(partial(executor.shutdown, wait=True, cancel_futures=True))

@@ -1,0 +1,101 @@
+"""In-memory TTL cache on aiocache, bounded by entries and bytes, least recently used out first.
+
+aiocache's memory backend keeps entries in a plain dict with no size bound, and every call
+goes through `asyncio.wait_for` unless `timeout=0`. This module keeps aiocache's API and TTL
+timers (so a Redis backend can take its place) and swaps that dict for one that counts bytes
+and evicts the least recently used entries when a bound is exceeded.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any, Protocol, runtime_checkable
+
+from aiocache import SimpleMemoryCache
+
+
+@runtime_checkable
+class Sized(Protocol):
+    """A cached value that knows its own size in bytes."""
+
+    @property
+    def nbytes(self) -> int: ...
+
+
+def size_of(value: object) -> int:
+    """Bytes a cached value holds: `len` for bytes, `nbytes` for our own value types."""
+    if isinstance(value, bytes | bytearray | memoryview):
+        return len(value)
+    if isinstance(value, Sized):
+        return value.nbytes
+    raise TypeError(f"cannot size a {type(value).__name__} for the cache")
+
+
+class _LRUStore(OrderedDict[str, Any]):
+    """The dict aiocache's memory backend stores entries in, with LRU order and byte counts.
+
+    aiocache touches its store only through `[]=`, `get`, `pop` and `in`, so counting here
+    sees every insertion, TTL expiry and deletion without reaching into aiocache's internals.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.nbytes = 0
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        if key in self:
+            self.nbytes -= size_of(super().__getitem__(key))
+        super().__setitem__(key, value)
+        self.move_to_end(key)
+        self.nbytes += size_of(value)
+
+    def __delitem__(self, key: str) -> None:
+        self.nbytes -= size_of(super().__getitem__(key))
+        super().__delitem__(key)
+
+    def pop(self, key: str, default: Any = None) -> Any:
+        if key not in self:
+            return default
+        value = super().__getitem__(key)
+        del self[key]
+        return value
+
+
+class BoundedMemoryCache(SimpleMemoryCache):  # type: ignore[misc]  # aiocache is untyped
+    """`SimpleMemoryCache` that never holds more than `max_bytes` nor `max_entries`.
+
+    Built with `timeout=0`: the per-call `asyncio.wait_for` costs more than the lookup itself.
+    """
+
+    def __init__(self, max_bytes: int, max_entries: int, **kwargs: Any) -> None:
+        super().__init__(timeout=0, **kwargs)
+        self.max_bytes = max_bytes
+        self.max_entries = max_entries
+        self._cache: _LRUStore = _LRUStore()
+
+    @property
+    def nbytes(self) -> int:
+        return self._cache.nbytes
+
+    def __len__(self) -> int:
+        return len(self._cache)
+
+    async def _get(self, key: str, encoding: str = "utf-8", _conn: Any = None) -> Any:
+        value = self._cache.get(key)
+        if value is not None:
+            self._cache.move_to_end(key)
+        return value
+
+    async def _set(self, key: str, value: Any, ttl: Any = None, _cas_token: Any = None,
+                   _conn: Any = None) -> Any:
+        if size_of(value) > self.max_bytes:
+            return False  # would evict everything and still not fit
+        stored = await super()._set(key, value, ttl=ttl, _cas_token=_cas_token, _conn=_conn)
+        while len(self._cache) > self.max_entries or self._cache.nbytes > self.max_bytes:
+            await self._delete(next(iter(self._cache)))
+        return stored
+
+    async def _clear(self, namespace: str | None = None, _conn: Any = None) -> bool:
+        for key in [k for k in self._cache if namespace is None or k.startswith(namespace)]:
+            await self._delete(key)
+        return True

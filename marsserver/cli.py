@@ -1,0 +1,64 @@
+"""The command line: flags (and `MARS_*` variables) in, a running server out.
+
+Every flag comes from a `Settings` field, so `--help`, the environment and the embedding API
+always agree. Bad configuration ends in one line on stderr and exit status 2, not a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from aiohttp import web
+
+from .app import create_app
+from .settings import SOURCES, Settings, env_name, flag_name
+
+log = logging.getLogger("marsserver")
+
+
+def parser() -> argparse.ArgumentParser:
+    cli = argparse.ArgumentParser(
+        prog="marsserver",
+        description="Serve the Mars rovers' newest photos as wallpapers.",
+        epilog="Every flag can also be set as an environment variable MARS_<FLAG> "
+               "(e.g. MARS_API_KEY); a flag wins over its variable.",
+    )
+    for field in dataclasses.fields(Settings):
+        default = field.default if field.default is not None else "source's own"
+        if isinstance(default, tuple):
+            default = ",".join(default)
+        cli.add_argument(
+            flag_name(field.name), dest=field.name, metavar=field.name.upper(),
+            choices=SOURCES if field.name == "source" else None,
+            help=f"{field.metadata['help']} (default: {default}; env {env_name(field.name)})",
+        )
+    return cli
+
+
+def settings_from(argv: Sequence[str] | None, environ: dict[str, str]) -> Settings:
+    """Settings from the environment, overridden by the flags given in `argv`."""
+    cli = parser()
+    flags = {k: v for k, v in vars(cli.parse_args(argv)).items() if v is not None}
+    env = {f.name: environ[env_name(f.name)] for f in dataclasses.fields(Settings)
+           if env_name(f.name) in environ}
+    try:
+        return Settings.from_strings({**env, **flags})
+    except ValueError as error:
+        cli.error(str(error))
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = settings_from(argv, dict(os.environ))
+    log.info("marsserver serving source %r on http://%s:%d", settings.source,
+             settings.host, settings.port)
+    try:
+        web.run_app(create_app(settings), host=settings.host, port=settings.port, print=None)
+    except OSError as error:
+        sys.exit(f"marsserver: cannot listen on {settings.host}:{settings.port}: {error.strerror}")

@@ -1,0 +1,109 @@
+"""Settings: the one description of every option, shared by the CLI, the environment and embedders.
+
+Each field carries its help text and its string parser in its metadata, so the command line
+(`--info-ttl`), the environment (`MARS_INFO_TTL`) and `Settings(info_ttl=...)` cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+SOURCES = ("msl", "mars-photos", "demo")
+ENV_PREFIX = "MARS_"
+_HOST_PORT = re.compile(r"^[a-z0-9.-]+(:[0-9]{1,5})?$")
+
+
+def _option(default: T, help: str, parse: Callable[[str], T]) -> T:
+    """Declare a settings field together with its help text and its parser from text."""
+    return field(default=default, metadata={"help": help, "parse": parse})
+
+
+def _hosts(text: str) -> tuple[str, ...] | None:
+    hosts = tuple(part.strip().lower() for part in text.split(",") if part.strip())
+    return hosts or None
+
+
+def _optional(text: str) -> str | None:
+    return text or None
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything an operator or an embedding app can configure; defaults are production-ready."""
+
+    host: str = _option("127.0.0.1", "address to listen on", str)
+    port: int = _option(8080, "TCP port to listen on (0 picks a free one)", int)
+    source: str = _option("msl", "photo source: " + ", ".join(SOURCES), str)
+    api_url: str | None = _option(None, "base URL of the source's API (default: the source's own)",
+                                  _optional)
+    api_key: str = _option("DEMO_KEY", "api.nasa.gov key, used by the mars-photos source", str)
+    image_hosts: tuple[str, ...] | None = _option(
+        None, "comma-separated host or host:port allowed in image links (default: NASA's)", _hosts)
+    info_ttl: float = _option(300.0, "seconds the photo list is cached", float)
+    image_ttl: float = _option(86400.0, "seconds source images and wallpapers are cached", float)
+    timeout: float = _option(20.0, "seconds any one upstream request may take in total", float)
+    resize_threads: int = _option(2, "threads that resize images", int)
+    cache_bytes: int = _option(256 * 2**20, "upper bound of all in-memory caches, in bytes", int)
+    cache_entries: int = _option(10_000, "upper bound of in-memory cache entries", int)
+    max_source_bytes: int = _option(32 * 2**20, "largest source image download, in bytes", int)
+    max_source_pixels: int = _option(40_000_000, "largest source image, in pixels", int)
+
+    def __post_init__(self) -> None:
+        problems = list(self._problems())
+        if problems:
+            raise ValueError("; ".join(problems))
+
+    def _problems(self) -> list[str]:
+        checks: list[tuple[bool, str]] = [
+            (self.source in SOURCES, f"source must be one of {', '.join(SOURCES)}"),
+            (0 <= self.port <= 65535, "port must be 0..65535"),
+            (self.info_ttl > 0 and self.image_ttl > 0, "info_ttl and image_ttl must be > 0"),
+            (self.timeout > 0, "timeout must be > 0"),
+            (1 <= self.resize_threads <= 64, "resize_threads must be 1..64"),
+            (self.cache_bytes > 0 and self.cache_entries > 0,
+             "cache_bytes and cache_entries must be > 0"),
+            (self.max_source_bytes > 0 and self.max_source_pixels > 0,
+             "max_source_bytes and max_source_pixels must be > 0"),
+            (all(_HOST_PORT.match(h) for h in self.image_hosts or ()),
+             "image_hosts must be comma-separated host or host:port"),
+            (self.api_url is None or self.api_url.startswith(("http://", "https://")),
+             "api_url must be an http(s) URL"),
+        ]
+        return [message for ok, message in checks if not ok]
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Defaults overridden by every `MARS_<FIELD>` variable that is set."""
+        env = os.environ if environ is None else environ
+        names = {f.name: env_name(f.name) for f in dataclasses.fields(cls)}
+        return cls.from_strings({name: env[var] for name, var in names.items() if var in env})
+
+    @classmethod
+    def from_strings(cls, values: Mapping[str, str]) -> Settings:
+        """Build settings from text (flags, environment); errors name the option, in one line."""
+        parsed: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            if f.name in values:
+                try:
+                    parsed[f.name] = f.metadata["parse"](values[f.name])
+                except ValueError:
+                    raise ValueError(
+                        f"{flag_name(f.name)} / {env_name(f.name)}: {values[f.name]!r} "
+                        f"is not a valid {f.metadata['parse'].__name__.strip('_')}"
+                    ) from None
+        return cls(**parsed)
+
+
+def flag_name(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def env_name(name: str) -> str:
+    return ENV_PREFIX + name.upper()

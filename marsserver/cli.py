@@ -12,6 +12,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from aiohttp import web
 
@@ -21,8 +22,14 @@ from .settings import SOURCES, Settings, env_name, flag_name
 log = logging.getLogger("marsserver")
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        """One line and exit status 2: configuration errors are for people, not tracebacks."""
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
 def parser() -> argparse.ArgumentParser:
-    cli = argparse.ArgumentParser(
+    cli = _Parser(
         prog="marsserver",
         description="Serve the Mars rovers' newest photos as wallpapers.",
         epilog="Every flag can also be set as an environment variable MARS_<FLAG> "
@@ -56,9 +63,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = settings_from(argv, dict(os.environ))
-    log.info("marsserver serving source %r on http://%s:%d", settings.source,
-             settings.host, settings.port)
+
+    def started(banner: str) -> None:
+        address = banner.split("Running on ")[-1].split(" ")[0]
+        log.info("marsserver listening on %s, source %s", address, settings.source)
+
     try:
-        web.run_app(create_app(settings), host=settings.host, port=settings.port, print=None)
+        web.run_app(create_app(settings), host=settings.host, port=settings.port, print=started)
     except OSError as error:
         sys.exit(f"marsserver: cannot listen on {settings.host}:{settings.port}: {error.strerror}")

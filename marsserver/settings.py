@@ -41,11 +41,10 @@ class Settings:
     host: str = _option("127.0.0.1", "address to listen on", str)
     port: int = _option(8080, "TCP port to listen on (0 picks a free one)", int)
     source: str = _option("msl", "photo source: " + ", ".join(SOURCES), str)
-    api_url: str | None = _option(None, "base URL of the source's API (default: the source's own)",
-                                  _optional)
+    api_url: str | None = _option(None, "base URL of the source's API", _optional)
     api_key: str = _option("DEMO_KEY", "api.nasa.gov key, used by the mars-photos source", str)
     image_hosts: tuple[str, ...] | None = _option(
-        None, "comma-separated host or host:port allowed in image links (default: NASA's)", _hosts)
+        None, "comma-separated host or host:port allowed in image links", _hosts)
     info_ttl: float = _option(300.0, "seconds the photo list is cached", float)
     image_ttl: float = _option(86400.0, "seconds source images and wallpapers are cached", float)
     timeout: float = _option(20.0, "seconds any one upstream request may take in total", float)

@@ -1,0 +1,103 @@
+"""Cold burst: N concurrent first requests for one wallpaper against a slow stub of NASA.
+
+Runs marsserver as users do (`python -m marsserver`, its own process) in front of a local
+stub with realistic latency, fires the burst from this process, and prints how many upstream
+calls it cost and the latency percentiles against the ideal (upstream latency + one resize).
+
+    python -m bench.cold_burst [--requests 200] [--list-latency 0.3] [--image-latency 0.2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import time
+from collections import Counter
+
+import aiohttp
+from aiohttp import web
+
+from marsserver import imaging
+from tests.stub import Stub
+
+HEIGHT = 1080
+
+
+async def start_stub(list_latency: float, image_latency: float) -> tuple[Stub, web.AppRunner]:
+    stub = Stub()
+    stub.latency = {"feed": list_latency, "image": image_latency}
+    runner = web.AppRunner(stub.app())
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    stub.port = runner.addresses[0][1]
+    return stub, runner
+
+
+async def start_service(stub: Stub) -> tuple[asyncio.subprocess.Process, str]:
+    """Start marsserver on a free port; its first log line says where it listens."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "marsserver", "--port", "0", "--source", "msl",
+        "--api-url", stub.base + "/api/v1/raw_image_items/",
+        "--image-hosts", f"127.0.0.1:{stub.port}", stderr=asyncio.subprocess.PIPE)
+    assert process.stderr is not None
+    line = (await process.stderr.readline()).decode()
+    if "listening on " not in line:
+        raise SystemExit(f"marsserver did not start: {line}")
+    return process, line.split("listening on ")[1].split(",")[0]
+
+
+def median_resize_ms(data: bytes, runs: int = 5) -> float:
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        imaging.wallpaper(data, HEIGHT, max_pixels=10**9)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1000
+
+
+async def burst(url: str, requests: int) -> tuple[list[float], Counter[int], set[bytes]]:
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+        async def one() -> tuple[float, int, bytes]:
+            start = time.perf_counter()
+            async with session.get(f"{url}/wallpaper?photo_number=0&height={HEIGHT}") as response:
+                body = await response.read()
+                return (time.perf_counter() - start) * 1000, response.status, body
+
+        results = await asyncio.gather(*(one() for _ in range(requests)))
+    return sorted(r[0] for r in results), Counter(r[1] for r in results), {r[2] for r in results}
+
+
+async def main() -> None:
+    cli = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    cli.add_argument("--requests", type=int, default=200)
+    cli.add_argument("--list-latency", type=float, default=0.3)
+    cli.add_argument("--image-latency", type=float, default=0.2)
+    args = cli.parse_args()
+
+    stub, runner = await start_stub(args.list_latency, args.image_latency)
+    process, url = await start_service(stub)
+    try:
+        print(f"cold burst: {args.requests} concurrent GET /wallpaper?height={HEIGHT} "
+              f"(stub latency: list {args.list_latency * 1000:.0f} ms, "
+              f"image {args.image_latency * 1000:.0f} ms)", flush=True)
+        latencies, statuses, bodies = await burst(url, args.requests)
+    finally:
+        process.terminate()
+        await process.wait()
+        await runner.cleanup()
+
+    resize = median_resize_ms(stub.images[stub.feed_images[0]])
+    ideal = (args.list_latency + args.image_latency) * 1000 + resize
+    p50, p99 = latencies[len(latencies) // 2], latencies[int(len(latencies) * 0.99) - 1]
+    print(f"statuses: {dict(statuses)}; distinct bodies: {len(bodies)}")
+    print(f"upstream: {stub.calls['feed']} list call(s), {stub.downloads()} download(s)")
+    print(f"latency ms: p50 {p50:.0f}  p99 {p99:.0f}  max {latencies[-1]:.0f}")
+    print(f"ideal ms (list + image latency + one {resize:.0f} ms resize): {ideal:.0f}; "
+          f"p99/ideal = {p99 / ideal:.2f}x")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,93 @@
+"""A stand-in for NASA's image feed, for the tests and the benchmarks (no pytest needed)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from marsserver import Settings
+
+FIXTURES = Path(__file__).parent / "fixtures"
+IMAGES = sorted((FIXTURES / "images").glob("*.jpg"))
+FEED_PATH = "/api/v1/raw_image_items/"
+
+
+def fixture_json(relative: str) -> Any:
+    return json.loads((FIXTURES / relative).read_text())
+
+
+class Stub:
+    """A stand-in for mars.nasa.gov on a free local port: the MSL feed plus real rover JPEGs.
+
+    It counts every request by path ("feed" or the image's name), can hold answers until a
+    gate opens (to line up concurrent requests deterministically), and can be told to fail.
+    """
+
+    def __init__(self) -> None:
+        self.calls: Counter[str] = Counter()
+        self.gates: dict[str, asyncio.Event] = {}
+        self.feed_status = 200
+        self.image_status = 200
+        self.images = {path.name: path.read_bytes() for path in IMAGES}
+        self.feed_images = [path.name for path in IMAGES[:3]]
+        self.latency: dict[str, float] = {"feed": 0.0, "image": 0.0}
+        self.port = 0
+
+    def hold(self, path: str) -> asyncio.Event:
+        """Hold answers for `path` ("feed" or an image name) until the returned event is set."""
+        self.gates[path] = asyncio.Event()
+        return self.gates[path]
+
+    async def _pass(self, path: str, kind: str) -> None:
+        self.calls[path] += 1
+        if path in self.gates:
+            await self.gates[path].wait()
+        if self.latency[kind]:
+            await asyncio.sleep(self.latency[kind])  # a simulated network, not synchronization
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def settings(self, **overrides: Any) -> Settings:
+        """Settings that point the msl source at this stub."""
+        values: dict[str, Any] = {
+            "source": "msl", "api_url": self.base + FEED_PATH,
+            "image_hosts": (f"127.0.0.1:{self.port}",), "timeout": 5.0,
+        }
+        return Settings(**{**values, **overrides})
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get(FEED_PATH, self._feed)
+        app.router.add_get("/images/{name}", self._image)
+        return app
+
+    async def _feed(self, request: web.Request) -> web.Response:
+        await self._pass("feed", "feed")
+        if self.feed_status != 200:
+            return web.Response(status=self.feed_status, text="feed down")
+        template = fixture_json("msl-raw/msl_raw_image_items_sol5000_navleftb.json")["items"][0]
+        items = [
+            {**template, "id": 1000 + n, "https_url": f"{self.base}/images/{name}"}
+            for n, name in enumerate(self.feed_images)
+        ]
+        return web.json_response({"items": items, "more": True, "page": 0, "per_page": 100})
+
+    async def _image(self, request: web.Request) -> web.Response:
+        await self._pass(request.match_info["name"], "image")
+        if self.image_status != 200:
+            return web.Response(status=self.image_status, text="image down")
+        return web.Response(body=self.images[request.match_info["name"]],
+                            content_type="image/jpeg")
+
+    def images_not_in_feed(self) -> list[str]:
+        return [name for name in self.images if name not in self.feed_images]
+
+    def downloads(self) -> int:
+        return sum(count for path, count in self.calls.items() if path != "feed")

@@ -1,0 +1,148 @@
+"""The HTTP API: shapes, defaults, every error status as JSON, embedding and independence."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from aiohttp import web
+from PIL import Image
+
+from marsserver import Listing, Photo, Settings, create_app
+from marsserver.errors import BadUpstream
+from marsserver.sources.demo import CAMERAS
+
+from .helpers import pipeline_of
+
+MSL = Settings(source="msl")
+FEED = "https://mars.nasa.gov/api/v1/raw_image_items/?condition_1=msl:mission&order=sol+desc&page=0&per_page=100"
+
+
+async def test_index_lists_todays_photos(demo_client):
+    response = await demo_client.get("/")
+    assert response.status == 200
+    assert response.content_type == "application/json"
+    body = await response.json()
+    assert (body["source"], body["rover"], body["sol"]) == ("demo", "curiosity", 4000)
+    assert len(body["photos"]) == len(CAMERAS)
+    photo = body["photos"][2]
+    assert set(photo) >= {"number", "id", "camera", "taken", "img_src", "wallpaper_url"}
+    assert photo["number"] == 2
+    wallpaper = await demo_client.get(photo["wallpaper_url"] + "&height=200")
+    assert wallpaper.status == 200
+
+
+async def test_wallpaper_defaults_to_photo_0_at_1080(demo_client):
+    response = await demo_client.get("/wallpaper")
+    assert response.status == 200
+    assert response.content_type == "image/jpeg"
+    image = Image.open(io.BytesIO(await response.read()))
+    assert (image.size, image.format) == ((1620, 1080), "JPEG")  # demo photo 0 is 1536x1024
+    assert int(response.headers["Content-Length"]) == len(await response.read())
+
+
+@pytest.mark.parametrize(("query", "name"), [
+    ("height=abc", "height"), ("height=15", "height"), ("height=4321", "height"),
+    ("height=1e3", "height"), ("height=-5", "height"), ("height=1080.0", "height"),
+    ("height=%D9%A3", "height"), ("height=" + "9" * 50, "height"), ("height=", "height"),
+    ("height=100&height=200", "height"), ("photo_number=1.5", "photo_number"),
+    ("photo_number=-1", "photo_number"), ("photo_number=" + "x" * 5000, "photo_number"),
+])
+async def test_bad_parameters_are_400_naming_the_parameter_and_range(demo_client, query, name):
+    response = await demo_client.get(f"/wallpaper?{query}")
+    assert response.status == 400
+    body = await response.json()
+    assert body["error"] == "bad_parameter"
+    assert body["detail"].startswith(name)
+    assert "integer from" in body["detail"]
+    assert len(body["detail"]) < 200
+
+
+async def test_a_photo_number_beyond_the_list_is_404(demo_client):
+    response = await demo_client.get(f"/wallpaper?photo_number={len(CAMERAS)}")
+    assert response.status == 404
+    assert (await response.json())["error"] == "not_found"
+
+
+async def test_unknown_routes_and_methods_answer_json(demo_client):
+    missing = await demo_client.get("/nope")
+    wrong = await demo_client.post("/wallpaper")
+    assert (missing.status, (await missing.json())["error"]) == (404, "not_found")
+    assert (wrong.status, (await wrong.json())["error"]) == (405, "method_not_allowed")
+    assert wrong.headers["Allow"] == "GET,HEAD"
+
+
+@pytest.mark.parametrize(("mock", "status", "error"), [
+    ({"status": 500}, 502, "bad_upstream"),
+    ({"body": "<html>down</html>", "content_type": "text/html"}, 502, "bad_upstream"),
+    ({"payload": {"items": []}}, 502, "bad_upstream"),
+    ({"exception": TimeoutError()}, 504, "upstream_timeout"),
+    ({"status": 429, "headers": {"Retry-After": "30"}}, 503, "unavailable"),
+])
+async def test_upstream_failures_map_to_statuses(aiohttp_client, mock_nasa, mock, status, error):
+    mock_nasa.get(FEED, **mock, repeat=True)
+    client = await aiohttp_client(create_app(MSL))
+    for path in ("/", "/wallpaper"):
+        response = await client.get(path)
+        assert response.status == status
+        assert (await response.json())["error"] == error
+    if status == 503:
+        assert response.headers["Retry-After"] == "30"
+
+
+async def test_an_image_link_outside_the_allowed_hosts_is_502(aiohttp_client, mock_nasa):
+    mock_nasa.get(FEED, payload={"items": [{
+        "id": 1, "sol": 9, "instrument": "NAV", "date_taken": "t", "image_credit": "c",
+        "is_thumbnail": False, "https_url": "https://attacker.example/x.jpg"}]})
+    client = await aiohttp_client(create_app(MSL))
+    response = await client.get("/wallpaper")
+    assert response.status == 502
+    assert "outside the allowed hosts" in (await response.json())["detail"]
+
+
+class BrokenSource:
+    name = "broken"
+
+    async def latest(self) -> Listing:
+        raise RuntimeError("secret internal detail")
+
+    async def image(self, photo: Photo) -> bytes:
+        raise BadUpstream("unused")
+
+
+async def test_unexpected_errors_are_a_json_500_without_a_traceback(aiohttp_client, caplog):
+    client = await aiohttp_client(create_app(source=BrokenSource()))
+    response = await client.get("/")
+    text = await response.text()
+    assert response.status == 500
+    assert "internal_error" in text
+    assert "secret" not in text
+    assert "Traceback" not in text
+    assert "secret internal detail" in caplog.text  # but the operator sees it
+
+
+async def test_healthz_is_ready_and_idle(demo_client):
+    response = await demo_client.get("/healthz")
+    assert response.status == 200
+    assert await response.json() == {"status": "ok", "source": "demo", "in_flight": 0}
+
+
+async def test_two_apps_in_one_process_share_nothing(aiohttp_client):
+    one = await aiohttp_client(create_app(Settings(source="demo")))
+    two = await aiohttp_client(create_app(Settings(source="demo")))
+    assert (await one.get("/wallpaper?height=100")).status == 200
+    first, second = pipeline_of(one), pipeline_of(two)
+    assert first is not second
+    assert first._cache is not second._cache
+    assert len(first._cache) > 0
+    assert len(second._cache) == 0
+
+
+async def test_mounted_under_a_prefix_its_urls_carry_the_prefix(aiohttp_client):
+    parent = web.Application()
+    parent.add_subapp("/mars/", create_app(Settings(source="demo")))
+    client = await aiohttp_client(parent)
+    body = await (await client.get("/mars/")).json()
+    url = body["photos"][0]["wallpaper_url"]
+    assert url.startswith("/mars/wallpaper?")
+    assert (await client.get(url)).status == 200

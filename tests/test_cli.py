@@ -1,0 +1,89 @@
+"""The command line contract: flag names, environment variables, precedence, clean failures."""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+import urllib.request
+
+import pytest
+
+from marsserver import Settings
+from marsserver.cli import parser, settings_from
+from marsserver.settings import env_name, flag_name
+
+
+def run(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "marsserver", *args], capture_output=True,
+                          text=True, timeout=timeout, check=False)
+
+
+def test_no_flags_no_environment_gives_the_documented_defaults():
+    settings = settings_from([], {})
+    assert settings == Settings()
+    assert (settings.host, settings.port, settings.source) == ("127.0.0.1", 8080, "msl")
+    assert settings.api_key == "DEMO_KEY"
+
+
+def test_environment_variables_set_options_and_flags_win():
+    env = {"MARS_API_KEY": "from-env", "MARS_PORT": "9000", "MARS_IMAGE_HOSTS": "a.example, b:81"}
+    settings = settings_from(["--port", "9100", "--info-ttl", "5"], env)
+    assert settings.api_key == "from-env"
+    assert settings.port == 9100
+    assert settings.info_ttl == 5.0
+    assert settings.image_hosts == ("a.example", "b:81")
+
+
+def test_settings_from_env_reads_mars_variables():
+    assert Settings.from_env({"MARS_SOURCE": "demo", "OTHER": "x"}).source == "demo"
+
+
+def test_every_settings_field_is_a_documented_flag_with_its_variable():
+    help_text = parser().format_help()
+    for field in dataclasses.fields(Settings):
+        assert flag_name(field.name) in help_text
+        assert env_name(field.name) in help_text
+
+
+@pytest.mark.parametrize(("args", "env", "mentions"), [
+    (["--port", "eighty"], {}, "--port"),
+    (["--port", "70000"], {}, "port must be 0..65535"),
+    (["--source", "hubble"], {}, "invalid choice"),
+    ([], {"MARS_INFO_TTL": "soon"}, "MARS_INFO_TTL"),
+    (["--image-hosts", "bad host!"], {}, "image_hosts"),
+    (["--api-url", "ftp://x"], {}, "api_url"),
+    (["--no-such-flag"], {}, "unrecognized"),
+])
+def test_bad_configuration_fails_in_one_line_without_a_traceback(args, env, mentions):
+    result = subprocess.run(
+        [sys.executable, "-m", "marsserver", *args], capture_output=True, text=True, timeout=30,
+        env={"PATH": "/usr/bin:/bin", **env}, check=False)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert mentions in result.stderr
+
+
+def test_help_describes_the_flags():
+    result = run("--help")
+    assert result.returncode == 0
+    assert "--image-hosts" in result.stdout
+    assert "MARS_<FLAG>" in result.stdout
+
+
+def test_the_demo_server_starts_logs_where_it_listens_and_answers():
+    process = subprocess.Popen(
+        [sys.executable, "-m", "marsserver", "--source", "demo", "--port", "0"],
+        stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stderr is not None
+        line = process.stderr.readline()
+        assert "listening on http://127.0.0.1:" in line
+        assert "source demo" in line
+        url = line.split("listening on ")[1].split(",")[0]
+        with urllib.request.urlopen(url + "/healthz", timeout=10) as response:
+            assert response.status == 200
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

@@ -1,0 +1,60 @@
+"""Resizing real rover images: exact height, aspect ratio, grayscale kept, bad input refused."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from PIL import Image
+
+from marsserver.errors import BadUpstream
+from marsserver.imaging import wallpaper
+
+from .stub import FIXTURES
+
+NAVCAM = (FIXTURES / "images" / "sol_4638-NAV_RIGHT_B_12.jpg").read_bytes()  # 1024x1024 L
+MASTCAM_Z = (FIXTURES / "images" / "sol_1605-MCZ_LEFT_22.jpg").read_bytes()  # 1200x874 RGB
+BIG = 10**9
+
+
+def opened(data: bytes) -> Image.Image:
+    return Image.open(io.BytesIO(data))
+
+
+@pytest.mark.parametrize("height", [16, 300, 874, 1080, 2160])
+def test_output_is_exactly_the_requested_height_with_the_aspect_ratio_kept(height):
+    image = opened(wallpaper(MASTCAM_Z, height, max_pixels=BIG))
+    assert image.format == "JPEG"
+    assert image.height == height
+    assert image.width == round(1200 * height / 874)
+    assert image.mode == "RGB"
+
+
+def test_grayscale_stays_grayscale():
+    image = opened(wallpaper(NAVCAM, 512, max_pixels=BIG))
+    assert (image.mode, image.size) == ("L", (512, 512))
+
+
+def test_png_sources_are_accepted():
+    png = io.BytesIO()
+    opened(MASTCAM_Z).save(png, "PNG")
+    assert opened(wallpaper(png.getvalue(), 100, max_pixels=BIG)).height == 100
+
+
+@pytest.mark.parametrize("data", [b"<html>not an image</html>", MASTCAM_Z[: len(MASTCAM_Z) // 3],
+                                  b""])
+def test_garbage_and_truncated_images_are_a_bad_upstream(data):
+    with pytest.raises(BadUpstream, match="source image unusable"):
+        wallpaper(data, 100, max_pixels=BIG)
+
+
+def test_formats_other_than_jpeg_and_png_are_refused():
+    gif = io.BytesIO()
+    opened(NAVCAM).save(gif, "GIF")
+    with pytest.raises(BadUpstream):
+        wallpaper(gif.getvalue(), 100, max_pixels=BIG)
+
+
+def test_images_over_the_pixel_budget_are_refused_before_decoding():
+    with pytest.raises(BadUpstream, match="too large: 1200x874"):
+        wallpaper(MASTCAM_Z, 100, max_pixels=1200 * 874 - 1)

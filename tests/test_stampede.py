@@ -1,0 +1,193 @@
+"""The coalescing guarantees, end to end against a real local stub upstream over sockets.
+
+Gates in the stub hold NASA's answers until every request has joined the flight, so each
+test proves sharing rather than hoping for overlap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+
+from PIL import Image
+
+from marsserver.errors import BadUpstream
+from marsserver.pipeline import Pipeline, Served
+
+from .helpers import pipeline_of, until
+from .stub import Stub
+
+BURST = 120
+
+
+def waiters_of(pipeline: Pipeline, prefix: str) -> int:
+    return max((n for key, n in pipeline.in_flight().items() if key.startswith(prefix)), default=0)
+
+
+async def test_cold_burst_costs_one_list_one_download_one_resize(stub: Stub, client_for, resizes):
+    client = await client_for(stub.settings())
+    pipeline = pipeline_of(client)
+    feed, image = stub.hold("feed"), stub.hold(stub.feed_images[0])
+
+    requests = [asyncio.create_task(client.get("/wallpaper?photo_number=0&height=600"))
+                for _ in range(BURST)]
+    await until(lambda: waiters_of(pipeline, "today") == BURST)
+    feed.set()
+    await until(lambda: waiters_of(pipeline, "wallpaper:") == BURST)
+    image.set()
+    responses = await asyncio.gather(*requests)
+
+    assert [r.status for r in responses] == [200] * BURST
+    bodies = {await r.read() for r in responses}
+    assert len(bodies) == 1
+    assert Image.open(io.BytesIO(bodies.pop())).height == 600
+    assert stub.calls["feed"] == 1
+    assert stub.downloads() == 1
+    assert resizes == [600]
+    assert sorted(r.headers["X-Cache"] for r in responses) == ["COALESCED"] * (BURST - 1) + ["MISS"]
+    assert pipeline.in_flight() == {}
+
+
+async def test_another_height_reuses_the_cached_source_image(stub: Stub, client_for, resizes):
+    client = await client_for(stub.settings())
+    first = await client.get("/wallpaper?photo_number=0&height=600")
+    second = await client.get("/wallpaper?photo_number=0&height=300")
+    again = await client.get("/wallpaper?photo_number=0&height=300")
+
+    assert (first.status, second.status, again.status) == (200, 200, 200)
+    assert stub.downloads() == 1
+    assert resizes == [600, 300]
+    assert again.headers["X-Cache"] == "HIT"
+    assert await again.read() == await second.read()
+
+
+async def test_disconnected_clients_do_not_cancel_work_others_wait_for(stub: Stub, client_for):
+    client = await client_for(stub.settings())
+    pipeline = pipeline_of(client)
+    await client.get("/")  # list cached, so everyone meets at the wallpaper flight
+    image = stub.hold(stub.feed_images[0])
+
+    requests = [asyncio.create_task(client.get("/wallpaper?height=400")) for _ in range(10)]
+    await until(lambda: waiters_of(pipeline, "wallpaper:") == 10)
+    for request in requests[:7]:
+        request.cancel()  # closes the connection; the test server cancels those handlers
+    await until(lambda: waiters_of(pipeline, "wallpaper:") == 3)
+    image.set()
+    responses = await asyncio.gather(*requests[7:])
+
+    assert all(request.cancelled() for request in requests[:7])
+    assert [r.status for r in responses] == [200] * 3
+    assert len({await r.read() for r in responses}) == 1
+    assert stub.downloads() == 1
+    assert pipeline.in_flight() == {}
+
+
+async def test_last_waiter_leaving_stops_the_work_and_leaks_nothing(stub: Stub, client_for):
+    client = await client_for(stub.settings())
+    pipeline = pipeline_of(client)
+    await pipeline.today()
+    image = stub.hold(stub.feed_images[0])
+
+    waiters = [asyncio.create_task(pipeline.wallpaper(0, 500)) for _ in range(5)]
+    await until(lambda: waiters_of(pipeline, "wallpaper:") == 5)
+    for waiter in waiters:
+        waiter.cancel()
+    await asyncio.gather(*waiters, return_exceptions=True)
+
+    assert pipeline.in_flight() == {}
+    await until(lambda: not [t for t in asyncio.all_tasks() if "fill" in repr(t.get_coro())])
+    image.set()
+    data, served = await pipeline.wallpaper(0, 500)  # a fresh attempt, not the dead flight
+    assert served is Served.MISS
+    assert Image.open(io.BytesIO(data)).height == 500
+    assert stub.downloads() == 2
+
+
+async def test_a_failure_reaches_every_waiter_and_is_not_cached(stub: Stub, client_for):
+    client = await client_for(stub.settings())
+    pipeline = pipeline_of(client)
+    await pipeline.today()
+    image = stub.hold(stub.feed_images[0])
+    stub.image_status = 500
+
+    requests = [asyncio.create_task(client.get("/wallpaper")) for _ in range(20)]
+    await until(lambda: waiters_of(pipeline, "wallpaper:") == 20)
+    image.set()
+    responses = await asyncio.gather(*requests)
+
+    assert [r.status for r in responses] == [502] * 20
+    assert {(await r.json())["error"] for r in responses} == {"bad_upstream"}
+    assert stub.downloads() == 1
+    assert pipeline.in_flight() == {}
+
+    stub.image_status = 200
+    retry = await client.get("/wallpaper")
+    assert retry.status == 200
+    assert stub.downloads() == 2
+
+
+async def test_a_failed_list_reaches_every_waiter_then_is_retried(stub: Stub, client_for):
+    client = await client_for(stub.settings())
+    pipeline = pipeline_of(client)
+    feed = stub.hold("feed")
+    stub.feed_status = 500
+
+    waiters = [asyncio.create_task(pipeline.today()) for _ in range(10)]
+    await until(lambda: waiters_of(pipeline, "today") == 10)
+    feed.set()
+    outcomes = await asyncio.gather(*waiters, return_exceptions=True)
+
+    assert all(isinstance(outcome, BadUpstream) for outcome in outcomes)
+    assert stub.calls["feed"] == 1
+    stub.feed_status = 200
+    today, served = await pipeline.today()
+    assert (served, stub.calls["feed"]) == (Served.MISS, 2)
+    assert len(today.listing.photos) == len(stub.feed_images)
+
+
+async def test_different_keys_never_wait_on_each_other(stub: Stub, client_for):
+    client = await client_for(stub.settings())
+    pipeline = pipeline_of(client)
+    await pipeline.today()
+    slow = stub.hold(stub.feed_images[0])
+
+    stuck = asyncio.create_task(pipeline.wallpaper(0, 300))
+    await until(lambda: stub.calls[stub.feed_images[0]] == 1)
+    other, served = await pipeline.wallpaper(1, 300)  # completes while photo 0 is held
+
+    assert served is Served.MISS
+    assert Image.open(io.BytesIO(other)).height == 300
+    assert not stuck.done()
+    slow.set()
+    await stuck
+    assert pipeline.in_flight() == {}
+
+
+async def test_list_expires_after_its_ttl(stub: Stub, client_for):
+    client = await client_for(stub.settings(info_ttl=0.2))
+    pipeline = pipeline_of(client)
+    _, first = await pipeline.today()
+    _, second = await pipeline.today()
+    assert (first, second, stub.calls["feed"]) == (Served.MISS, Served.HIT, 1)
+
+    await until(lambda: pipeline._cache._cache.get("today") is None)
+    _, third = await pipeline.today()
+    assert (third, stub.calls["feed"]) == (Served.MISS, 2)
+
+
+async def test_wallpapers_are_keyed_by_photo_identity_not_position(stub: Stub, client_for):
+    client = await client_for(stub.settings(info_ttl=0.2))
+    pipeline = pipeline_of(client)
+    old_first, newcomer = stub.feed_images[0], stub.images_not_in_feed()[0]
+    before, _ = await pipeline.wallpaper(0, 200)
+
+    stub.feed_images = [newcomer, *stub.feed_images]  # a new photo arrives at the top
+    await until(lambda: pipeline._cache._cache.get("today") is None)
+    now_first, served_first = await pipeline.wallpaper(0, 200)
+    now_second, served_second = await pipeline.wallpaper(1, 200)
+
+    assert now_first != before
+    assert served_first is Served.MISS
+    assert (now_second, served_second) == (before, Served.HIT)
+    assert stub.calls[old_first] == 1
+    assert stub.calls[newcomer] == 1

@@ -21,13 +21,14 @@ from .cache import BoundedMemoryCache
 from .pipeline import Pipeline
 from .settings import Settings
 from .sources import Source, default_image_hosts, make_source
-from .upstream import Upstream
+from .upstream import PublicResolver, Upstream, trusted_names
 
 log = logging.getLogger(__name__)
 
 SETTINGS = web.AppKey("settings", Settings)
 SOURCE = web.AppKey("source", Source)
 CONNECT_TIMEOUT = 5.0
+UPSTREAM_CONNECTIONS = 8  # per host: coalescing keeps us far below, this caps the worst case
 USER_AGENT = "marsserver/0.1 (Mars wallpaper service)"
 
 
@@ -55,8 +56,12 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     executor = ThreadPoolExecutor(settings.resize_threads, thread_name_prefix="marsserver-resize")
     cache = BoundedMemoryCache(settings.cache_bytes, settings.cache_entries)
     headers = {"User-Agent": USER_AGENT}
-    async with aiohttp.ClientSession(timeout=timeout, headers=headers) as session:
-        upstream = Upstream(session, default_image_hosts(settings), settings.max_source_bytes)
+    resolver = PublicResolver(trusted_names(settings.api_url, settings.image_hosts))
+    connector = aiohttp.TCPConnector(resolver=resolver, limit_per_host=UPSTREAM_CONNECTIONS)
+    async with aiohttp.ClientSession(timeout=timeout, headers=headers,
+                                     connector=connector) as session:
+        upstream = Upstream(session, default_image_hosts(settings), settings.max_source_bytes,
+                            retries=settings.retries)
         source = app.get(SOURCE) or make_source(settings, upstream)
         app[handlers.PIPELINE] = Pipeline(
             source, cache, executor, settings,
@@ -65,6 +70,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         try:
             yield
         finally:
+            await app[handlers.PIPELINE].close()
             await cache.clear()
             # Waiting for a running resize must not block the loop; queued ones are dropped.
             await asyncio.to_thread(partial(executor.shutdown, wait=True, cancel_futures=True))

@@ -20,6 +20,7 @@ from .app import create_app
 from .settings import SOURCES, Settings, env_name, flag_name
 
 log = logging.getLogger("marsserver")
+SHUTDOWN_TIMEOUT = 15.0  # seconds in-flight requests get to finish on SIGTERM / SIGINT
 
 
 class _Parser(argparse.ArgumentParser):
@@ -69,6 +70,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         log.info("marsserver listening on %s, source %s", address, settings.source)
 
     try:
-        web.run_app(create_app(settings), host=settings.host, port=settings.port, print=started)
+        web.run_app(create_app(settings), host=settings.host, port=settings.port, print=started,
+                    shutdown_timeout=SHUTDOWN_TIMEOUT)
     except OSError as error:
         sys.exit(f"marsserver: cannot listen on {settings.host}:{settings.port}: {error.strerror}")

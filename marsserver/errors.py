@@ -14,6 +14,9 @@ class ServiceError(Exception):
 
     status: ClassVar[int] = 500
     code: ClassVar[str] = "internal_error"
+    #: Remembered for `--error-ttl` seconds (negative caching), so that a burst during an
+    #: outage costs the upstream one call rather than one per request.
+    remembered: ClassVar[bool] = False
 
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
@@ -35,6 +38,7 @@ class BadUpstream(ServiceError):
 
     status = 502
     code = "bad_upstream"
+    remembered = True
 
 
 class Unavailable(ServiceError):
@@ -42,12 +46,21 @@ class Unavailable(ServiceError):
 
     status = 503
     code = "unavailable"
+    remembered = True
 
     def __init__(self, detail: str, retry_after: int | None = None) -> None:
         super().__init__(detail)
         self.retry_after = retry_after
 
 
+class Overloaded(Unavailable):
+    """Our own resize queue is full: shed new work, but never remember it as a failure."""
+
+    code = "overloaded"
+    remembered = False
+
+
 class UpstreamTimeout(ServiceError):
     status = 504
     code = "upstream_timeout"
+    remembered = True

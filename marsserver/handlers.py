@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
 from .errors import BadParameter, ServiceError, Unavailable
 from .imaging import MAX_HEIGHT, MIN_HEIGHT
-from .pipeline import Pipeline
+from .pipeline import Pipeline, Served
 
 log = logging.getLogger(__name__)
 
@@ -22,15 +23,21 @@ PIPELINE = web.AppKey("pipeline", Pipeline)
 MAX_PHOTO_NUMBER = 9999
 DEFAULT_HEIGHT = 1080
 _MAX_DIGITS = 6
+STALE_WARNINGS = {False: '110 - "Response is Stale"', True: '111 - "Revalidation Failed"'}
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 async def index(request: web.Request) -> web.Response:
     """Today's photos as JSON, pre-encoded when the list was fetched."""
-    today, served = await request.app[PIPELINE].today()
-    return web.Response(body=today.json, content_type="application/json",
-                        headers={"X-Cache": served.value})
+    pipeline = request.app[PIPELINE]
+    today, served = await pipeline.today()
+    headers = {"X-Cache": served.value}
+    if served is Served.STALE:
+        failing = await pipeline.upstream_failing()
+        headers["Age"] = str(int(time.time() - today.fetched_at))
+        headers["Warning"] = STALE_WARNINGS[failing]
+    return web.Response(body=today.json, content_type="application/json", headers=headers)
 
 
 async def wallpaper(request: web.Request) -> web.Response:

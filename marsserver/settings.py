@@ -47,8 +47,14 @@ class Settings:
         None, "comma-separated host or host:port allowed in image links", _hosts)
     info_ttl: float = _option(300.0, "seconds the photo list is cached", float)
     image_ttl: float = _option(86400.0, "seconds source images and wallpapers are cached", float)
+    max_stale: float = _option(86400.0, "seconds past info_ttl a list is served while NASA fails",
+                               float)
+    error_ttl: float = _option(5.0, "seconds an upstream failure is remembered (0: not at all)",
+                               float)
     timeout: float = _option(20.0, "seconds any one upstream request may take in total", float)
+    retries: int = _option(2, "retries on connection errors and 5xx, with jittered backoff", int)
     resize_threads: int = _option(2, "threads that resize images", int)
+    resize_queue: int = _option(32, "resizes queued or running before new ones get 503", int)
     cache_bytes: int = _option(256 * 2**20, "upper bound of all in-memory caches, in bytes", int)
     cache_entries: int = _option(10_000, "upper bound of in-memory cache entries", int)
     max_source_bytes: int = _option(32 * 2**20, "largest source image download, in bytes", int)
@@ -64,8 +70,11 @@ class Settings:
             (self.source in SOURCES, f"source must be one of {', '.join(SOURCES)}"),
             (0 <= self.port <= 65535, "port must be 0..65535"),
             (self.info_ttl > 0 and self.image_ttl > 0, "info_ttl and image_ttl must be > 0"),
+            (self.max_stale >= 0 and self.error_ttl >= 0, "max_stale and error_ttl must be >= 0"),
             (self.timeout > 0, "timeout must be > 0"),
+            (0 <= self.retries <= 10, "retries must be 0..10"),
             (1 <= self.resize_threads <= 64, "resize_threads must be 1..64"),
+            (self.resize_queue >= 1, "resize_queue must be >= 1"),
             (self.cache_bytes > 0 and self.cache_entries > 0,
              "cache_bytes and cache_entries must be > 0"),
             (self.max_source_bytes > 0 and self.max_source_pixels > 0,

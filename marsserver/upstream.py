@@ -1,38 +1,63 @@
-"""Upstream: every network call the service makes, with timeouts, size limits and an allow-list.
+"""Upstream: every network call the service makes, and the rules that keep it polite and safe.
 
 Sources call `get_json` for their feeds and `get_image` for the links those feeds contain.
-Image links come from upstream JSON and are untrusted: only allow-listed hosts are fetched,
-redirects are followed by hand (at most `MAX_REDIRECTS`, each hop checked again), plain http to
-NASA's hosts is upgraded to https, and a download stops at `max_bytes`. Transport failures are
-translated into the service's own errors here, so no aiohttp exception reaches a handler.
+- Polite: a total and a connect timeout on every request; a bounded number of retries with
+  jittered exponential backoff, on connection errors and 5xx only (never 4xx, never a
+  timeout: a slow NASA is not helped by more requests); a 429 or `X-RateLimit-Remaining: 0`
+  makes us rest that host until its `Retry-After` (or `RATE_LIMIT_REST`) has passed.
+- Safe: image links are untrusted, so only allow-listed hosts are fetched, plain http to NASA
+  is upgraded to https, redirects are followed by hand (at most `MAX_REDIRECTS`, each hop
+  checked again), downloads stop at `max_bytes`, and `PublicResolver` refuses names that
+  resolve to loopback, private or link-local addresses unless the operator named them.
+Transport failures become the service's own errors here; no aiohttp exception leaves.
 """
 
 from __future__ import annotations
 
+import asyncio
+import ipaddress
 import json
 import logging
+import random
+import socket
+import time
 from collections.abc import Mapping
 
 import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.resolver import DefaultResolver
 from yarl import URL
 
-from .errors import BadUpstream, Unavailable, UpstreamTimeout
+from .errors import BadUpstream, ServiceError, Unavailable, UpstreamTimeout
 
 log = logging.getLogger(__name__)
 
 MAX_REDIRECTS = 3
 NASA_DOMAIN = "nasa.gov"
+RATE_LIMIT_REST = 60
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _CHUNK = 64 * 1024
+
+
+class _Retryable(Exception):
+    """A failure worth another attempt (connection error, 5xx), carrying the final error."""
+
+    def __init__(self, error: ServiceError) -> None:
+        super().__init__(error.detail)
+        self.error = error
 
 
 class Upstream:
     """A client session plus the rules for talking to NASA (or whatever stands in for it)."""
 
     def __init__(self, session: aiohttp.ClientSession, image_hosts: tuple[str, ...],
-                 max_bytes: int) -> None:
+                 max_bytes: int, retries: int = 2, backoff: float = 0.25) -> None:
         self._session = session
         self._image_hosts = frozenset(image_hosts)
         self._max_bytes = max_bytes
+        self._retries = retries
+        self._backoff = backoff
+        self._resting: dict[str, float] = {}  # host -> monotonic time it may be called again
 
     async def get_json(self, url: str, params: Mapping[str, str]) -> object:
         """GET a JSON document; anything but a 200 with valid JSON is a `ServiceError`."""
@@ -40,49 +65,83 @@ class Upstream:
         try:
             return json.loads(body)
         except ValueError:
-            raise BadUpstream(f"{url} did not answer JSON") from None
+            raise BadUpstream(f"{URL(url).host} did not answer JSON") from None
 
     async def get_image(self, url: str) -> bytes:
         """GET an image from an allow-listed host, following redirects only within the list."""
-        target = self._allowed(URL(url))
+        target = self._allowed(url)
         for _ in range(MAX_REDIRECTS + 1):
             body, location = await self._get(target, redirects=True)
             if location is None:
                 return body
-            target = self._allowed(target.join(location))
+            target = self._allowed(str(target.join(location)))
         raise BadUpstream(f"more than {MAX_REDIRECTS} redirects fetching {url}")
 
-    def _allowed(self, url: URL) -> URL:
-        host = (url.host or "").lower()
+    def _allowed(self, link: str) -> URL:
+        try:
+            url = URL(link)
+            host = (url.host or "").lower().rstrip(".")
+            port = url.port
+        except (ValueError, UnicodeError):
+            raise BadUpstream("image link is not a valid URL") from None
         if url.scheme == "http" and (host == NASA_DOMAIN or host.endswith("." + NASA_DOMAIN)):
-            url = url.with_scheme("https")
-        if url.scheme not in ("http", "https") or not (
-            host in self._image_hosts or f"{host}:{url.port}" in self._image_hosts
+            url, port = url.with_scheme("https").with_port(None), 443
+        if url.scheme not in ("http", "https") or url.user is not None or not (
+            host in self._image_hosts or f"{host}:{port}" in self._image_hosts
         ):
             raise BadUpstream(f"image link outside the allowed hosts: {url.scheme}://{host}")
         return url
 
     async def _get(self, url: URL, *, redirects: bool = False) -> tuple[bytes, URL | None]:
-        """One GET: the body, or with `redirects` the Location of a 3xx answer instead."""
+        """GET with retries: the body, or with `redirects` the Location of a 3xx answer."""
+        for attempt in range(self._retries + 1):
+            self._check_rest(url)
+            try:
+                return await self._attempt(url, redirects)
+            except _Retryable as failure:
+                if attempt == self._retries:
+                    raise failure.error from None
+                delay = self._backoff * 2**attempt * random.uniform(0.5, 1.5)
+                log.info("retrying %s in %.2fs: %s", url.host, delay, failure.error.detail)
+                await asyncio.sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _attempt(self, url: URL, redirects: bool) -> tuple[bytes, URL | None]:
         try:
             async with self._session.get(url, allow_redirects=False) as response:
-                if redirects and response.status in (301, 302, 303, 307, 308):
+                if redirects and response.status in _REDIRECTS:
                     return b"", URL(response.headers.get("Location", ""))
-                _check_status(url, response)
+                self._check_status(url, response)
                 return await _read_limited(url, response, self._max_bytes), None
         except TimeoutError:
             raise UpstreamTimeout(f"{url.host} did not answer in time") from None
-        except aiohttp.ClientError as error:
+        except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as error:
+            raise _Retryable(BadUpstream(f"{url.host} failed: {type(error).__name__}")) from None
+        except (aiohttp.ClientError, ValueError) as error:
             raise BadUpstream(f"{url.host} failed: {type(error).__name__}") from None
 
+    def _check_rest(self, url: URL) -> None:
+        wait = self._resting.get(url.host or "", 0.0) - time.monotonic()
+        if wait > 0:
+            raise Unavailable(f"{url.host} asked us to slow down", retry_after=int(wait) + 1)
 
-def _check_status(url: URL, response: aiohttp.ClientResponse) -> None:
-    if response.status == 429:
+    def _rest(self, url: URL, response: aiohttp.ClientResponse) -> int:
         retry = response.headers.get("Retry-After", "")
-        raise Unavailable(f"{url.host} is rate limiting us",
-                          retry_after=int(retry) if retry.isdigit() else None)
-    if response.status != 200:
-        raise BadUpstream(f"{url.host} answered HTTP {response.status}")
+        seconds = int(retry) if retry.isdigit() else RATE_LIMIT_REST
+        self._resting[url.host or ""] = time.monotonic() + seconds
+        log.warning("%s is rate limiting us: resting it for %d s", url.host, seconds)
+        return seconds
+
+    def _check_status(self, url: URL, response: aiohttp.ClientResponse) -> None:
+        if response.status == 429:
+            seconds = self._rest(url, response)
+            raise Unavailable(f"{url.host} is rate limiting us", retry_after=seconds)
+        if response.headers.get("X-RateLimit-Remaining") == "0":
+            self._rest(url, response)  # this answer is good; the next one would be a 429
+        if response.status >= 500:
+            raise _Retryable(BadUpstream(f"{url.host} answered HTTP {response.status}"))
+        if response.status != 200:
+            raise BadUpstream(f"{url.host} answered HTTP {response.status}")
 
 
 async def _read_limited(url: URL, response: aiohttp.ClientResponse, limit: int) -> bytes:
@@ -94,3 +153,35 @@ async def _read_limited(url: URL, response: aiohttp.ClientResponse, limit: int) 
         if len(body) > limit:
             raise BadUpstream(f"{url.host} sent more than {limit} bytes")
     return bytes(body)
+
+
+class PublicResolver(AbstractResolver):
+    """DNS that refuses non-public addresses for every name the operator did not name.
+
+    The host allow-list is checked on names; this stops an allowed name (or a rebinding
+    trick) from leading the service to loopback, private or link-local addresses.
+    """
+
+    def __init__(self, trusted: frozenset[str], inner: AbstractResolver | None = None) -> None:
+        self._trusted = trusted
+        self._inner = inner or DefaultResolver()
+
+    async def resolve(self, host: str, port: int = 0,
+                      family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
+        results = await self._inner.resolve(host, port, family)
+        if host.lower().rstrip(".") in self._trusted:
+            return results
+        public = [r for r in results if ipaddress.ip_address(r["host"]).is_global]
+        if not public:
+            raise OSError(f"{host} resolves only to non-public addresses")
+        return public
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+
+def trusted_names(api_url: str | None, image_hosts: tuple[str, ...] | None) -> frozenset[str]:
+    """The names an operator gave explicitly: those may resolve to private addresses."""
+    names = [URL(api_url).host or "" if api_url else ""]
+    names += [host.rsplit(":", 1)[0] for host in image_hosts or ()]
+    return frozenset(name.lower().rstrip(".") for name in names if name)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,8 @@ from marsserver import Settings
 FIXTURES = Path(__file__).parent / "fixtures"
 IMAGES = sorted((FIXTURES / "images").glob("*.jpg"))
 FEED_PATH = "/api/v1/raw_image_items/"
+
+Fault = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def fixture_json(relative: str) -> Any:
@@ -31,12 +34,17 @@ class Stub:
     def __init__(self) -> None:
         self.calls: Counter[str] = Counter()
         self.gates: dict[str, asyncio.Event] = {}
-        self.feed_status = 200
-        self.image_status = 200
+        self.faults: dict[str, Fault] = {}
         self.images = {path.name: path.read_bytes() for path in IMAGES}
         self.feed_images = [path.name for path in IMAGES[:3]]
         self.latency: dict[str, float] = {"feed": 0.0, "image": 0.0}
         self.port = 0
+
+    def fail(self, kind: str, status: int, body: bytes = b"down", **headers: str) -> None:
+        """Answer every "feed" or "image" request with `status` until `faults` is cleared."""
+        async def answer(request: web.Request) -> web.Response:
+            return web.Response(status=status, body=body, headers=headers)
+        self.faults[kind] = answer
 
     def hold(self, path: str) -> asyncio.Event:
         """Hold answers for `path` ("feed" or an image name) until the returned event is set."""
@@ -68,21 +76,22 @@ class Stub:
         app.router.add_get("/images/{name}", self._image)
         return app
 
-    async def _feed(self, request: web.Request) -> web.Response:
-        await self._pass("feed", "feed")
-        if self.feed_status != 200:
-            return web.Response(status=self.feed_status, text="feed down")
+    def feed(self, links: list[str]) -> dict[str, Any]:
+        """A real recorded feed item, repeated with each of `links` as its image."""
         template = fixture_json("msl-raw/msl_raw_image_items_sol5000_navleftb.json")["items"][0]
-        items = [
-            {**template, "id": 1000 + n, "https_url": f"{self.base}/images/{name}"}
-            for n, name in enumerate(self.feed_images)
-        ]
-        return web.json_response({"items": items, "more": True, "page": 0, "per_page": 100})
+        items = [{**template, "id": 1000 + n, "https_url": link} for n, link in enumerate(links)]
+        return {"items": items, "more": True, "page": 0, "per_page": 100}
 
-    async def _image(self, request: web.Request) -> web.Response:
+    async def _feed(self, request: web.Request) -> web.StreamResponse:
+        await self._pass("feed", "feed")
+        if "feed" in self.faults:
+            return await self.faults["feed"](request)
+        return web.json_response(self.feed([f"{self.base}/images/{n}" for n in self.feed_images]))
+
+    async def _image(self, request: web.Request) -> web.StreamResponse:
         await self._pass(request.match_info["name"], "image")
-        if self.image_status != 200:
-            return web.Response(status=self.image_status, text="image down")
+        if "image" in self.faults:
+            return await self.faults["image"](request)
         return web.Response(body=self.images[request.match_info["name"]],
                             content_type="image/jpeg")
 

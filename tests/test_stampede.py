@@ -104,11 +104,12 @@ async def test_last_waiter_leaving_stops_the_work_and_leaks_nothing(stub: Stub, 
 
 
 async def test_a_failure_reaches_every_waiter_and_is_not_cached(stub: Stub, client_for):
-    client = await client_for(stub.settings())
+    # Negative caching and retries (tests/test_faults.py) are off: this is the coalescer alone.
+    client = await client_for(stub.settings(error_ttl=0, retries=0))
     pipeline = pipeline_of(client)
     await pipeline.today()
     image = stub.hold(stub.feed_images[0])
-    stub.image_status = 500
+    stub.fail("image", 500)
 
     requests = [asyncio.create_task(client.get("/wallpaper")) for _ in range(20)]
     await until(lambda: waiters_of(pipeline, "wallpaper:") == 20)
@@ -120,17 +121,17 @@ async def test_a_failure_reaches_every_waiter_and_is_not_cached(stub: Stub, clie
     assert stub.downloads() == 1
     assert pipeline.in_flight() == {}
 
-    stub.image_status = 200
+    stub.faults.clear()
     retry = await client.get("/wallpaper")
     assert retry.status == 200
     assert stub.downloads() == 2
 
 
 async def test_a_failed_list_reaches_every_waiter_then_is_retried(stub: Stub, client_for):
-    client = await client_for(stub.settings())
+    client = await client_for(stub.settings(error_ttl=0, retries=0))
     pipeline = pipeline_of(client)
     feed = stub.hold("feed")
-    stub.feed_status = 500
+    stub.fail("feed", 500)
 
     waiters = [asyncio.create_task(pipeline.today()) for _ in range(10)]
     await until(lambda: waiters_of(pipeline, "today") == 10)
@@ -139,7 +140,7 @@ async def test_a_failed_list_reaches_every_waiter_then_is_retried(stub: Stub, cl
 
     assert all(isinstance(outcome, BadUpstream) for outcome in outcomes)
     assert stub.calls["feed"] == 1
-    stub.feed_status = 200
+    stub.faults.clear()
     today, served = await pipeline.today()
     assert (served, stub.calls["feed"]) == (Served.MISS, 2)
     assert len(today.listing.photos) == len(stub.feed_images)
@@ -164,7 +165,7 @@ async def test_different_keys_never_wait_on_each_other(stub: Stub, client_for):
 
 
 async def test_list_expires_after_its_ttl(stub: Stub, client_for):
-    client = await client_for(stub.settings(info_ttl=0.2))
+    client = await client_for(stub.settings(info_ttl=0.2, max_stale=0))
     pipeline = pipeline_of(client)
     _, first = await pipeline.today()
     _, second = await pipeline.today()
@@ -176,7 +177,7 @@ async def test_list_expires_after_its_ttl(stub: Stub, client_for):
 
 
 async def test_wallpapers_are_keyed_by_photo_identity_not_position(stub: Stub, client_for):
-    client = await client_for(stub.settings(info_ttl=0.2))
+    client = await client_for(stub.settings(info_ttl=0.2, max_stale=0))
     pipeline = pipeline_of(client)
     old_first, newcomer = stub.feed_images[0], stub.images_not_in_feed()[0]
     before, _ = await pipeline.wallpaper(0, 200)

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import re
+import socket
 from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
+from aiohttp import web
+from aiohttp.abc import AbstractResolver
 
 from marsserver.errors import BadUpstream, Unavailable, UpstreamTimeout
-from marsserver.upstream import Upstream
+from marsserver.upstream import PublicResolver, Upstream, trusted_names
 
 FEED = "https://mars.nasa.gov/api/v1/raw_image_items/"
 IMAGE = "https://mars.nasa.gov/msl-raw-images/a.jpg"
@@ -18,7 +21,8 @@ IMAGE = "https://mars.nasa.gov/msl-raw-images/a.jpg"
 @pytest.fixture
 async def upstream() -> AsyncIterator[Upstream]:
     async with aiohttp.ClientSession() as session:
-        yield Upstream(session, ("mars.nasa.gov", "images.example:8443"), max_bytes=1000)
+        yield Upstream(session, ("mars.nasa.gov", "images.example:8443"), max_bytes=1000,
+                       retries=0)
 
 
 async def test_json_is_returned_parsed(upstream, mock_nasa):
@@ -90,3 +94,87 @@ async def test_downloads_stop_at_the_size_limit(upstream, mock_nasa):
     mock_nasa.get(IMAGE, body=bytes(1001))
     with pytest.raises(BadUpstream, match="more than 1000 bytes"):
         await upstream.get_image(IMAGE)
+
+
+@pytest.fixture
+async def retrying() -> AsyncIterator[Upstream]:
+    async with aiohttp.ClientSession() as session:
+        yield Upstream(session, ("mars.nasa.gov",), max_bytes=1000, retries=2, backoff=0.001)
+
+
+async def test_5xx_and_connection_errors_are_retried_then_succeed(retrying, mock_nasa):
+    mock_nasa.get(FEED, status=503)
+    mock_nasa.get(FEED, exception=aiohttp.ClientConnectionError())
+    mock_nasa.get(FEED, payload={"ok": True})
+    assert await retrying.get_json(FEED, {}) == {"ok": True}
+    assert len(next(iter(mock_nasa.requests.values()))) == 3
+
+
+async def test_retries_are_bounded(retrying, mock_nasa):
+    mock_nasa.get(FEED, status=500, repeat=True)
+    with pytest.raises(BadUpstream, match="HTTP 500"):
+        await retrying.get_json(FEED, {})
+    assert len(next(iter(mock_nasa.requests.values()))) == 3
+
+
+@pytest.mark.parametrize("kwargs", [{"status": 404}, {"exception": TimeoutError()}])
+async def test_4xx_and_timeouts_are_not_retried(retrying, mock_nasa, kwargs):
+    mock_nasa.get(FEED, **kwargs, repeat=True)
+    with pytest.raises((BadUpstream, UpstreamTimeout)):
+        await retrying.get_json(FEED, {})
+    assert len(next(iter(mock_nasa.requests.values()))) == 1
+
+
+async def test_after_a_429_the_host_is_not_called_until_retry_after(upstream, mock_nasa):
+    mock_nasa.get(FEED, status=429, headers={"Retry-After": "600"}, repeat=True)
+    with pytest.raises(Unavailable):
+        await upstream.get_json(FEED, {})
+    for call in (upstream.get_image(IMAGE), upstream.get_json(FEED, {})):  # images rest too
+        with pytest.raises(Unavailable, match="slow down") as caught:
+            await call
+        assert 590 <= caught.value.retry_after <= 601
+    assert sum(map(len, mock_nasa.requests.values())) == 1
+
+
+async def test_rate_limit_remaining_zero_rests_the_host_after_a_good_answer(upstream, mock_nasa):
+    mock_nasa.get(FEED, payload={"ok": 1}, headers={"X-RateLimit-Remaining": "0"}, repeat=True)
+    assert await upstream.get_json(FEED, {}) == {"ok": 1}
+    with pytest.raises(Unavailable, match="slow down"):
+        await upstream.get_json(FEED, {})
+    assert sum(map(len, mock_nasa.requests.values())) == 1
+
+
+class FakeResolver(AbstractResolver):
+    """Every name resolves to loopback, as a rebinding attacker would arrange."""
+
+    async def resolve(self, host, port=0, family=socket.AF_INET):
+        return [{"hostname": host, "host": "127.0.0.1", "port": port, "family": family,
+                 "proto": 0, "flags": 0}]
+
+    async def close(self) -> None:
+        pass
+
+
+async def test_names_resolving_to_private_addresses_are_refused_unless_trusted(aiohttp_server):
+    async def jpeg(request: web.Request) -> web.Response:
+        return web.Response(body=b"jpeg")
+
+    app = web.Application()
+    app.router.add_get("/a.jpg", jpeg)
+    server = await aiohttp_server(app)
+    link = f"http://stub.test:{server.port}/a.jpg"
+    for trusted, expected in ((frozenset(), None), (frozenset({"stub.test"}), b"jpeg")):
+        connector = aiohttp.TCPConnector(resolver=PublicResolver(trusted, FakeResolver()))
+        async with aiohttp.ClientSession(connector=connector) as session:
+            upstream = Upstream(session, (f"stub.test:{server.port}",), 1000, retries=0)
+            if expected is None:
+                with pytest.raises(BadUpstream):
+                    await upstream.get_image(link)
+            else:
+                assert await upstream.get_image(link) == expected
+
+
+def test_trusted_names_are_the_operators_own():
+    assert trusted_names("http://Mirror.local:9000/api", ("img.local:81", "cdn.example")) == {
+        "mirror.local", "img.local", "cdn.example"}
+    assert trusted_names(None, None) == frozenset()

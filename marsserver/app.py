@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 SETTINGS = web.AppKey("settings", Settings)
 SOURCE = web.AppKey("source", Source)
 CONNECT_TIMEOUT = 5.0
+MAX_REQUEST_LINE = 64 * 1024
 UPSTREAM_CONNECTIONS = 8  # per host: coalescing keeps us far below, this caps the worst case
 USER_AGENT = "marsserver/0.1 (Mars wallpaper service)"
 
@@ -38,7 +39,10 @@ def create_app(settings: Settings | None = None, *, source: Source | None = None
 
     `source` replaces the one `settings.source` names, for serving your own photos.
     """
-    app = web.Application(middlewares=[handlers.json_errors])
+    # A longer request line than aiohttp's 8 KiB default reaches our handlers, which answer
+    # an over-long query with a JSON 400 instead of aiohttp's plain-text one.
+    app = web.Application(middlewares=[handlers.json_errors],
+                          handler_args={"max_line_size": MAX_REQUEST_LINE})
     app[SETTINGS] = settings or Settings()
     if source is not None:
         app[SOURCE] = source

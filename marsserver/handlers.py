@@ -23,6 +23,7 @@ PIPELINE = web.AppKey("pipeline", Pipeline)
 MAX_PHOTO_NUMBER = 9999
 DEFAULT_HEIGHT = 1080
 _MAX_DIGITS = 6
+MAX_QUERY = 1024
 STALE_WARNINGS = {False: '110 - "Response is Stale"', True: '111 - "Revalidation Failed"'}
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -42,6 +43,8 @@ async def index(request: web.Request) -> web.Response:
 
 async def wallpaper(request: web.Request) -> web.Response:
     """Photo `photo_number` of today's list, `height` pixels high, as JPEG."""
+    if len(request.query_string) > MAX_QUERY:
+        raise BadParameter(f"query string longer than {MAX_QUERY} bytes")
     number = int_param(request, "photo_number", 0, 0, MAX_PHOTO_NUMBER)
     height = int_param(request, "height", DEFAULT_HEIGHT, MIN_HEIGHT, MAX_HEIGHT)
     image, served = await request.app[PIPELINE].wallpaper(number, height)

@@ -1,0 +1,92 @@
+"""Overload and lifecycle: a full resize queue sheds new work only; shutdown is clean."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+import sys
+import threading
+from typing import Any
+
+import aiohttp
+import pytest
+
+from marsserver import imaging
+
+from .helpers import pipeline_of, until
+from .stub import Stub
+
+
+@pytest.fixture
+def blocked_resizes(monkeypatch: pytest.MonkeyPatch) -> threading.Event:
+    """Resizes wait (in their threads) until the returned event is set."""
+    release = threading.Event()
+    real = imaging.wallpaper
+
+    def slow(data: bytes, height: int, **kwargs: Any) -> bytes:
+        release.wait(timeout=30)
+        return real(data, height, **kwargs)
+
+    monkeypatch.setattr(imaging, "wallpaper", slow)
+    return release
+
+
+async def test_a_full_resize_queue_sheds_new_uncached_work_but_serves_hits(
+        stub: Stub, client_for, blocked_resizes):
+    client = await client_for(stub.settings(resize_queue=1))
+    pipeline = pipeline_of(client)
+    blocked_resizes.set()
+    assert (await client.get("/wallpaper?height=100")).status == 200  # cached from now on
+    blocked_resizes.clear()
+
+    busy = asyncio.create_task(client.get("/wallpaper?height=200"))
+    await until(lambda: pipeline.resizes_pending == 1)
+    shed = await client.get("/wallpaper?height=300")
+    hit = await client.get("/wallpaper?height=100")
+
+    assert shed.status == 503
+    assert shed.headers["Retry-After"] == "1"
+    assert (await shed.json())["error"] == "overloaded"
+    assert (hit.status, hit.headers["X-Cache"]) == (200, "HIT")
+    blocked_resizes.set()
+    assert (await busy).status == 200
+    assert (await client.get("/wallpaper?height=300")).status == 200  # shedding is not remembered
+
+
+async def test_sigterm_finishes_in_flight_requests_and_exits_cleanly(stub: Stub):
+    held = stub.hold(stub.feed_images[0])
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "marsserver", "--port", "0", "--api-url", stub.settings().api_url,
+        "--image-hosts", f"127.0.0.1:{stub.port}", stderr=subprocess.PIPE)
+    assert process.stderr is not None
+    line = (await process.stderr.readline()).decode()
+    url = line.split("listening on ")[1].split(",")[0]
+
+    async with aiohttp.ClientSession() as session:
+        in_flight = asyncio.create_task(session.get(url + "/wallpaper?height=100"))
+        await until(lambda: stub.calls[stub.feed_images[0]] == 1)
+        process.send_signal(signal.SIGTERM)
+        await until_refused(url)  # it stopped accepting...
+        held.set()
+        response = await in_flight  # ...but finished what it had started
+        assert response.status == 200
+        assert len(await response.read()) > 0
+
+    assert await asyncio.wait_for(process.wait(), 20) == 0
+    log = (await process.stderr.read()).decode()
+    for symptom in ("Traceback", "Task was destroyed", "Unclosed", "Exception"):
+        assert symptom not in log
+
+
+async def until_refused(url: str) -> None:
+    async def refused() -> bool:
+        try:
+            async with aiohttp.ClientSession() as session, session.get(url + "/healthz"):
+                return False
+        except aiohttp.ClientConnectionError:
+            return True
+
+    async with asyncio.timeout(10):
+        while not await refused():
+            await asyncio.sleep(0.01)

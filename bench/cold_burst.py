@@ -12,41 +12,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
-import sys
 import time
 from collections import Counter
 
 import aiohttp
-from aiohttp import web
 
 from marsserver import imaging
-from tests.stub import Stub
+
+from .common import start_service, start_stub, stop
 
 HEIGHT = 1080
-
-
-async def start_stub(list_latency: float, image_latency: float) -> tuple[Stub, web.AppRunner]:
-    stub = Stub()
-    stub.latency = {"feed": list_latency, "image": image_latency}
-    runner = web.AppRunner(stub.app())
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    stub.port = runner.addresses[0][1]
-    return stub, runner
-
-
-async def start_service(stub: Stub) -> tuple[asyncio.subprocess.Process, str]:
-    """Start marsserver on a free port; its first log line says where it listens."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "marsserver", "--port", "0", "--source", "msl",
-        "--api-url", stub.base + "/api/v1/raw_image_items/",
-        "--image-hosts", f"127.0.0.1:{stub.port}", stderr=asyncio.subprocess.PIPE)
-    assert process.stderr is not None
-    line = (await process.stderr.readline()).decode()
-    if "listening on " not in line:
-        raise SystemExit(f"marsserver did not start: {line}")
-    return process, line.split("listening on ")[1].split(",")[0]
 
 
 def median_resize_ms(data: bytes, runs: int = 5) -> float:
@@ -78,16 +53,14 @@ async def main() -> None:
     args = cli.parse_args()
 
     stub, runner = await start_stub(args.list_latency, args.image_latency)
-    process, url = await start_service(stub)
+    service = await start_service(stub)
     try:
         print(f"cold burst: {args.requests} concurrent GET /wallpaper?height={HEIGHT} "
               f"(stub latency: list {args.list_latency * 1000:.0f} ms, "
               f"image {args.image_latency * 1000:.0f} ms)", flush=True)
-        latencies, statuses, bodies = await burst(url, args.requests)
+        latencies, statuses, bodies = await burst(service.url, args.requests)
     finally:
-        process.terminate()
-        await process.wait()
-        await runner.cleanup()
+        await stop(service, runner)
 
     resize = median_resize_ms(stub.images[stub.feed_images[0]])
     ideal = (args.list_latency + args.image_latency) * 1000 + resize

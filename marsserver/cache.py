@@ -24,7 +24,7 @@ class Sized(Protocol):
 
 def size_of(value: object) -> int:
     """Bytes a cached value holds: `len` for bytes, `nbytes` for our own value types."""
-    if isinstance(value, bytes | bytearray | memoryview):
+    if isinstance(value, bytes | bytearray):
         return len(value)
     if isinstance(value, Sized):
         return value.nbytes
@@ -89,11 +89,18 @@ class BoundedMemoryCache(SimpleMemoryCache):  # type: ignore[misc]  # aiocache i
     async def _set(self, key: str, value: Any, ttl: Any = None, _cas_token: Any = None,
                    _conn: Any = None) -> Any:
         if size_of(value) > self.max_bytes:
-            return False  # would evict everything and still not fit
+            await self._delete(key)  # would evict everything and still not fit; drop the old one
+            return False
         stored = await super()._set(key, value, ttl=ttl, _cas_token=_cas_token, _conn=_conn)
         while len(self._cache) > self.max_entries or self._cache.nbytes > self.max_bytes:
             await self._delete(next(iter(self._cache)))
         return stored
+
+    async def _increment(self, key: str, delta: int, _conn: Any = None) -> Any:
+        raise NotImplementedError("counters cannot be sized; this cache holds bytes and objects")
+
+    async def _raw(self, command: str, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError("raw access would bypass the size accounting")
 
     async def _clear(self, namespace: str | None = None, _conn: Any = None) -> bool:
         for key in [k for k in self._cache if namespace is None or k.startswith(namespace)]:

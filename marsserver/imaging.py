@@ -17,6 +17,7 @@ from .errors import BadUpstream
 FORMATS = ("JPEG", "PNG")
 MIN_HEIGHT = 16
 MAX_HEIGHT = 4320
+MAX_WIDTH = 4 * MAX_HEIGHT  # 4:1, wider than any real camera frame or ultrawide screen
 JPEG_QUALITY = 85
 
 
@@ -29,7 +30,7 @@ def wallpaper(data: bytes, height: int, *, max_pixels: int) -> bytes:
     try:
         with Image.open(io.BytesIO(data), formats=FORMATS) as image:
             return _encode(_resize(image, height, max_pixels))
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+    except (OSError, SyntaxError, ValueError, MemoryError, Image.DecompressionBombError) as error:
         # Pillow reports unknown, truncated and corrupt data through these.
         raise BadUpstream(f"source image unusable: {error}") from None
 
@@ -39,11 +40,17 @@ def _resize(image: Image.Image, height: int, max_pixels: int) -> Image.Image:
     if width * source_height > max_pixels:
         raise BadUpstream(f"source image too large: {width}x{source_height} pixels")
     size = (max(1, round(width * height / source_height)), height)
+    if size[0] > MAX_WIDTH:
+        # A sliver of a source (1000x10) must not become a 432000-pixel-wide output.
+        raise BadUpstream(f"source image {width}x{source_height} is too wide for {height} high")
     if image.format == "JPEG":
         # Let libjpeg decode at 1/2, 1/4 or 1/8 scale when that still covers `size`:
         # far less to decode and to resample when shrinking.
         image.draft(image.mode, size)
-    image = image.convert("L" if image.mode in ("1", "L", "LA", "I", "I;16", "F") else "RGB")
+    if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+        # 16-bit and float grayscale: scale to 8 bits rather than clip everything to white.
+        image = image.convert("I").point(lambda value: value / 256)
+    image = image.convert("L" if image.mode in ("1", "L", "LA", "I") else "RGB")
     return image.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
 
 

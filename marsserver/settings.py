@@ -7,6 +7,7 @@ Each field carries its help text and its string parser in its metadata, so the c
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -66,7 +67,9 @@ class Settings:
             raise ValueError("; ".join(problems))
 
     def _problems(self) -> list[str]:
+        numbers = (self.info_ttl, self.image_ttl, self.max_stale, self.error_ttl, self.timeout)
         checks: list[tuple[bool, str]] = [
+            (all(math.isfinite(n) for n in numbers), "durations must be finite numbers"),
             (self.source in SOURCES, f"source must be one of {', '.join(SOURCES)}"),
             (0 <= self.port <= 65535, "port must be 0..65535"),
             (self.info_ttl > 0 and self.image_ttl > 0, "info_ttl and image_ttl must be > 0"),

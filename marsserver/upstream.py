@@ -64,7 +64,7 @@ class Upstream:
         body, _ = await self._get(URL(url).update_query(params))
         try:
             return json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: b"[" * 10**6
             raise BadUpstream(f"{URL(url).host} did not answer JSON") from None
 
     async def get_image(self, url: str) -> bytes:
@@ -110,7 +110,9 @@ class Upstream:
         try:
             async with self._session.get(url, allow_redirects=False) as response:
                 if redirects and response.status in _REDIRECTS:
-                    return b"", URL(response.headers.get("Location", ""))
+                    if not response.headers.get("Location"):
+                        raise BadUpstream(f"{url.host} redirected nowhere")
+                    return b"", URL(response.headers["Location"])
                 self._check_status(url, response)
                 return await _read_limited(url, response, self._max_bytes), None
         except TimeoutError:
@@ -127,7 +129,8 @@ class Upstream:
 
     def _rest(self, url: URL, response: aiohttp.ClientResponse) -> int:
         retry = response.headers.get("Retry-After", "")
-        seconds = int(retry) if retry.isdigit() else RATE_LIMIT_REST
+        valid = retry.isascii() and retry.isdigit() and len(retry) <= 6  # not "²", not 10**5000
+        seconds = int(retry) if valid else RATE_LIMIT_REST
         self._resting[url.host or ""] = time.monotonic() + seconds
         log.warning("%s is rate limiting us: resting it for %d s", url.host, seconds)
         return seconds

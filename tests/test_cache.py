@@ -68,3 +68,19 @@ async def test_clear_empties_everything():
 def test_values_without_a_size_are_refused():
     with pytest.raises(TypeError):
         size_of(object())
+
+
+async def test_an_oversized_replacement_drops_the_old_value_too():
+    cache = BoundedMemoryCache(max_bytes=10, max_entries=10)
+    await cache.set("k", b"old")
+    await cache.set("k", bytes(11))
+    assert await cache.get("k") is None
+    assert cache.nbytes == 0
+
+
+async def test_operations_that_would_bypass_accounting_are_refused():
+    cache = BoundedMemoryCache(max_bytes=10, max_entries=10)
+    with pytest.raises(NotImplementedError):
+        await cache.increment("n")
+    with pytest.raises(NotImplementedError):
+        await cache.raw("clear")

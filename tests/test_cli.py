@@ -87,3 +87,10 @@ def test_the_demo_server_starts_logs_where_it_listens_and_answers():
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+@pytest.mark.parametrize("flag", ["--timeout", "--info-ttl", "--image-ttl", "--max-stale"])
+def test_infinite_durations_are_refused(flag):
+    with pytest.raises(SystemExit) as caught:
+        settings_from([flag, "inf"], {})
+    assert caught.value.code == 2

@@ -58,3 +58,18 @@ def test_formats_other_than_jpeg_and_png_are_refused():
 def test_images_over_the_pixel_budget_are_refused_before_decoding():
     with pytest.raises(BadUpstream, match="too large: 1200x874"):
         wallpaper(MASTCAM_Z, 100, max_pixels=1200 * 874 - 1)
+
+
+def test_a_sliver_of_a_source_cannot_become_a_gigantic_output():
+    sliver = io.BytesIO()
+    Image.new("L", (1000, 10)).save(sliver, "PNG")
+    with pytest.raises(BadUpstream, match="too wide"):
+        wallpaper(sliver.getvalue(), 4320, max_pixels=BIG)
+
+
+def test_16_bit_grayscale_is_scaled_not_clipped_to_white():
+    png = io.BytesIO()
+    Image.new("I;16", (64, 64), 32768).save(png, "PNG")
+    image = opened(wallpaper(png.getvalue(), 32, max_pixels=BIG))
+    assert image.mode == "L"
+    assert 120 <= image.getpixel((16, 16)) <= 136

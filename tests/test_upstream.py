@@ -178,3 +178,37 @@ def test_trusted_names_are_the_operators_own():
     assert trusted_names("http://Mirror.local:9000/api", ("img.local:81", "cdn.example")) == {
         "mirror.local", "img.local", "cdn.example"}
     assert trusted_names(None, None) == frozenset()
+
+
+@pytest.mark.parametrize("retry_after", ["²", "9" * 5000, "soon"])
+async def test_odd_retry_after_values_rest_the_default_time(upstream, mock_nasa, retry_after):
+    mock_nasa.get(FEED, status=429, headers={"Retry-After": retry_after})
+    with pytest.raises(Unavailable) as caught:
+        await upstream.get_json(FEED, {})
+    assert caught.value.retry_after == 60
+
+
+async def test_deeply_nested_json_is_a_bad_upstream(upstream, mock_nasa):
+    mock_nasa.get(FEED, body=b"[" * 5000)
+    upstream._max_bytes = 10_000
+    with pytest.raises(BadUpstream, match="did not answer JSON"):
+        await upstream.get_json(FEED, {})
+
+
+async def test_a_redirect_without_location_fails_at_once(upstream, mock_nasa):
+    mock_nasa.get(IMAGE, status=302, repeat=True)
+    with pytest.raises(BadUpstream, match="redirected nowhere"):
+        await upstream.get_image(IMAGE)
+    assert sum(map(len, mock_nasa.requests.values())) == 1
+
+
+@pytest.mark.parametrize("link", ["http://[::1", "https://mars.nasa.gov:99999/x", "http://\udcff/"])
+async def test_malformed_links_are_a_bad_upstream(upstream, mock_nasa, link):
+    with pytest.raises(BadUpstream):
+        await upstream.get_image(link)
+
+
+async def test_the_https_upgrade_drops_an_explicit_port_80(upstream, mock_nasa):
+    mock_nasa.get(IMAGE, body=b"jpeg")
+    assert await upstream.get_image(IMAGE.replace("https://mars.nasa.gov", "http://mars.nasa.gov:80")
+                                    ) == b"jpeg"

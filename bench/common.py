@@ -1,0 +1,57 @@
+"""What the benchmarks share: a stub NASA on a free port, and marsserver in its own process."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from tests.stub import FEED_PATH, Stub
+
+
+async def start_stub(list_latency: float = 0.0, image_latency: float = 0.0,
+                     ) -> tuple[Stub, web.AppRunner]:
+    stub = Stub()
+    stub.latency = {"feed": list_latency, "image": image_latency}
+    runner = web.AppRunner(stub.app())
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    stub.port = runner.addresses[0][1]
+    return stub, runner
+
+
+@dataclass
+class Service:
+    """marsserver running in its own process, its log drained so it never blocks on a pipe."""
+
+    process: asyncio.subprocess.Process
+    url: str
+    drain: asyncio.Task[None]
+
+
+async def start_service(stub: Stub, *flags: str) -> Service:
+    """Start `python -m marsserver` on a free port in front of `stub`."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "marsserver", "--port", "0", "--source", "msl",
+        "--api-url", stub.base + FEED_PATH, "--image-hosts", f"127.0.0.1:{stub.port}", *flags,
+        stderr=asyncio.subprocess.PIPE)
+    assert process.stderr is not None
+    line = (await process.stderr.readline()).decode()
+    if "listening on " not in line:
+        raise SystemExit(f"marsserver did not start: {line}")
+    url = line.split("listening on ")[1].split(",")[0]
+    return Service(process, url, asyncio.create_task(_drain(process.stderr)))
+
+
+async def _drain(stream: asyncio.StreamReader) -> None:
+    while await stream.readline():
+        pass
+
+
+async def stop(service: Service, runner: web.AppRunner) -> None:
+    service.process.terminate()
+    await service.process.wait()
+    await service.drain
+    await runner.cleanup()

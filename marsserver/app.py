@@ -18,6 +18,7 @@ from aiohttp import web
 
 from . import handlers
 from .cache import BoundedMemoryCache
+from .metrics import Metrics
 from .pipeline import Pipeline
 from .settings import Settings
 from .sources import Source, default_image_hosts, make_source
@@ -49,6 +50,7 @@ def create_app(settings: Settings | None = None, *, source: Source | None = None
     app.router.add_get("/", handlers.index, name="index")
     app.router.add_get("/wallpaper", handlers.wallpaper, name="wallpaper")
     app.router.add_get("/healthz", handlers.healthz, name="healthz")
+    app.router.add_get("/metrics", handlers.metrics, name="metrics")
     app.cleanup_ctx.append(_resources)
     return app
 
@@ -64,12 +66,13 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     connector = aiohttp.TCPConnector(resolver=resolver, limit_per_host=UPSTREAM_CONNECTIONS)
     async with aiohttp.ClientSession(timeout=timeout, headers=headers,
                                      connector=connector) as session:
+        metrics = Metrics()
         upstream = Upstream(session, default_image_hosts(settings), settings.max_source_bytes,
-                            retries=settings.retries)
+                            retries=settings.retries, metrics=metrics, source=settings.source)
         source = app.get(SOURCE) or make_source(settings, upstream)
         app[handlers.PIPELINE] = Pipeline(
             source, cache, executor, settings,
-            wallpaper_path=str(app.router["wallpaper"].url_for()),
+            wallpaper_path=str(app.router["wallpaper"].url_for()), metrics=metrics,
         )
         try:
             yield

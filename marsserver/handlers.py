@@ -15,6 +15,7 @@ from aiohttp import web
 
 from .errors import BadParameter, ServiceError, Unavailable
 from .imaging import MAX_HEIGHT, MIN_HEIGHT
+from .metrics import CONTENT_TYPE
 from .pipeline import Pipeline, Served
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,12 @@ async def wallpaper(request: web.Request) -> web.Response:
     height = int_param(request, "height", DEFAULT_HEIGHT, MIN_HEIGHT, MAX_HEIGHT)
     image, served = await request.app[PIPELINE].wallpaper(number, height)
     return web.Response(body=image, content_type="image/jpeg", headers={"X-Cache": served.value})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus text format."""
+    body = request.app[PIPELINE].metrics.render()
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -32,6 +32,7 @@ from typing import Any, TypeVar
 from . import imaging
 from .coalesce import SingleFlight
 from .errors import NotFound, Overloaded, ServiceError, Unavailable
+from .metrics import Metrics
 from .settings import Settings
 from .sources import Listing, Photo, Source
 
@@ -79,8 +80,9 @@ class Pipeline:
     """The service without HTTP: `today()` and `wallpaper()`, cached and coalesced."""
 
     def __init__(self, source: Source, cache: Any, executor: Executor, settings: Settings,
-                 wallpaper_path: str = "/wallpaper") -> None:
+                 wallpaper_path: str = "/wallpaper", metrics: Metrics | None = None) -> None:
         self.source = source
+        self.metrics = metrics or Metrics()
         self._cache = cache
         self._executor = executor
         self._settings = settings
@@ -89,10 +91,14 @@ class Pipeline:
         self._images: SingleFlight[str, bytes] = SingleFlight()
         self._refresh: asyncio.Task[None] | None = None
         self.resizes_pending = 0
+        self.metrics.watch(self._in_flight_at, lambda: self.resizes_pending)
 
     def in_flight(self) -> dict[str, int]:
         """Waiters per in-flight key, across stages; empty when idle."""
         return {**self._lists.waiters(), **self._images.waiters()}
+
+    def _in_flight_at(self, stage: str) -> int:
+        return sum(1 for key in self.in_flight() if _stage(key) == stage)
 
     async def close(self) -> None:
         """Stop a background refresh; called when the app shuts down."""
@@ -106,7 +112,9 @@ class Pipeline:
         if today is None:
             return await self._cached(self._lists, TODAY_KEY, self._list_ttl, self._fetch_today)
         if time.time() - today.fetched_at < self._settings.info_ttl:
+            self.metrics.cache_requests.labels("list", "hit").inc()
             return today, Served.HIT
+        self.metrics.cache_requests.labels("list", "stale").inc()
         await self._revalidate()
         return today, Served.STALE
 
@@ -155,8 +163,7 @@ class Pipeline:
             raise Overloaded("too many wallpapers being made; try again shortly", retry_after=1)
         self.resizes_pending += 1
         try:
-            resize = partial(imaging.wallpaper, data, height,
-                             max_pixels=self._settings.max_source_pixels)
+            resize = partial(self._timed_resize, data, height)
             return await asyncio.get_running_loop().run_in_executor(self._executor, resize)
         except ServiceError:
             await self._cache.delete(source_key)  # a source we cannot decode is not worth keeping
@@ -164,11 +171,21 @@ class Pipeline:
         finally:
             self.resizes_pending -= 1
 
+    def _timed_resize(self, data: bytes, height: int) -> bytes:
+        """Runs in a resize thread; times only the work, not the wait for a thread."""
+        with self.metrics.resize_seconds.time():
+            wallpaper = imaging.wallpaper(data, height, max_pixels=self._settings.max_source_pixels)
+        self.metrics.resizes.inc()
+        return wallpaper
+
     async def _cached(self, flights: SingleFlight[str, V], key: str, ttl: float,
                       compute: Callable[[], Awaitable[V]]) -> tuple[V, Served]:
+        stage = _stage(key)
         value: V | None = await self._cache.get(key)
         if value is not None:
+            self.metrics.cache_requests.labels(stage, "hit").inc()
             return value, Served.HIT
+        self.metrics.cache_requests.labels(stage, "miss").inc()
         await self._raise_remembered(key)
 
         async def fill() -> V:
@@ -179,6 +196,8 @@ class Pipeline:
             return await self._compute_and_store(key, ttl, compute)
 
         value, shared = await flights.do(key, fill)
+        if shared:
+            self.metrics.coalesced_waiters.labels(stage).inc()
         return value, Served.COALESCED if shared else Served.MISS
 
     async def _compute_and_store(self, key: str, ttl: float,
@@ -208,3 +227,8 @@ class Pipeline:
         ]
         return json.dumps({"source": listing.source, "rover": listing.rover, "sol": listing.sol,
                            "count": len(photos), "photos": photos}).encode()
+
+
+def _stage(key: str) -> str:
+    """The pipeline stage a cache or flight key belongs to: list, source or wallpaper."""
+    return "list" if key == TODAY_KEY else key.split(":", 1)[0]

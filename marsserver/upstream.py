@@ -29,6 +29,7 @@ from aiohttp.resolver import DefaultResolver
 from yarl import URL
 
 from .errors import BadUpstream, ServiceError, Unavailable, UpstreamTimeout
+from .metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +52,11 @@ class Upstream:
     """A client session plus the rules for talking to NASA (or whatever stands in for it)."""
 
     def __init__(self, session: aiohttp.ClientSession, image_hosts: tuple[str, ...],
-                 max_bytes: int, retries: int = 2, backoff: float = 0.25) -> None:
+                 max_bytes: int, retries: int = 2, backoff: float = 0.25,
+                 metrics: Metrics | None = None, source: str = "") -> None:
         self._session = session
+        self._requests = (metrics or Metrics()).upstream_requests
+        self._source = source
         self._image_hosts = frozenset(image_hosts)
         self._max_bytes = max_bytes
         self._retries = retries
@@ -61,7 +65,7 @@ class Upstream:
 
     async def get_json(self, url: str, params: Mapping[str, str]) -> object:
         """GET a JSON document; anything but a 200 with valid JSON is a `ServiceError`."""
-        body, _ = await self._get(URL(url).update_query(params))
+        body, _ = await self._get(URL(url).update_query(params), "list")
         try:
             return json.loads(body)
         except (ValueError, RecursionError):  # RecursionError: b"[" * 10**6
@@ -71,7 +75,7 @@ class Upstream:
         """GET an image from an allow-listed host, following redirects only within the list."""
         target = self._allowed(url)
         for _ in range(MAX_REDIRECTS + 1):
-            body, location = await self._get(target, redirects=True)
+            body, location = await self._get(target, "image", redirects=True)
             if location is None:
                 return body
             target = self._allowed(str(target.join(location)))
@@ -92,12 +96,13 @@ class Upstream:
             raise BadUpstream(f"image link outside the allowed hosts: {url.scheme}://{host}")
         return url
 
-    async def _get(self, url: URL, *, redirects: bool = False) -> tuple[bytes, URL | None]:
+    async def _get(self, url: URL, kind: str, *, redirects: bool = False,
+                   ) -> tuple[bytes, URL | None]:
         """GET with retries: the body, or with `redirects` the Location of a 3xx answer."""
         for attempt in range(self._retries + 1):
             self._check_rest(url)
             try:
-                return await self._attempt(url, redirects)
+                return await self._attempt(url, kind, redirects)
             except _Retryable as failure:
                 if attempt == self._retries:
                     raise failure.error from None
@@ -106,9 +111,11 @@ class Upstream:
                 await asyncio.sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _attempt(self, url: URL, redirects: bool) -> tuple[bytes, URL | None]:
+    async def _attempt(self, url: URL, kind: str, redirects: bool) -> tuple[bytes, URL | None]:
+        status = "error"
         try:
             async with self._session.get(url, allow_redirects=False) as response:
+                status = str(response.status)
                 if redirects and response.status in _REDIRECTS:
                     if not response.headers.get("Location"):
                         raise BadUpstream(f"{url.host} redirected nowhere")
@@ -116,11 +123,14 @@ class Upstream:
                 self._check_status(url, response)
                 return await _read_limited(url, response, self._max_bytes), None
         except TimeoutError:
+            status = "timeout"
             raise UpstreamTimeout(f"{url.host} did not answer in time") from None
         except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as error:
             raise _Retryable(BadUpstream(f"{url.host} failed: {type(error).__name__}")) from None
         except (aiohttp.ClientError, ValueError) as error:
             raise BadUpstream(f"{url.host} failed: {type(error).__name__}") from None
+        finally:
+            self._requests.labels(self._source, kind, status).inc()
 
     def _check_rest(self, url: URL) -> None:
         wait = self._resting.get(url.host or "", 0.0) - time.monotonic()

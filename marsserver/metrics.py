@@ -1,0 +1,50 @@
+"""Metrics: what the service is doing, in Prometheus' text format at `GET /metrics`.
+
+Each app owns its own `CollectorRegistry` (never the process-global one), so two apps in one
+process count separately and creating an app twice never trips over duplicate metrics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+STAGES = ("list", "source", "wallpaper")
+
+
+class Metrics:
+    """The service's counters, gauges and histogram, registered in a registry of their own."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.upstream_requests = Counter(
+            "marsserver_upstream_requests", "Requests sent upstream, by answer",
+            ["source", "kind", "status"], registry=r)
+        self.cache_requests = Counter(
+            "marsserver_cache_requests", "Cache lookups by stage and result (hit, miss, stale)",
+            ["cache", "result"], registry=r)
+        self.coalesced_waiters = Counter(
+            "marsserver_coalesced_waiters", "Requests that waited for another request's work",
+            ["stage"], registry=r)
+        self.resizes = Counter("marsserver_resizes", "Wallpapers made", registry=r)
+        self.resize_seconds = Histogram(
+            "marsserver_resize_seconds", "Time to make one wallpaper, in its thread",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0), registry=r)
+        self.inflight = Gauge("marsserver_inflight", "Computations in flight, by stage",
+                              ["stage"], registry=r)
+        self.resize_queue_depth = Gauge(
+            "marsserver_resize_queue_depth", "Resizes queued or running", registry=r)
+
+    def watch(self, inflight: Callable[[str], int], queue_depth: Callable[[], int]) -> None:
+        """Read the gauges from live state at scrape time, not on every request."""
+        for stage in STAGES:
+            self.inflight.labels(stage).set_function(partial(inflight, stage))
+        self.resize_queue_depth.set_function(queue_depth)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -33,14 +33,19 @@ class Service:
 
 async def start_service(stub: Stub, *flags: str) -> Service:
     """Start `python -m marsserver` on a free port in front of `stub`."""
+    return await start_process(
+        "marsserver", "--port", "0", "--source", "msl", "--api-url", stub.base + FEED_PATH,
+        "--image-hosts", f"127.0.0.1:{stub.port}", *flags)
+
+
+async def start_process(module: str, *args: str) -> Service:
+    """Run `python -m module args` and wait for its "listening on URL" log line."""
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "marsserver", "--port", "0", "--source", "msl",
-        "--api-url", stub.base + FEED_PATH, "--image-hosts", f"127.0.0.1:{stub.port}", *flags,
-        stderr=asyncio.subprocess.PIPE)
+        sys.executable, "-m", module, *args, stderr=asyncio.subprocess.PIPE)
     assert process.stderr is not None
     line = (await process.stderr.readline()).decode()
     if "listening on " not in line:
-        raise SystemExit(f"marsserver did not start: {line}")
+        raise SystemExit(f"{module} did not start: {line}")
     url = line.split("listening on ")[1].split(",")[0]
     return Service(process, url, asyncio.create_task(_drain(process.stderr)))
 
@@ -50,8 +55,9 @@ async def _drain(stream: asyncio.StreamReader) -> None:
         pass
 
 
-async def stop(service: Service, runner: web.AppRunner) -> None:
+async def stop(service: Service, runner: web.AppRunner | None = None) -> None:
     service.process.terminate()
     await service.process.wait()
     await service.drain
-    await runner.cleanup()
+    if runner is not None:
+        await runner.cleanup()

@@ -77,14 +77,22 @@ class BoundedMemoryCache(SimpleMemoryCache):  # type: ignore[misc]  # aiocache i
     def nbytes(self) -> int:
         return self._cache.nbytes
 
-    def __len__(self) -> int:
-        return len(self._cache)
+    def peek(self, key: str) -> Any:
+        """`get` without aiocache's per-call machinery (plugins, env checks, wait_for).
 
-    async def _get(self, key: str, encoding: str = "utf-8", _conn: Any = None) -> Any:
+        This is the cached-hit path of every request, where those layers cost more than the
+        lookup itself. TTL expiry still applies: aiocache's timers remove expired entries.
+        """
         value = self._cache.get(key)
         if value is not None:
             self._cache.move_to_end(key)
         return value
+
+    def __len__(self) -> int:
+        return len(self._cache)
+
+    async def _get(self, key: str, encoding: str = "utf-8", _conn: Any = None) -> Any:
+        return self.peek(key)
 
     async def _set(self, key: str, value: Any, ttl: Any = None, _cas_token: Any = None,
                    _conn: Any = None) -> Any:

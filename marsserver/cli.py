@@ -7,6 +7,7 @@ always agree. Bad configuration ends in one line on stderr and exit status 2, no
 from __future__ import annotations
 
 import argparse
+import asyncio
 import ctypes
 import dataclasses
 import logging
@@ -18,7 +19,7 @@ from typing import NoReturn
 from aiohttp import web
 
 from .app import create_app
-from .settings import SOURCES, Settings, env_name, flag_name
+from .settings import LOOPS, SOURCES, Settings, env_name, flag_name
 
 log = logging.getLogger("marsserver")
 M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter number
@@ -42,9 +43,11 @@ def parser() -> argparse.ArgumentParser:
         default = field.default if field.default is not None else "source's own"
         if isinstance(default, tuple):
             default = ",".join(default)
+        if isinstance(default, bool):
+            default = "on" if default else "off"
         cli.add_argument(
             flag_name(field.name), dest=field.name, metavar=field.name.upper(),
-            choices=SOURCES if field.name == "source" else None,
+            choices={"source": SOURCES, "loop": LOOPS}.get(field.name),
             help=f"{field.metadata['help']} (default: {default}; env {env_name(field.name)})",
         )
     return cli
@@ -80,18 +83,34 @@ def release_large_frees() -> None:
     libc.mallopt(M_MMAP_THRESHOLD, 128 * 1024)
 
 
+def event_loop(choice: str) -> asyncio.AbstractEventLoop:
+    """uvloop when asked for, or for `auto` when installed (the `fast` extra); else asyncio's."""
+    if choice != "asyncio":
+        try:
+            import uvloop
+        except ImportError:
+            if choice == "uvloop":
+                sys.exit("marsserver: error: --loop uvloop needs the fast extra (uvloop)")
+        else:
+            return uvloop.new_event_loop()
+    return asyncio.new_event_loop()
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     release_large_frees()
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = settings_from(argv, dict(os.environ))
+    loop = event_loop(settings.loop)
 
     def started(banner: str) -> None:
         address = banner.split("Running on ")[-1].split(" ")[0]
-        log.info("marsserver listening on %s, source %s", address, settings.source)
+        log.info("marsserver listening on %s, source %s, %s loop", address, settings.source,
+                 type(loop).__module__.split(".")[0])
 
     try:
         web.run_app(create_app(settings), host=settings.host, port=settings.port, print=started,
-                    shutdown_timeout=SHUTDOWN_TIMEOUT)
+                    shutdown_timeout=SHUTDOWN_TIMEOUT, loop=loop,
+                    access_log=logging.getLogger("aiohttp.access") if settings.access_log else None)
     except OSError as error:
         sys.exit(f"marsserver: cannot listen on {settings.host}:{settings.port}: {error.strerror}")

@@ -14,6 +14,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 STAGES = ("list", "source", "wallpaper")
+RESULTS = ("hit", "miss", "stale")
 
 
 class Metrics:
@@ -39,6 +40,10 @@ class Metrics:
                               ["stage"], registry=r)
         self.resize_queue_depth = Gauge(
             "marsserver_resize_queue_depth", "Resizes queued or running", registry=r)
+        # Children bound once: `labels()` on every request costs more than the increment.
+        self.cache_results = {(stage, result): self.cache_requests.labels(stage, result)
+                              for stage in STAGES for result in RESULTS}
+        self.coalesced = {stage: self.coalesced_waiters.labels(stage) for stage in STAGES}
 
     def watch(self, inflight: Callable[[str], int], queue_depth: Callable[[], int]) -> None:
         """Read the gauges from live state at scrape time, not on every request."""

@@ -27,9 +27,10 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from . import imaging
+from .cache import BoundedMemoryCache
 from .coalesce import SingleFlight
 from .errors import NotFound, Overloaded, ServiceError, Unavailable
 from .metrics import Metrics
@@ -79,7 +80,8 @@ class Failure:
 class Pipeline:
     """The service without HTTP: `today()` and `wallpaper()`, cached and coalesced."""
 
-    def __init__(self, source: Source, cache: Any, executor: Executor, settings: Settings,
+    def __init__(self, source: Source, cache: BoundedMemoryCache, executor: Executor,
+                 settings: Settings,
                  wallpaper_path: str = "/wallpaper", metrics: Metrics | None = None) -> None:
         self.source = source
         self.metrics = metrics or Metrics()
@@ -108,13 +110,13 @@ class Pipeline:
 
     async def today(self) -> tuple[Today, Served]:
         """Today's photos: fresh, or stale (and being refreshed), or fetched now."""
-        today: Today | None = await self._cache.get(TODAY_KEY)
+        today: Today | None = self._cache.peek(TODAY_KEY)
         if today is None:
             return await self._cached(self._lists, TODAY_KEY, self._list_ttl, self._fetch_today)
         if time.time() - today.fetched_at < self._settings.info_ttl:
-            self.metrics.cache_requests.labels("list", "hit").inc()
+            self.metrics.cache_results["list", "hit"].inc()
             return today, Served.HIT
-        self.metrics.cache_requests.labels("list", "stale").inc()
+        self.metrics.cache_results["list", "stale"].inc()
         await self._revalidate()
         return today, Served.STALE
 
@@ -181,11 +183,11 @@ class Pipeline:
     async def _cached(self, flights: SingleFlight[str, V], key: str, ttl: float,
                       compute: Callable[[], Awaitable[V]]) -> tuple[V, Served]:
         stage = _stage(key)
-        value: V | None = await self._cache.get(key)
+        value: V | None = self._cache.peek(key)
         if value is not None:
-            self.metrics.cache_requests.labels(stage, "hit").inc()
+            self.metrics.cache_results[stage, "hit"].inc()
             return value, Served.HIT
-        self.metrics.cache_requests.labels(stage, "miss").inc()
+        self.metrics.cache_results[stage, "miss"].inc()
         await self._raise_remembered(key)
 
         async def fill() -> V:
@@ -197,7 +199,7 @@ class Pipeline:
 
         value, shared = await flights.do(key, fill)
         if shared:
-            self.metrics.coalesced_waiters.labels(stage).inc()
+            self.metrics.coalesced[stage].inc()
         return value, Served.COALESCED if shared else Served.MISS
 
     async def _compute_and_store(self, key: str, ttl: float,

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 SOURCES = ("msl", "mars-photos", "demo")
+LOOPS = ("auto", "asyncio", "uvloop")
 ENV_PREFIX = "MARS_"
 _HOST_PORT = re.compile(r"^[a-z0-9.-]+(:[0-9]{1,5})?$")
 
@@ -31,6 +32,14 @@ def _hosts(text: str) -> tuple[str, ...] | None:
     return hosts or None
 
 
+def _flag(text: str) -> bool:
+    if text.lower() in ("1", "true", "yes", "on"):
+        return True
+    if text.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(text)
+
+
 def _optional(text: str) -> str | None:
     return text or None
 
@@ -41,6 +50,8 @@ class Settings:
 
     host: str = _option("127.0.0.1", "address to listen on", str)
     port: int = _option(8080, "TCP port to listen on (0 picks a free one)", int)
+    access_log: bool = _option(True, "log one line per request (on/off)", _flag)
+    loop: str = _option("auto", "event loop: auto (uvloop when installed), asyncio, uvloop", str)
     source: str = _option("msl", "photo source: " + ", ".join(SOURCES), str)
     api_url: str | None = _option(None, "base URL of the source's API", _optional)
     api_key: str = _option("DEMO_KEY", "api.nasa.gov key, used by the mars-photos source", str)
@@ -71,6 +82,7 @@ class Settings:
         checks: list[tuple[bool, str]] = [
             (all(math.isfinite(n) for n in numbers), "durations must be finite numbers"),
             (self.source in SOURCES, f"source must be one of {', '.join(SOURCES)}"),
+            (self.loop in LOOPS, f"loop must be one of {', '.join(LOOPS)}"),
             (0 <= self.port <= 65535, "port must be 0..65535"),
             (self.info_ttl > 0 and self.image_ttl > 0, "info_ttl and image_ttl must be > 0"),
             (self.max_stale >= 0 and self.error_ttl >= 0, "max_stale and error_ttl must be >= 0"),

@@ -1,0 +1,33 @@
+"""Every benchmark, one after the other: `python -m bench` (after `pip install -e '.[bench]'`).
+
+Each section runs on its own too: `python -m bench.throughput`, `bench.cold_burst`,
+`bench.resize`, `bench.scaling` and `bench.flood` (the last is long and not included here).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+
+import aiohttp
+import PIL
+
+SECTIONS = ("throughput", "cold_burst", "resize", "scaling")
+
+
+def main() -> None:
+    print(f"machine: {platform.machine()}, {_cpus()} cores; Python {platform.python_version()}, "
+          f"aiohttp {aiohttp.__version__}, Pillow {PIL.__version__}", flush=True)
+    for section in SECTIONS:
+        print(f"\n== {section} ==", flush=True)
+        subprocess.run([sys.executable, "-m", f"bench.{section}"], check=True)
+
+
+def _cpus() -> int:
+    return len(os.sched_getaffinity(0))
+
+
+if __name__ == "__main__":
+    main()

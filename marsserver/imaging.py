@@ -19,6 +19,10 @@ MIN_HEIGHT = 16
 MAX_HEIGHT = 4320
 MAX_WIDTH = 4 * MAX_HEIGHT  # 4:1, wider than any real camera frame or ultrawide screen
 JPEG_QUALITY = 85
+# Chosen by measurement (bench/resize.py and the README): on the rover images bicubic output
+# is 43-58 dB PSNR from Lanczos' (visually identical; round trips keep detail within 0.7 dB)
+# and resamples about 26% faster.
+RESAMPLING = Image.Resampling.BICUBIC
 
 
 def wallpaper(data: bytes, height: int, *, max_pixels: int) -> bytes:
@@ -50,8 +54,10 @@ def _resize(image: Image.Image, height: int, max_pixels: int) -> Image.Image:
     if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
         # 16-bit and float grayscale: scale to 8 bits rather than clip everything to white.
         image = image.convert("I").point(lambda value: value / 256)
-    image = image.convert("L" if image.mode in ("1", "L", "LA", "I") else "RGB")
-    return image.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
+    mode = "L" if image.mode in ("1", "L", "LA", "I") else "RGB"
+    if image.mode != mode:
+        image = image.convert(mode)
+    return image.resize(size, RESAMPLING, reducing_gap=3.0)
 
 
 def _encode(image: Image.Image) -> bytes:

@@ -26,7 +26,7 @@ from .upstream import PublicResolver, Upstream, trusted_names
 
 log = logging.getLogger(__name__)
 
-SETTINGS = web.AppKey("settings", Settings)
+SETTINGS = handlers.SETTINGS
 SOURCE = web.AppKey("source", Source)
 CONNECT_TIMEOUT = 5.0
 MAX_REQUEST_LINE = 64 * 1024
@@ -48,7 +48,9 @@ def create_app(settings: Settings | None = None, *, source: Source | None = None
     if source is not None:
         app[SOURCE] = source
     app.router.add_get("/", handlers.index, name="index")
+    app.router.add_get("/api/photos", handlers.photos, name="photos")
     app.router.add_get("/wallpaper", handlers.wallpaper, name="wallpaper")
+    app.router.add_get("/presets", handlers.presets, name="presets")
     app.router.add_get("/healthz", handlers.healthz, name="healthz")
     app.router.add_get("/metrics", handlers.metrics, name="metrics")
     app.cleanup_ctx.append(_resources)

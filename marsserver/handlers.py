@@ -1,7 +1,9 @@
 """HTTP handlers: thin translations between requests and the pipeline.
 
-Parameters are validated strictly here (one value, ASCII digits, within range) so the pipeline
-only ever sees sane numbers, and every error leaves as JSON: `{"error": code, "detail": text}`.
+Parameters are parsed by `params`; the pipeline does the work; this module adds HTTP's
+caching semantics (strong ETags computed once per output, `If-None-Match` -> 304, HEAD,
+`Cache-Control` from the remaining TTL) and turns every error into JSON:
+`{"error": code, "detail": text}`.
 """
 
 from __future__ import annotations
@@ -13,43 +15,66 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from . import params
 from .errors import BadParameter, ServiceError, Unavailable
-from .imaging import MAX_HEIGHT, MIN_HEIGHT
+from .imaging import PRESETS
 from .metrics import CONTENT_TYPE
-from .pipeline import Pipeline, Served
+from .pipeline import Pipeline, Rendition, Served
+from .settings import Settings
 
 log = logging.getLogger(__name__)
 
 PIPELINE = web.AppKey("pipeline", Pipeline)
-MAX_PHOTO_NUMBER = 9999
-DEFAULT_HEIGHT = 1080
-_MAX_DIGITS = 6
-MAX_QUERY = 1024
+SETTINGS = web.AppKey("settings", Settings)
 STALE_WARNINGS = {False: '110 - "Response is Stale"', True: '111 - "Revalidation Failed"'}
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 async def index(request: web.Request) -> web.Response:
-    """Today's photos as JSON, pre-encoded when the list was fetched."""
-    pipeline = request.app[PIPELINE]
+    """Today's photos: the HTML gallery for browsers, JSON for everyone else."""
+    html = params.prefers(request.headers.get("Accept", ""), "text/html", "application/json")
+    return await _listing(request, html=html, vary="Accept")
+
+
+async def photos(request: web.Request) -> web.Response:
+    """Today's photos as JSON, whatever the `Accept` header says."""
+    return await _listing(request, html=False)
+
+
+async def _listing(request: web.Request, html: bool, vary: str | None = None) -> web.Response:
+    pipeline, settings = request.app[PIPELINE], request.app[SETTINGS]
     today, served = await pipeline.today()
-    headers = {"X-Cache": served.value}
+    age = time.time() - today.fetched_at
+    swr = int(settings.max_stale)
+    cache_control = (f"public, max-age={max(0, int(settings.info_ttl - age))}, "
+                     f"stale-while-revalidate={swr}, stale-if-error={swr}")
+    headers = {"Cache-Control": cache_control}
     if served is Served.STALE:
-        failing = await pipeline.upstream_failing()
-        headers["Age"] = str(int(time.time() - today.fetched_at))
-        headers["Warning"] = STALE_WARNINGS[failing]
-    return web.Response(body=today.json, content_type="application/json", headers=headers)
+        headers["Age"] = str(int(age))
+        headers["Warning"] = STALE_WARNINGS[await pipeline.upstream_failing()]
+    return _respond(request, today.html if html else today.json, served, headers, vary)
 
 
 async def wallpaper(request: web.Request) -> web.Response:
-    """Photo `photo_number` of today's list, `height` pixels high, as JPEG."""
-    if len(request.query_string) > MAX_QUERY:
-        raise BadParameter(f"query string longer than {MAX_QUERY} bytes")
-    number = int_param(request, "photo_number", 0, 0, MAX_PHOTO_NUMBER)
-    height = int_param(request, "height", DEFAULT_HEIGHT, MIN_HEIGHT, MAX_HEIGHT)
-    image, served = await request.app[PIPELINE].wallpaper(number, height)
-    return web.Response(body=image, content_type="image/jpeg", headers={"X-Cache": served.value})
+    """Photo `photo_number` of today's list, fitted to a screen, in the format asked for."""
+    if len(request.query_string) > params.MAX_QUERY:
+        raise BadParameter(f"query string longer than {params.MAX_QUERY} bytes")
+    query = request.query
+    number = params.int_param(query, "photo_number", 0, 0, params.MAX_PHOTO_NUMBER)
+    spec, negotiated = params.wallpaper_spec(query, request.headers.get("Accept", ""))
+    download = params.int_param(query, "download", 0, 0, 1)
+    rendition, served = await request.app[PIPELINE].wallpaper(number, spec)
+    remaining = request.app[SETTINGS].image_ttl - (time.time() - rendition.made_at)
+    headers = {"Cache-Control": f"public, max-age={max(0, int(remaining))}"}
+    if download and rendition.filename:
+        headers["Content-Disposition"] = f'attachment; filename="{rendition.filename}"'
+    return _respond(request, rendition, served, headers, "Accept" if negotiated else None)
+
+
+async def presets(request: web.Request) -> web.Response:
+    """The named screen sizes `/wallpaper?preset=` accepts."""
+    return web.json_response({name: {"width": w, "height": h} for name, (w, h) in PRESETS.items()})
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -64,20 +89,27 @@ async def healthz(request: web.Request) -> web.Response:
                               "in_flight": len(pipeline.in_flight())})
 
 
-def int_param(request: web.Request, name: str, default: int, low: int, high: int) -> int:
-    """Query parameter `name` as an int in `low..high`; anything else is a 400 naming it."""
-    values = request.query.getall(name, [])
-    if not values:
-        return default
-    allowed = f"an integer from {low} to {high}"
-    if len(values) > 1:
-        raise BadParameter(f"{name} given {len(values)} times; give it once, as {allowed}")
-    text = values[0]
-    if not (text.isascii() and text.isdigit() and len(text) <= _MAX_DIGITS) or not (
-        low <= int(text) <= high
-    ):
-        raise BadParameter(f"{name} must be {allowed}, got {text[:20]!r}")
-    return int(text)
+def _respond(request: web.Request, rendition: Rendition, served: Served,
+             headers: dict[str, str], vary: str | None) -> web.Response:
+    """The rendition, or 304 when the client already has it (GET and HEAD alike)."""
+    headers["ETag"] = rendition.etag
+    headers["X-Cache"] = served.value
+    if vary:
+        headers["Vary"] = vary
+    if rendition.last_modified:
+        headers["Last-Modified"] = rendition.last_modified
+    if _has(request.headers.get("If-None-Match"), rendition.etag):
+        return web.Response(status=304, headers=headers)
+    headers["Content-Type"] = rendition.media_type
+    return web.Response(body=rendition.body, headers=headers)
+
+
+def _has(if_none_match: str | None, etag: str) -> bool:
+    """RFC 9110 weak comparison, as If-None-Match uses: `*`, or any listed tag, W/ or not."""
+    if not if_none_match:
+        return False
+    tags = (tag.strip().removeprefix("W/") for tag in if_none_match.split(","))
+    return any(tag in ("*", etag) for tag in tags)
 
 
 def error_response(status: int, code: str, detail: str,
@@ -104,3 +136,4 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
     except Exception:
         log.exception("unhandled error serving %s", request.rel_url)
         return error_response(500, "internal_error", "unexpected error; it has been logged")
+

@@ -11,8 +11,9 @@ The photo list is served stale-while-revalidate: past `info_ttl` the cached list
 once while one background refresh runs, and while refreshes fail it stays served for up to
 `max_stale` more seconds (stale-if-error).
 
-Wallpapers are keyed by the photo's identity (its image URL) and size, never by its position
-in the list: when the list changes, `photo_number=0` means the new photo at once.
+Wallpapers are keyed by the photo's identity (its image URL) and the output `Spec`, never by
+its position in the list: when the list changes, `photo_number=0` means the new photo at once.
+Everything served is a `Rendition`: bytes with a strong ETag computed once, when made.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import enum
-import json
+import hashlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -29,10 +30,11 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TypeVar
 
-from . import imaging
+from . import imaging, views
 from .cache import BoundedMemoryCache
 from .coalesce import SingleFlight
 from .errors import NotFound, Overloaded, ServiceError, Unavailable
+from .imaging import Spec
 from .metrics import Metrics
 from .settings import Settings
 from .sources import Listing, Photo, Source
@@ -42,6 +44,7 @@ V = TypeVar("V")
 
 TODAY_KEY = "today"
 FAILED = "failed:"
+LARGE_JPEG = 1200  # feeds' "large" JPEGs are this wide; bigger outputs use full_res if offered
 
 
 class Served(enum.Enum):
@@ -54,16 +57,43 @@ class Served(enum.Enum):
 
 
 @dataclass(frozen=True, slots=True)
-class Today:
-    """Today's listing with its JSON (encoded once per fetch, not per request) and its age."""
+class Rendition:
+    """Bytes as served, with what HTTP caching needs, computed once when they were made."""
 
-    listing: Listing
-    json: bytes
-    fetched_at: float
+    body: bytes
+    media_type: str
+    etag: str
+    made_at: float
+    last_modified: str | None = None  # an HTTP date
+    filename: str | None = None
+
+    @classmethod
+    def of(cls, body: bytes, media_type: str, last_modified: str | None = None,
+           filename: str | None = None) -> Rendition:
+        digest = hashlib.blake2b(body, digest_size=16).hexdigest()
+        return cls(body, media_type, f'"{digest}"', time.time(), last_modified, filename)
 
     @property
     def nbytes(self) -> int:
-        return 2 * len(self.json)  # the listing's objects take about as much as their JSON
+        return len(self.body) + 256
+
+
+@dataclass(frozen=True, slots=True)
+class Today:
+    """Today's listing, its JSON and its HTML gallery, rendered once per fetch."""
+
+    listing: Listing
+    json: Rendition
+    html: Rendition
+
+    @property
+    def fetched_at(self) -> float:
+        return self.json.made_at
+
+    @property
+    def nbytes(self) -> int:
+        # The listing's objects take about as much as their JSON.
+        return 2 * self.json.nbytes + self.html.nbytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,14 +120,16 @@ class Pipeline:
         self._settings = settings
         self._wallpaper_path = wallpaper_path
         self._lists: SingleFlight[str, Today] = SingleFlight()
-        self._images: SingleFlight[str, bytes] = SingleFlight()
+        self._sources: SingleFlight[str, bytes] = SingleFlight()
+        self._wallpapers: SingleFlight[str, Rendition] = SingleFlight()
         self._refresh: asyncio.Task[None] | None = None
         self.resizes_pending = 0
         self.metrics.watch(self._in_flight_at, lambda: self.resizes_pending)
 
     def in_flight(self) -> dict[str, int]:
         """Waiters per in-flight key, across stages; empty when idle."""
-        return {**self._lists.waiters(), **self._images.waiters()}
+        return {**self._lists.waiters(), **self._sources.waiters(),
+                **self._wallpapers.waiters()}
 
     def _in_flight_at(self, stage: str) -> int:
         return sum(1 for key in self.in_flight() if _stage(key) == stage)
@@ -124,15 +156,17 @@ class Pipeline:
         """Whether the last attempt to refresh the list failed (and is still remembered)."""
         return await self._cache.get(FAILED + TODAY_KEY) is not None
 
-    async def wallpaper(self, number: int, height: int) -> tuple[bytes, Served]:
-        """Photo `number` of today's list, exactly `height` pixels high, as JPEG."""
+    async def wallpaper(self, number: int, spec: Spec) -> tuple[Rendition, Served]:
+        """Photo `number` of today's list, made as `spec` says."""
         today, _ = await self.today()
         photos = today.listing.photos
         if not 0 <= number < len(photos):
             raise NotFound(f"photo_number {number} is beyond today's {len(photos)} photos")
         photo = photos[number]
-        return await self._cached(self._images, f"wallpaper:{height}:{photo.img_src}",
-                                  self._settings.image_ttl, partial(self._render, photo, height))
+        link = _source_link(photo, spec)
+        return await self._cached(self._wallpapers, f"wallpaper:{spec.key}:{link}",
+                                  self._settings.image_ttl,
+                                  partial(self._render, today.listing, photo, link, spec))
 
     @property
     def _list_ttl(self) -> float:
@@ -155,28 +189,35 @@ class Pipeline:
 
     async def _fetch_today(self) -> Today:
         listing = await self.source.latest()
-        return Today(listing, self._encode(listing), time.time())
+        return Today(
+            listing,
+            Rendition.of(views.listing_json(listing, self._wallpaper_path), "application/json"),
+            Rendition.of(views.gallery_html(listing, self._wallpaper_path),
+                         "text/html; charset=utf-8"),
+        )
 
-    async def _render(self, photo: Photo, height: int) -> bytes:
-        source_key = f"source:{photo.img_src}"
-        data, _ = await self._cached(self._images, source_key, self._settings.image_ttl,
-                                     partial(self.source.image, photo))
+    async def _render(self, listing: Listing, photo: Photo, link: str, spec: Spec) -> Rendition:
+        source_key = f"source:{link}"
+        data, _ = await self._cached(self._sources, source_key, self._settings.image_ttl,
+                                     partial(self.source.image, link))
         if self.resizes_pending >= self._settings.resize_queue:
             raise Overloaded("too many wallpapers being made; try again shortly", retry_after=1)
         self.resizes_pending += 1
         try:
-            resize = partial(self._timed_resize, data, height)
-            return await asyncio.get_running_loop().run_in_executor(self._executor, resize)
+            resize = partial(self._timed_resize, data, spec)
+            body = await asyncio.get_running_loop().run_in_executor(self._executor, resize)
+            return Rendition.of(body, spec.media_type, last_modified=views.http_date(photo.taken),
+                                filename=views.filename(listing, photo, spec))
         except ServiceError:
             await self._cache.delete(source_key)  # a source we cannot decode is not worth keeping
             raise
         finally:
             self.resizes_pending -= 1
 
-    def _timed_resize(self, data: bytes, height: int) -> bytes:
+    def _timed_resize(self, data: bytes, spec: Spec) -> bytes:
         """Runs in a resize thread; times only the work, not the wait for a thread."""
         with self.metrics.resize_seconds.time():
-            wallpaper = imaging.wallpaper(data, height, max_pixels=self._settings.max_source_pixels)
+            wallpaper = imaging.wallpaper(data, spec, max_pixels=self._settings.max_source_pixels)
         self.metrics.resizes.inc()
         return wallpaper
 
@@ -221,14 +262,12 @@ class Pipeline:
         if failure is not None:
             raise copy.copy(failure.error)
 
-    def _encode(self, listing: Listing) -> bytes:
-        photos = [
-            {"number": n, "id": p.id, "camera": p.camera, "taken": p.taken, "img_src": p.img_src,
-             "credit": p.credit, "wallpaper_url": f"{self._wallpaper_path}?photo_number={n}"}
-            for n, p in enumerate(listing.photos)
-        ]
-        return json.dumps({"source": listing.source, "rover": listing.rover, "sol": listing.sol,
-                           "count": len(photos), "photos": photos}).encode()
+
+
+def _source_link(photo: Photo, spec: Spec) -> str:
+    """The image to start from: full resolution only when the output is larger than `large`."""
+    large = spec.height > LARGE_JPEG or (spec.width or 0) > LARGE_JPEG
+    return photo.full_res if large and photo.full_res else photo.img_src
 
 
 def _stage(key: str) -> str:

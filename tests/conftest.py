@@ -14,6 +14,7 @@ from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient, AiohttpServer
 
 from marsserver import Settings, create_app, imaging
+from marsserver.imaging import Spec
 
 from .stub import Stub
 
@@ -49,10 +50,10 @@ def resizes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     lock = threading.Lock()
     real = imaging.wallpaper
 
-    def counting(data: bytes, height: int, **kwargs: Any) -> bytes:
+    def counting(data: bytes, spec: Spec, **kwargs: Any) -> bytes:
         with lock:
-            done.append(height)
-        return real(data, height, **kwargs)
+            done.append(spec.height)
+        return real(data, spec, **kwargs)
 
     monkeypatch.setattr(imaging, "wallpaper", counting)
     return done

@@ -8,7 +8,7 @@ import pytest
 from aiohttp import web
 from PIL import Image
 
-from marsserver import Listing, Photo, Settings, create_app
+from marsserver import Listing, Settings, create_app
 from marsserver.errors import BadUpstream
 from marsserver.sources.demo import CAMERAS
 
@@ -119,7 +119,7 @@ class BrokenSource:
     async def latest(self) -> Listing:
         raise RuntimeError("secret internal detail")
 
-    async def image(self, photo: Photo) -> bytes:
+    async def image(self, link: str) -> bytes:
         raise BadUpstream("unused")
 
 

@@ -13,6 +13,7 @@ import aiohttp
 import pytest
 
 from marsserver import imaging
+from marsserver.imaging import Spec
 
 from .helpers import pipeline_of, until
 from .stub import Stub
@@ -24,9 +25,9 @@ def blocked_resizes(monkeypatch: pytest.MonkeyPatch) -> threading.Event:
     release = threading.Event()
     real = imaging.wallpaper
 
-    def slow(data: bytes, height: int, **kwargs: Any) -> bytes:
+    def slow(data: bytes, spec: Spec, **kwargs: Any) -> bytes:
         release.wait(timeout=30)
-        return real(data, height, **kwargs)
+        return real(data, spec, **kwargs)
 
     monkeypatch.setattr(imaging, "wallpaper", slow)
     return release

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from marsserver.errors import BadUpstream, NotFound
-from marsserver.sources import Photo, mars_photos, msl
+from marsserver.sources import mars_photos, msl
 from marsserver.sources.demo import CAMERAS, DemoSource
 
 from .stub import fixture_json
@@ -90,12 +90,12 @@ async def test_demo_source_is_deterministic_and_offline():
     source = DemoSource()
     listing = await source.latest()
     assert len(listing.photos) == len(CAMERAS)
-    first = await source.image(listing.photos[1])
-    assert first == await source.image(listing.photos[1])
+    first = await source.image(listing.photos[1].img_src)
+    assert first == await source.image(listing.photos[1].img_src)
     image = Image.open(io.BytesIO(first))
     assert (image.format, image.mode) == ("JPEG", "L")
 
 
 async def test_demo_source_refuses_photos_it_does_not_have():
     with pytest.raises(NotFound):
-        await DemoSource().image(Photo("x", "CAM", "2024", "demo:photo-99"))
+        await DemoSource().image("demo:photo-99")

@@ -12,6 +12,7 @@ import io
 from PIL import Image
 
 from marsserver.errors import BadUpstream
+from marsserver.imaging import Spec
 from marsserver.pipeline import Pipeline, Served
 
 from .helpers import pipeline_of, until
@@ -88,7 +89,7 @@ async def test_last_waiter_leaving_stops_the_work_and_leaks_nothing(stub: Stub, 
     await pipeline.today()
     image = stub.hold(stub.feed_images[0])
 
-    waiters = [asyncio.create_task(pipeline.wallpaper(0, 500)) for _ in range(5)]
+    waiters = [asyncio.create_task(pipeline.wallpaper(0, Spec(500))) for _ in range(5)]
     await until(lambda: waiters_of(pipeline, "wallpaper:") == 5)
     for waiter in waiters:
         waiter.cancel()
@@ -97,9 +98,9 @@ async def test_last_waiter_leaving_stops_the_work_and_leaks_nothing(stub: Stub, 
     assert pipeline.in_flight() == {}
     await until(lambda: not [t for t in asyncio.all_tasks() if "fill" in repr(t.get_coro())])
     image.set()
-    data, served = await pipeline.wallpaper(0, 500)  # a fresh attempt, not the dead flight
+    made, served = await pipeline.wallpaper(0, Spec(500))  # a fresh attempt, not the dead flight
     assert served is Served.MISS
-    assert Image.open(io.BytesIO(data)).height == 500
+    assert Image.open(io.BytesIO(made.body)).height == 500
     assert stub.downloads() == 2
 
 
@@ -152,12 +153,12 @@ async def test_different_keys_never_wait_on_each_other(stub: Stub, client_for):
     await pipeline.today()
     slow = stub.hold(stub.feed_images[0])
 
-    stuck = asyncio.create_task(pipeline.wallpaper(0, 300))
+    stuck = asyncio.create_task(pipeline.wallpaper(0, Spec(300)))
     await until(lambda: stub.calls[stub.feed_images[0]] == 1)
-    other, served = await pipeline.wallpaper(1, 300)  # completes while photo 0 is held
+    other, served = await pipeline.wallpaper(1, Spec(300))  # completes while photo 0 is held
 
     assert served is Served.MISS
-    assert Image.open(io.BytesIO(other)).height == 300
+    assert Image.open(io.BytesIO(other.body)).height == 300
     assert not stuck.done()
     slow.set()
     await stuck
@@ -180,12 +181,12 @@ async def test_wallpapers_are_keyed_by_photo_identity_not_position(stub: Stub, c
     client = await client_for(stub.settings(info_ttl=0.2, max_stale=0))
     pipeline = pipeline_of(client)
     old_first, newcomer = stub.feed_images[0], stub.images_not_in_feed()[0]
-    before, _ = await pipeline.wallpaper(0, 200)
+    before, _ = await pipeline.wallpaper(0, Spec(200))
 
     stub.feed_images = [newcomer, *stub.feed_images]  # a new photo arrives at the top
     await until(lambda: pipeline._cache._cache.get("today") is None)
-    now_first, served_first = await pipeline.wallpaper(0, 200)
-    now_second, served_second = await pipeline.wallpaper(1, 200)
+    now_first, served_first = await pipeline.wallpaper(0, Spec(200))
+    now_second, served_second = await pipeline.wallpaper(1, Spec(200))
 
     assert now_first != before
     assert served_first is Served.MISS

@@ -28,6 +28,7 @@ class Photo:
     taken: str
     img_src: str
     credit: str = "NASA/JPL-Caltech"
+    full_res: str | None = None  # a larger original (PNG), for outputs bigger than img_src
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,8 +50,8 @@ class Source(Protocol):
         """Today's photos; raise a `ServiceError` (usually `BadUpstream`) when there are none."""
         ...
 
-    async def image(self, photo: Photo) -> bytes:
-        """The encoded (JPEG or PNG) bytes of `photo`."""
+    async def image(self, link: str) -> bytes:
+        """The encoded (JPEG or PNG) bytes behind a photo's `img_src` or `full_res`."""
         ...
 
 
@@ -97,5 +98,5 @@ class FeedSource:
         self._upstream = upstream
         self._api_url = api_url or self.default_api_url
 
-    async def image(self, photo: Photo) -> bytes:
-        return await self._upstream.get_image(photo.img_src)
+    async def image(self, link: str) -> bytes:
+        return await self._upstream.get_image(link)

@@ -36,10 +36,10 @@ class DemoSource:
         )
         return Listing(self.name, "curiosity", SOL, photos)
 
-    async def image(self, photo: Photo) -> bytes:
-        number = photo.img_src.removeprefix(_SCHEME)
+    async def image(self, link: str) -> bytes:
+        number = link.removeprefix(_SCHEME)
         if not number.isdigit() or int(number) >= len(CAMERAS):
-            raise NotFound(f"no demo photo {photo.img_src!r}")
+            raise NotFound(f"no demo photo {link!r}")
         return await asyncio.to_thread(render, int(number))
 
 

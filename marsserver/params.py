@@ -1,0 +1,129 @@
+"""Query parameters and content negotiation: strict parsing, one clear 400 for each mistake.
+
+A parameter is one ASCII integer in range (no repeats, signs, floats or other digits) or one
+of a fixed set of words; anything else is a `BadParameter` naming it and what is allowed.
+Parsed values are canonical (`preset=1080p` is `width=1920&height=1080&fit=cover`), so
+equivalent requests share one cache entry, and unknown parameters change nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from multidict import MultiMapping
+
+from .errors import BadParameter
+from .imaging import (
+    DEFAULT_QUALITY,
+    FITS,
+    MAX_HEIGHT,
+    MAX_WIDTH,
+    MEDIA_TYPES,
+    MIN_SIZE,
+    PRESETS,
+    Spec,
+)
+
+MAX_PHOTO_NUMBER = 9999
+DEFAULT_HEIGHT = 1080
+QUALITY = (30, 95)
+MAX_QUERY = 1024
+_MAX_DIGITS = 6
+_PREFERENCE = ("webp", "jpeg", "png")  # among equally acceptable formats
+
+
+def int_param(query: MultiMapping[str], name: str, default: int, low: int, high: int) -> int:
+    """Query parameter `name` as an int in `low..high`; anything else is a 400 naming it."""
+    text = _one(query, name, f"an integer from {low} to {high}")
+    if text is None:
+        return default
+    if not (text.isascii() and text.isdigit() and len(text) <= _MAX_DIGITS) or not (
+        low <= int(text) <= high
+    ):
+        raise BadParameter(f"{name} must be an integer from {low} to {high}, got {text[:20]!r}")
+    return int(text)
+
+
+def word_param(query: MultiMapping[str], name: str, words: Sequence[str]) -> str | None:
+    """Query parameter `name` as one of `words`, or None when absent."""
+    allowed = "one of " + ", ".join(words)
+    text = _one(query, name, allowed)
+    if text is not None and text not in words:
+        raise BadParameter(f"{name} must be {allowed}, got {text[:20]!r}")
+    return text
+
+
+def _one(query: MultiMapping[str], name: str, allowed: str) -> str | None:
+    values = query.getall(name, [])
+    if len(values) > 1:
+        raise BadParameter(f"{name} given {len(values)} times; give it once, as {allowed}")
+    return values[0] if values else None
+
+
+def wallpaper_spec(query: MultiMapping[str], accept: str) -> tuple[Spec, bool]:
+    """The output a `/wallpaper` query asks for, and whether its format came from `Accept`."""
+    width, height, fit = _size(query)
+    chosen = word_param(query, "format", tuple(MEDIA_TYPES))
+    image_format = chosen or negotiate(accept, {name: MEDIA_TYPES[name] for name in _PREFERENCE},
+                                       default="jpeg")
+    quality = int_param(query, "quality", DEFAULT_QUALITY, *QUALITY)
+    return Spec(height, width, fit, image_format, 0 if image_format == "png" else quality), (
+        chosen is None)
+
+
+def _size(query: MultiMapping[str]) -> tuple[int | None, int, str]:
+    preset = word_param(query, "preset", tuple(PRESETS))
+    fit = word_param(query, "fit", FITS)
+    width: int | None
+    if preset is not None:
+        if "width" in query or "height" in query:
+            raise BadParameter("preset cannot be combined with width or height")
+        width, height = PRESETS[preset]
+    else:
+        height = int_param(query, "height", DEFAULT_HEIGHT, MIN_SIZE, MAX_HEIGHT)
+        width = int_param(query, "width", 0, MIN_SIZE, MAX_WIDTH) or None
+        if width is not None and "height" not in query:
+            raise BadParameter("width needs height: give both, or height alone")
+    if width is None and fit not in (None, "scale"):
+        raise BadParameter(f"fit={fit} needs width and height (or a preset)")
+    if width is not None and fit == "scale":
+        raise BadParameter("fit=scale takes height alone; use cover or contain with width")
+    return width, height, fit or ("scale" if width is None else "cover")
+
+
+def negotiate(accept: str, offers: Mapping[str, str], default: str) -> str:
+    """The offer whose media type `Accept` names with the highest q (earliest on a tie).
+
+    Only types named outright count: `*/*` alone keeps `default`, so curl gets JPEG.
+    """
+    weights = _weights(accept)
+    named = [(weights[media], -rank, name) for rank, (name, media) in enumerate(offers.items())
+             if weights.get(media, 0) > 0]
+    return max(named)[2] if named else default
+
+
+def prefers(accept: str, media: str, over: str) -> bool:
+    """Whether `Accept` names `media` outright and ranks it above `over` (wildcards included)."""
+    weights = _weights(accept)
+    other = max(weights.get(over, 0), weights.get(over.split("/")[0] + "/*", 0),
+                weights.get("*/*", 0))
+    return weights.get(media, 0) > other
+
+
+def _weights(accept: str) -> dict[str, float]:
+    weights = {}
+    for part in accept.split(",")[:32]:
+        media, *options = (item.strip() for item in part.split(";"))
+        quality = 1.0
+        for option in options:
+            key, _, value = option.partition("=")
+            if key.strip() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+                if not 0 <= quality <= 1:  # also NaN
+                    quality = 0.0
+        if media:
+            weights[media.lower()] = quality
+    return weights

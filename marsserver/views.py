@@ -1,0 +1,107 @@
+"""Views of today's listing: JSON for programs, an HTML gallery for people, and names and dates.
+
+Rendered once per fetch of the list (not per request). The gallery needs no JavaScript and
+no external assets (it works offline); it is plain, accessible HTML: alt text on every
+thumbnail, visible keyboard focus, one list of photos.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from email.utils import format_datetime
+from html import escape
+
+from .imaging import PRESETS, Spec
+from .sources import Listing, Photo
+
+THUMBNAIL_HEIGHT = 240
+
+
+def listing_json(listing: Listing, wallpaper_path: str) -> bytes:
+    photos = [
+        {"number": n, "id": p.id, "camera": p.camera, "taken": p.taken, "img_src": p.img_src,
+         "credit": p.credit, "wallpaper_url": f"{wallpaper_path}?photo_number={n}"}
+        for n, p in enumerate(listing.photos)
+    ]
+    return json.dumps({"source": listing.source, "rover": listing.rover, "sol": listing.sol,
+                       "count": len(photos), "photos": photos}).encode()
+
+
+def gallery_html(listing: Listing, wallpaper_path: str) -> bytes:
+    rover = listing.rover.capitalize()
+    cards = "\n".join(_card(n, photo, listing, wallpaper_path)
+                      for n, photo in enumerate(listing.photos))
+    return f"""<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{escape(rover)}, sol {listing.sol}: Mars wallpapers</title>
+<style>
+  body {{ font: 16px/1.5 system-ui, sans-serif; margin: 0; background: #1b1210; color: #f3e9e4; }}
+  header, main {{ max-width: 72rem; margin: auto; padding: 1rem; }}
+  h1 {{ font-size: 1.6rem; margin: .5rem 0 0; }}
+  ul.photos {{ list-style: none; padding: 0; display: grid; gap: 1rem;
+              grid-template-columns: repeat(auto-fill, minmax(18rem, 1fr)); }}
+  li.photo {{ background: #2b1d19; border-radius: .5rem; overflow: hidden; }}
+  li.photo img {{ display: block; width: 100%; height: 14rem; object-fit: cover;
+                  background: #000; }}
+  .meta {{ padding: .5rem .75rem .75rem; }}
+  .meta p {{ margin: .2rem 0; font-size: .9rem; color: #d9c3ba; }}
+  .sizes a, .download {{ display: inline-block; margin: .25rem .25rem 0 0; padding: .15rem .5rem;
+            border-radius: .3rem; background: #4a2d25; color: #fff; text-decoration: none; }}
+  .download {{ background: #b8532f; }}
+  a:focus-visible {{ outline: 3px solid #ffd27a; outline-offset: 2px; }}
+</style>
+</head>
+<body>
+<header>
+<h1>{escape(rover)}: sol {listing.sol}</h1>
+<p>{len(listing.photos)} photos from the newest sol, as wallpapers for any screen.</p>
+</header>
+<main>
+<ul class="photos">
+{cards}
+</ul>
+</main>
+</body>
+</html>
+""".encode()
+
+
+def _card(number: int, photo: Photo, listing: Listing, wallpaper_path: str) -> str:
+    base = f"{wallpaper_path}?photo_number={number}"
+    camera, taken = escape(photo.camera), escape(photo.taken)
+    sizes = " ".join(
+        f'<a href="{escape(base)}&amp;preset={name}">{name} <small>{w}x{h}</small></a>'
+        for name, (w, h) in PRESETS.items()
+    )
+    alt = f"{listing.rover.capitalize()} {camera} photo from sol {listing.sol}, taken {taken}"
+    return f"""<li class="photo">
+<img src="{escape(base)}&amp;height={THUMBNAIL_HEIGHT}" alt="{alt}" loading="lazy">
+<div class="meta">
+<p><strong>{camera}</strong>, sol {listing.sol}, taken {taken}</p>
+<p>Credit: {escape(photo.credit)}</p>
+<p class="sizes">{sizes}</p>
+<a class="download" href="{escape(base)}&amp;preset=1080p&amp;download=1">Download 1080p</a>
+</div>
+</li>"""
+
+
+def http_date(taken: str) -> str | None:
+    """A feed's date (ISO 8601, with a zone or UTC without) as an HTTP date; None if unreadable."""
+    try:
+        moment = datetime.fromisoformat(taken.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return format_datetime((moment if moment.tzinfo else moment.replace(tzinfo=UTC))
+                           .astimezone(UTC), usegmt=True)
+
+
+def filename(listing: Listing, photo: Photo, spec: Spec) -> str:
+    """A download name that says what it is: rover, sol, camera and size."""
+    size = f"{spec.width}x{spec.height}" if spec.width else f"h{spec.height}"
+    camera = "".join(c if c.isalnum() or c in "-_" else "_" for c in photo.camera)
+    extension = "jpg" if spec.format == "jpeg" else spec.format
+    return f"{listing.rover}-sol{listing.sol}-{camera}-{size}.{extension}"

@@ -19,7 +19,7 @@ from typing import NoReturn
 from aiohttp import web
 
 from .app import create_app
-from .settings import LOOPS, SOURCES, Settings, env_name, flag_name
+from .settings import LOOPS, ROVERS, SOURCES, Settings, env_name, flag_name
 
 log = logging.getLogger("marsserver")
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameter numbers
@@ -47,7 +47,7 @@ def parser() -> argparse.ArgumentParser:
             default = "on" if default else "off"
         cli.add_argument(
             flag_name(field.name), dest=field.name, metavar=field.name.upper(),
-            choices={"source": SOURCES, "loop": LOOPS}.get(field.name),
+            choices={"source": SOURCES, "loop": LOOPS, "rover": ROVERS}.get(field.name),
             help=f"{field.metadata['help']} (default: {default}; env {env_name(field.name)})",
         )
     return cli

@@ -16,7 +16,8 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
-SOURCES = ("msl", "mars-photos", "demo")
+SOURCES = ("msl", "m2020", "mars-photos", "demo")
+ROVERS = ("curiosity", "perseverance")
 LOOPS = ("auto", "asyncio", "uvloop")
 ENV_PREFIX = "MARS_"
 _HOST_PORT = re.compile(r"^[a-z0-9.-]+(:[0-9]{1,5})?$")
@@ -53,6 +54,8 @@ class Settings:
     access_log: bool = _option(True, "log one line per request (on/off)", _flag)
     loop: str = _option("auto", "event loop: auto (uvloop when installed), asyncio, uvloop", str)
     source: str = _option("msl", "photo source: " + ", ".join(SOURCES), str)
+    rover: str | None = _option(None, "curiosity or perseverance: picks msl or m2020 as source",
+                                _optional)
     api_url: str | None = _option(None, "base URL of the source's API", _optional)
     api_key: str = _option("DEMO_KEY", "api.nasa.gov key, used by the mars-photos source", str)
     image_hosts: tuple[str, ...] | None = _option(
@@ -73,6 +76,9 @@ class Settings:
     max_source_pixels: int = _option(40_000_000, "largest source image, in pixels", int)
 
     def __post_init__(self) -> None:
+        if self.rover == "perseverance" and self.source == "msl":
+            # msl is Curiosity's feed only: asking for Perseverance means its own feed.
+            object.__setattr__(self, "source", "m2020")
         problems = list(self._problems())
         if problems:
             raise ValueError("; ".join(problems))
@@ -82,6 +88,9 @@ class Settings:
         checks: list[tuple[bool, str]] = [
             (all(math.isfinite(n) for n in numbers), "durations must be finite numbers"),
             (self.source in SOURCES, f"source must be one of {', '.join(SOURCES)}"),
+            (self.rover in (None, *ROVERS), f"rover must be one of {', '.join(ROVERS)}"),
+            (not (self.rover == "curiosity" and self.source == "m2020"),
+             "source m2020 is Perseverance's feed; it cannot serve rover curiosity"),
             (self.loop in LOOPS, f"loop must be one of {', '.join(LOOPS)}"),
             (0 <= self.port <= 65535, "port must be 0..65535"),
             (self.info_ttl > 0 and self.image_ttl > 0, "info_ttl and image_ttl must be > 0"),

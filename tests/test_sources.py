@@ -7,8 +7,9 @@ import io
 import pytest
 from PIL import Image
 
+from marsserver import Settings
 from marsserver.errors import BadUpstream, NotFound
-from marsserver.sources import mars_photos, msl
+from marsserver.sources import m2020, mars_photos, msl
 from marsserver.sources.demo import CAMERAS, DemoSource
 
 from .stub import fixture_json
@@ -99,3 +100,45 @@ async def test_demo_source_is_deterministic_and_offline():
 async def test_demo_source_refuses_photos_it_does_not_have():
     with pytest.raises(NotFound):
         await DemoSource().image("demo:photo-99")
+
+
+@pytest.mark.parametrize(("fixture", "sol", "camera"), [
+    ("m2020_raw_images_sol1965_page0_num3.json", 1965, "NAVCAM_RIGHT"),
+    ("m2020_raw_images_sol1993_navcamleft.json", 1993, "NAVCAM_LEFT"),
+])
+def test_m2020_feed_gives_full_frames_with_large_and_full_res_links(fixture, sol, camera):
+    listing = m2020.parse(fixture_json(f"m2020-raw/{fixture}"))
+    assert (listing.source, listing.rover, listing.sol) == ("m2020", "perseverance", sol)
+    assert len(listing.photos) == 3
+    photo = listing.photos[0]
+    assert photo.camera == camera
+    assert photo.img_src.endswith("_1200.jpg")
+    assert photo.full_res is not None
+    assert photo.full_res.endswith(".png")
+    assert photo.credit == "NASA/JPL-Caltech"
+
+
+def test_m2020_thumbnails_are_left_out():
+    payload = fixture_json("m2020-raw/m2020_raw_images_sol1965_page0_num3.json")
+    payload["images"][0]["sample_type"] = "Thumbnail"
+    assert len(m2020.parse(payload).photos) == 2
+
+
+@pytest.mark.parametrize(("values", "source", "rover"), [
+    ({}, "msl", None),
+    ({"rover": "perseverance"}, "m2020", "perseverance"),
+    ({"rover": "perseverance", "source": "demo"}, "demo", "perseverance"),
+    ({"rover": "curiosity", "source": "mars-photos"}, "mars-photos", "curiosity"),
+])
+def test_rover_picks_its_own_feed_unless_a_source_is_named(values, source, rover):
+    settings = Settings(**values)
+    assert (settings.source, settings.rover) == (source, rover)
+
+
+def test_curiosity_cannot_be_served_from_perseverances_feed():
+    with pytest.raises(ValueError, match="m2020 is Perseverance's feed"):
+        Settings(rover="curiosity", source="m2020")
+
+
+async def test_demo_source_says_which_rover():
+    assert (await DemoSource("perseverance").latest()).rover == "perseverance"

@@ -6,6 +6,7 @@ from ..settings import Settings
 from ..upstream import Upstream
 from .base import Listing, Photo, Source
 from .demo import DemoSource
+from .m2020 import M2020Source
 from .mars_photos import MarsPhotosSource
 from .msl import MslSource
 
@@ -21,8 +22,11 @@ def default_image_hosts(settings: Settings) -> tuple[str, ...]:
 
 def make_source(settings: Settings, upstream: Upstream) -> Source:
     """The source `settings.source` names, configured from `settings`."""
+    rover = settings.rover or "curiosity"
     if settings.source == "demo":
-        return DemoSource()
+        return DemoSource(rover)
     if settings.source == "mars-photos":
-        return MarsPhotosSource(upstream, settings.api_url, settings.api_key)
+        return MarsPhotosSource(upstream, settings.api_url, settings.api_key, rover)
+    if settings.source == "m2020":
+        return M2020Source(upstream, settings.api_url)
     return MslSource(upstream, settings.api_url)

@@ -28,13 +28,16 @@ class DemoSource:
 
     name: ClassVar[str] = "demo"
 
+    def __init__(self, rover: str = "curiosity") -> None:
+        self._rover = rover
+
     async def latest(self) -> Listing:
         photos = tuple(
             Photo(id=f"demo-{n}", camera=camera, taken=f"2024-01-0{n + 1}T12:00:00Z",
                   img_src=f"{_SCHEME}{n}", credit="marsserver demo (generated)")
             for n, camera in enumerate(CAMERAS)
         )
-        return Listing(self.name, "curiosity", SOL, photos)
+        return Listing(self.name, self._rover, SOL, photos)
 
     async def image(self, link: str) -> bytes:
         number = link.removeprefix(_SCHEME)

@@ -19,20 +19,21 @@ class MarsPhotosSource(FeedSource):
     default_api_url = "https://api.nasa.gov/mars-photos/api/v1"
 
     def __init__(self, upstream: Upstream, api_url: str | None = None,
-                 api_key: str = "DEMO_KEY") -> None:
+                 api_key: str = "DEMO_KEY", rover: str = ROVER) -> None:
         super().__init__(upstream, api_url)
         self._api_key = api_key
+        self._rover = rover
 
     async def latest(self) -> Listing:
-        url = f"{self._api_url.rstrip('/')}/rovers/{ROVER}/latest_photos"
-        return parse(await self._upstream.get_json(url, {"api_key": self._api_key}))
+        url = f"{self._api_url.rstrip('/')}/rovers/{self._rover}/latest_photos"
+        return parse(await self._upstream.get_json(url, {"api_key": self._api_key}), self._rover)
 
 
-def parse(payload: object) -> Listing:
+def parse(payload: object, rover: str = ROVER) -> Listing:
     """Photos of the newest sol from a `latest_photos` (or a `photos?sol=`) answer."""
     key = "latest_photos" if isinstance(payload, dict) and "latest_photos" in payload else "photos"
     photos = dated_photos(require(payload, key, list), _photo)
-    return newest_sol(MarsPhotosSource.name, ROVER, photos)
+    return newest_sol(MarsPhotosSource.name, rover, photos)
 
 
 def _photo(item: object) -> tuple[int, Photo]:

@@ -1,0 +1,219 @@
+"""Wallpapers people want: screen fits, presets, formats, negotiation, downloads, HTTP caching."""
+
+from __future__ import annotations
+
+import io
+import re
+
+import pytest
+from PIL import Image
+
+from marsserver import Settings, create_app
+from marsserver.imaging import PRESETS
+from marsserver.pipeline import Rendition
+
+from .helpers import pipeline_of
+from .stub import fixture_json
+
+PHOTO_0 = (1536, 1024)  # demo photo 0 (colour); photo 1 is 1024x1024 grayscale
+
+
+def opened(body: bytes) -> Image.Image:
+    return Image.open(io.BytesIO(body))
+
+
+async def image_of(client, query: str, **headers: str) -> tuple[Image.Image, object]:
+    response = await client.get(f"/wallpaper?{query}", headers=headers)
+    assert response.status == 200, await response.text()
+    return opened(await response.read()), response
+
+
+@pytest.mark.parametrize(("query", "size"), [
+    ("height=300", (450, 300)),
+    ("width=800&height=300", (800, 300)),
+    ("width=300&height=800", (300, 800)),
+    ("width=800&height=300&fit=cover", (800, 300)),
+    ("width=800&height=300&fit=contain", (800, 300)),
+    ("width=16&height=4320&fit=contain", (16, 4320)),
+])
+async def test_every_fit_gives_exactly_the_size_asked_for(demo_client, query, size):
+    image, _ = await image_of(demo_client, query)
+    assert image.size == size
+
+
+async def test_contain_letterboxes_in_black_and_cover_fills_the_frame(demo_client):
+    contained, _ = await image_of(demo_client, "width=800&height=300&fit=contain")
+    covered, _ = await image_of(demo_client, "width=800&height=300&fit=cover")
+    assert max(contained.convert("L").getpixel((5, 150)), contained.getpixel((795, 150))[0]) < 8
+    assert covered.convert("L").getpixel((5, 150)) > 20
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+async def test_presets_are_their_screen_sizes(demo_client, preset):
+    image, _ = await image_of(demo_client, f"preset={preset}&photo_number=2")
+    assert image.size == PRESETS[preset]
+
+
+async def test_presets_are_listed(demo_client):
+    response = await demo_client.get("/presets")
+    body = await response.json()
+    assert {name: (v["width"], v["height"]) for name, v in body.items()} == PRESETS
+
+
+async def test_a_preset_and_its_explicit_size_share_one_cache_entry(demo_client):
+    await demo_client.get("/wallpaper?preset=1080p")
+    response = await demo_client.get("/wallpaper?width=1920&height=1080&fit=cover")
+    assert response.headers["X-Cache"] == "HIT"
+    wallpapers = [k for k in pipeline_of(demo_client)._cache._cache if k.startswith("wallpaper:")]
+    assert len(wallpapers) == 1
+
+
+@pytest.mark.parametrize(("query", "detail"), [
+    ("preset=1080p&height=100", "preset cannot be combined"),
+    ("preset=8k", "preset must be one of"),
+    ("width=800", "width needs height"),
+    ("height=300&fit=cover", "fit=cover needs width"),
+    ("width=800&height=300&fit=scale", "fit=scale takes height alone"),
+    ("width=800&height=300&fit=stretch", "fit must be one of"),
+    ("width=7681&height=300", "width must be an integer from 16 to 7680"),
+    ("format=gif", "format must be one of jpeg, webp, png"),
+    ("quality=29", "quality must be an integer from 30 to 95"),
+    ("quality=96", "quality must be an integer from 30 to 95"),
+    ("download=2", "download must be an integer from 0 to 1"),
+])
+async def test_bad_combinations_are_400_saying_why(demo_client, query, detail):
+    response = await demo_client.get(f"/wallpaper?{query}")
+    assert response.status == 400
+    assert detail in (await response.json())["detail"]
+
+
+@pytest.mark.parametrize(("name", "media_type"), [("jpeg", "image/jpeg"), ("webp", "image/webp"),
+                                                  ("png", "image/png")])
+async def test_formats_on_request_without_vary(demo_client, name, media_type):
+    image, response = await image_of(demo_client, f"height=120&format={name}")
+    assert response.content_type == media_type
+    assert image.format == name.upper()
+    assert "Vary" not in response.headers
+
+
+@pytest.mark.parametrize(("accept", "expected"), [
+    ("image/webp,image/*,*/*;q=0.8", "image/webp"),
+    ("image/avif,image/webp;q=0.9,image/jpeg", "image/jpeg"),
+    ("image/png", "image/png"),
+    ("*/*", "image/jpeg"),
+    ("", "image/jpeg"),
+    ("image/webp;q=0, image/jpeg;q=0.5", "image/jpeg"),
+    ("text/html;q=nan, image/webp;q=2", "image/jpeg"),
+])
+async def test_format_is_negotiated_from_accept_with_vary(demo_client, accept, expected):
+    _, response = await image_of(demo_client, "height=120", Accept=accept)
+    assert response.content_type == expected
+    assert response.headers["Vary"] == "Accept"
+
+
+async def test_quality_changes_the_bytes_and_is_part_of_the_key(demo_client):
+    low = await (await demo_client.get("/wallpaper?height=400&quality=30")).read()
+    high = await (await demo_client.get("/wallpaper?height=400&quality=95")).read()
+    assert len(low) < len(high) / 2
+
+
+async def test_grayscale_stays_grayscale_in_jpeg_and_png(demo_client):
+    for name in ("jpeg", "png"):
+        image, _ = await image_of(demo_client, f"photo_number=1&height=100&format={name}")
+        assert image.mode == "L"
+    webp, _ = await image_of(demo_client, "photo_number=1&height=100&format=webp")
+    assert webp.mode == "RGB"
+
+
+async def test_download_names_the_file_meaningfully(demo_client):
+    response = await demo_client.get("/wallpaper?photo_number=1&preset=1080p&download=1")
+    assert response.headers["Content-Disposition"] == (
+        'attachment; filename="curiosity-sol4000-DEMO_NAV_LEFT-1920x1080.jpg"')
+    plain = await demo_client.get("/wallpaper?photo_number=1&preset=1080p")
+    assert "Content-Disposition" not in plain.headers
+
+
+async def test_etag_is_strong_stable_and_stored_with_the_output(demo_client):
+    first = await demo_client.get("/wallpaper?height=200")
+    second = await demo_client.get("/wallpaper?height=200")
+    assert first.headers["ETag"] == second.headers["ETag"]
+    assert re.fullmatch(r'"[0-9a-f]{32}"', first.headers["ETag"])
+    stored = [v for k, v in pipeline_of(demo_client)._cache._cache.items()
+              if k.startswith("wallpaper:")]
+    assert [r.etag for r in stored] == [first.headers["ETag"]]  # hashed once, when made
+    assert isinstance(stored[0], Rendition)
+
+
+@pytest.mark.parametrize("path", ["/wallpaper?height=200", "/", "/api/photos"])
+async def test_if_none_match_gives_304_without_a_body(demo_client, path):
+    first = await demo_client.get(path)
+    tag = first.headers["ETag"]
+    for header in (tag, f"W/{tag}", f'"other", {tag}', "*"):
+        again = await demo_client.get(path, headers={"If-None-Match": header})
+        assert again.status == 304
+        assert await again.read() == b""
+        assert again.headers["ETag"] == tag
+    miss = await demo_client.get(path, headers={"If-None-Match": '"other"'})
+    assert miss.status == 200
+
+
+async def test_head_has_the_headers_and_no_body(demo_client):
+    get = await demo_client.get("/wallpaper?height=200")
+    head = await demo_client.head("/wallpaper?height=200")
+    assert head.status == 200
+    assert head.headers["Content-Length"] == get.headers["Content-Length"] == str(
+        len(await get.read()))
+    assert head.headers["ETag"] == get.headers["ETag"]
+    assert await head.read() == b""
+
+
+async def test_cache_control_carries_the_remaining_ttl_and_last_modified(aiohttp_client):
+    client = await aiohttp_client(create_app(Settings(source="demo", image_ttl=600,
+                                                      info_ttl=60, max_stale=300)))
+    wallpaper = await client.get("/wallpaper?height=200")
+    max_age = int(re.fullmatch(r"public, max-age=(\d+)", wallpaper.headers["Cache-Control"])[1])
+    assert 590 <= max_age <= 600
+    assert wallpaper.headers["Last-Modified"] == "Mon, 01 Jan 2024 12:00:00 GMT"
+    listing = await client.get("/")
+    assert re.fullmatch(r"public, max-age=(59|60), stale-while-revalidate=300, "
+                        r"stale-if-error=300", listing.headers["Cache-Control"])
+
+
+async def test_the_list_is_html_for_browsers_and_json_otherwise(demo_client):
+    browser = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+    html = await demo_client.get("/", headers={"Accept": browser})
+    assert html.content_type == "text/html"
+    assert html.headers["Vary"] == "Accept"
+    assert "<!doctype html>" in await html.text()
+    for accept in ("application/json", "*/*", ""):
+        response = await demo_client.get("/", headers={"Accept": accept})
+        assert response.content_type == "application/json"
+    api = await demo_client.get("/api/photos", headers={"Accept": browser})
+    assert api.content_type == "application/json"
+    assert "Vary" not in api.headers
+
+
+def encoded(size: tuple[int, int], image_format: str) -> bytes:
+    out = io.BytesIO()
+    Image.new("L", size, 90).save(out, image_format)
+    return out.getvalue()
+
+
+async def test_perseverance_starts_from_large_jpegs_and_full_res_for_big_outputs(
+        aiohttp_client, mock_nasa):
+    payload = fixture_json("m2020-raw/m2020_raw_images_sol1993_navcamleft.json")
+    mock_nasa.get(re.compile(r"https://mars\.nasa\.gov/rss/api/\?.*"), payload=payload)
+    files = payload["images"][0]["image_files"]
+    mock_nasa.get(files["large"], body=encoded((120, 90), "JPEG"))
+    mock_nasa.get(files["full_res"], body=encoded((160, 120), "PNG"))
+    client = await aiohttp_client(create_app(Settings(rover="perseverance")))
+
+    listing = await (await client.get("/")).json()
+    small = await client.get("/wallpaper?height=600")
+    big = await client.get("/wallpaper?height=2160")
+
+    assert (listing["source"], listing["rover"], listing["sol"]) == ("m2020", "perseverance", 1993)
+    assert (small.status, big.status) == (200, 200)
+    fetched = {str(url) for _, url in mock_nasa.requests}
+    assert files["large"] in fetched
+    assert files["full_res"] in fetched

@@ -16,7 +16,7 @@ from functools import partial
 import aiohttp
 from aiohttp import web
 
-from . import handlers
+from . import handlers, openapi
 from .cache import BoundedMemoryCache
 from .metrics import Metrics
 from .pipeline import Pipeline
@@ -53,6 +53,7 @@ def create_app(settings: Settings | None = None, *, source: Source | None = None
     app.router.add_get("/presets", handlers.presets, name="presets")
     app.router.add_get("/healthz", handlers.healthz, name="healthz")
     app.router.add_get("/metrics", handlers.metrics, name="metrics")
+    app.router.add_get("/openapi.json", handlers.openapi, name="openapi")
     app.cleanup_ctx.append(_resources)
     return app
 
@@ -72,6 +73,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         upstream = Upstream(session, default_image_hosts(settings), settings.max_source_bytes,
                             retries=settings.retries, metrics=metrics, source=settings.source)
         source = app.get(SOURCE) or make_source(settings, upstream)
+        app[handlers.OPENAPI] = openapi.encoded(str(app.router["index"].url_for()))
         app[handlers.PIPELINE] = Pipeline(
             source, cache, executor, settings,
             wallpaper_path=str(app.router["wallpaper"].url_for()), metrics=metrics,

@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 PIPELINE = web.AppKey("pipeline", Pipeline)
 SETTINGS = web.AppKey("settings", Settings)
+OPENAPI = web.AppKey("openapi", bytes)
 STALE_WARNINGS = {False: '110 - "Response is Stale"', True: '111 - "Revalidation Failed"'}
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -75,6 +76,11 @@ async def wallpaper(request: web.Request) -> web.Response:
 async def presets(request: web.Request) -> web.Response:
     """The named screen sizes `/wallpaper?preset=` accepts."""
     return web.json_response({name: {"width": w, "height": h} for name, (w, h) in PRESETS.items()})
+
+
+async def openapi(request: web.Request) -> web.Response:
+    """This app's OpenAPI 3.1 document (encoded once, at start-up)."""
+    return web.Response(body=request.app[OPENAPI], content_type="application/json")
 
 
 async def metrics(request: web.Request) -> web.Response:

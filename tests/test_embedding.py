@@ -1,0 +1,58 @@
+"""Embedding: the public API, and the example host app with two instances under two prefixes."""
+
+from __future__ import annotations
+
+import importlib.util
+import warnings
+from pathlib import Path
+
+import marsserver
+from marsserver.app import SETTINGS
+from marsserver.handlers import PIPELINE
+
+EXAMPLE = Path(__file__).parent.parent / "examples" / "host_app.py"
+
+
+def load_example():
+    spec = importlib.util.spec_from_file_location("host_app", EXAMPLE)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_public_api_is_small():
+    assert sorted(marsserver.__all__) == ["Listing", "Photo", "Settings", "Source", "create_app"]
+
+
+async def test_two_instances_under_two_prefixes_share_nothing_and_know_their_urls(aiohttp_client):
+    host = load_example().build()
+    client = await aiohttp_client(host)
+    curiosity, perseverance = host._subapps  # the two marsserver apps, as mounted
+
+    assert (await client.get("/")).status == 200
+    for prefix, rover in (("/curiosity", "curiosity"), ("/perseverance", "perseverance")):
+        listing = await (await client.get(f"{prefix}/api/photos")).json()
+        assert listing["rover"] == rover
+        url = listing["photos"][0]["wallpaper_url"]
+        assert url.startswith(f"{prefix}/wallpaper?")
+        assert (await client.get(url + "&height=64")).status == 200
+        html = await (await client.get(f"{prefix}/", headers={"Accept": "text/html"})).text()
+        assert f'src="{prefix}/wallpaper?photo_number=0&amp;height=240"' in html
+        assert f'href="{prefix}/wallpaper?photo_number=0&amp;preset=4k"' in html
+        contract = await (await client.get(f"{prefix}/openapi.json")).json()
+        assert contract["servers"] == [{"url": prefix}]
+
+    one, two = curiosity[PIPELINE], perseverance[PIPELINE]
+    assert curiosity[SETTINGS].info_ttl != perseverance[SETTINGS].info_ttl
+    assert one._cache is not two._cache
+    assert one._executor is not two._executor
+    assert one.source is not two.source
+    assert one.metrics.registry is not two.metrics.registry
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an unclosed session or executor would warn
+        await client.close()
+    assert one._executor._shutdown  # type: ignore[attr-defined]
+    assert two._executor._shutdown

@@ -12,17 +12,21 @@ import logging
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
+from typing import TYPE_CHECKING
 
 import aiohttp
 from aiohttp import web
 
 from . import handlers, openapi
-from .cache import BoundedMemoryCache
+from .cache import BoundedMemoryCache, Cache
 from .metrics import Metrics
 from .pipeline import Pipeline
 from .settings import Settings
 from .sources import Source, default_image_hosts, make_source
 from .upstream import PublicResolver, Upstream, trusted_names
+
+if TYPE_CHECKING:
+    from .leases import Leases
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +67,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     timeout = aiohttp.ClientTimeout(total=settings.timeout,
                                     connect=min(CONNECT_TIMEOUT, settings.timeout))
     executor = ThreadPoolExecutor(settings.resize_threads, thread_name_prefix="marsserver-resize")
-    cache = BoundedMemoryCache(settings.cache_bytes, settings.cache_entries)
+    cache, leases = _cache_for(settings)
     headers = {"User-Agent": USER_AGENT}
     resolver = PublicResolver(trusted_names(settings.api_url, settings.image_hosts))
     connector = aiohttp.TCPConnector(resolver=resolver, limit_per_host=UPSTREAM_CONNECTIONS)
@@ -76,12 +80,26 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         app[handlers.OPENAPI] = openapi.encoded(str(app.router["index"].url_for()))
         app[handlers.PIPELINE] = Pipeline(
             source, cache, executor, settings,
-            wallpaper_path=str(app.router["wallpaper"].url_for()), metrics=metrics,
+            wallpaper_path=str(app.router["wallpaper"].url_for()), metrics=metrics, leases=leases,
         )
         try:
             yield
         finally:
             await app[handlers.PIPELINE].close()
             await cache.clear()
+            await cache.close()
             # Waiting for a running resize must not block the loop; queued ones are dropped.
             await asyncio.to_thread(partial(executor.shutdown, wait=True, cancel_futures=True))
+
+
+def _cache_for(settings: Settings) -> tuple[Cache, Leases | None]:
+    """Memory alone, or Redis behind a memory front (a quarter of --cache-bytes) with leases."""
+    if settings.cache == "memory":
+        return BoundedMemoryCache(settings.cache_bytes, settings.cache_entries), None
+    from .leases import Leases  # the redis extra: needed only when asked for
+    from .redis_cache import SharedCache
+    front = BoundedMemoryCache(settings.cache_bytes // 4, settings.cache_entries)
+    shared = SharedCache(settings.cache, front)
+    # A follower waits at most for a leader's failover plus one leader's full upstream work.
+    wait = settings.lease + settings.timeout * (settings.retries + 2)
+    return shared, Leases(shared, settings.lease, max_wait=wait)

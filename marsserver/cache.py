@@ -31,6 +31,27 @@ def size_of(value: object) -> int:
     raise TypeError(f"cannot size a {type(value).__name__} for the cache")
 
 
+class Cache(Protocol):
+    """What the pipeline needs of a cache: memory alone, or Redis behind a memory front."""
+
+    @property
+    def degraded(self) -> bool: ...
+
+    def peek(self, key: str) -> Any: ...
+
+    async def get(self, key: str) -> Any: ...
+
+    async def reload(self, key: str) -> Any: ...
+
+    async def set(self, key: str, value: Any, ttl: float) -> Any: ...
+
+    async def delete(self, key: str) -> Any: ...
+
+    async def clear(self) -> Any: ...
+
+    async def close(self) -> Any: ...
+
+
 class _LRUStore(OrderedDict[str, Any]):
     """The dict aiocache's memory backend stores entries in, with LRU order and byte counts.
 
@@ -76,6 +97,13 @@ class BoundedMemoryCache(SimpleMemoryCache):  # type: ignore[misc]  # aiocache i
     @property
     def nbytes(self) -> int:
         return self._cache.nbytes
+
+    @property
+    def degraded(self) -> bool:
+        return False  # nothing to lose touch with
+
+    async def reload(self, key: str) -> Any:
+        return self.peek(key)
 
     def peek(self, key: str) -> Any:
         """`get` without aiocache's per-call machinery (plugins, env checks, wait_for).

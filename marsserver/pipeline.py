@@ -28,16 +28,19 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from functools import partial
-from typing import TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import imaging, views
-from .cache import BoundedMemoryCache
+from .cache import Cache
 from .coalesce import SingleFlight
 from .errors import NotFound, Overloaded, ServiceError, Unavailable
 from .imaging import Spec
 from .metrics import Metrics
 from .settings import Settings
 from .sources import Listing, Photo, Source
+
+if TYPE_CHECKING:  # Redis support is an extra: import it only where it is used
+    from .leases import Leases
 
 log = logging.getLogger(__name__)
 V = TypeVar("V")
@@ -110,12 +113,14 @@ class Failure:
 class Pipeline:
     """The service without HTTP: `today()` and `wallpaper()`, cached and coalesced."""
 
-    def __init__(self, source: Source, cache: BoundedMemoryCache, executor: Executor,
-                 settings: Settings,
-                 wallpaper_path: str = "/wallpaper", metrics: Metrics | None = None) -> None:
+    def __init__(self, source: Source, cache: Cache, executor: Executor, settings: Settings,
+                 wallpaper_path: str = "/wallpaper", metrics: Metrics | None = None,
+                 leases: Leases | None = None) -> None:
         self.source = source
+        self.cache = cache
         self.metrics = metrics or Metrics()
         self._cache = cache
+        self._leases = leases
         self._executor = executor
         self._settings = settings
         self._wallpaper_path = wallpaper_path
@@ -145,7 +150,7 @@ class Pipeline:
         today: Today | None = self._cache.peek(TODAY_KEY)
         if today is None:
             return await self._cached(self._lists, TODAY_KEY, self._list_ttl, self._fetch_today)
-        if time.time() - today.fetched_at < self._settings.info_ttl:
+        if not self._stale(today):
             self.metrics.cache_results["list", "hit"].inc()
             return today, Served.HIT
         self.metrics.cache_results["list", "stale"].inc()
@@ -168,6 +173,9 @@ class Pipeline:
                                   self._settings.image_ttl,
                                   partial(self._render, today.listing, photo, link, spec))
 
+    def _stale(self, today: Today) -> bool:
+        return time.time() - today.fetched_at >= self._settings.info_ttl
+
     @property
     def _list_ttl(self) -> float:
         return self._settings.info_ttl + self._settings.max_stale
@@ -179,9 +187,14 @@ class Pipeline:
             return
 
         async def refresh() -> None:
+            store = partial(self._compute_and_store, TODAY_KEY, self._list_ttl, self._fetch_today)
             try:
-                await self._lists.do(TODAY_KEY, partial(
-                    self._compute_and_store, TODAY_KEY, self._list_ttl, self._fetch_today))
+                if self._leases is None:
+                    await self._lists.do(TODAY_KEY, store)
+                    return
+                shared: Today | None = await self._cache.reload(TODAY_KEY)
+                if shared is None or self._stale(shared):  # no other instance refreshed it
+                    await self._leases.try_run(TODAY_KEY, store)
             except ServiceError as error:
                 log.warning("refreshing today's photos failed, serving stale: %s", error.detail)
 
@@ -236,7 +249,10 @@ class Pipeline:
             stored: V | None = await self._cache.get(key)
             if stored is not None:
                 return stored
-            return await self._compute_and_store(key, ttl, compute)
+            store = partial(self._compute_and_store, key, ttl, compute)
+            if self._leases is None:
+                return await store()
+            return await self._leases.run(key, store, partial(self._stored, key))
 
         value, shared = await flights.do(key, fill)
         if shared:
@@ -256,6 +272,11 @@ class Pipeline:
             raise
         await self._cache.set(key, value, ttl=ttl)
         return value
+
+    async def _stored(self, key: str) -> Any:
+        """Another instance's result for `key`: its value, its failure (raised), or None."""
+        await self._raise_remembered(key)
+        return await self._cache.get(key)
 
     async def _raise_remembered(self, key: str) -> None:
         failure: Failure | None = await self._cache.get(FAILED + key)

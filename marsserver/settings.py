@@ -70,6 +70,11 @@ class Settings:
     retries: int = _option(2, "retries on connection errors and 5xx, with jittered backoff", int)
     resize_threads: int = _option(2, "threads that resize images", int)
     resize_queue: int = _option(32, "resizes queued or running before new ones get 503", int)
+    cache: str = _option("memory", "memory (per process), or redis://host:port/db to share the "
+                         "cache and the work across instances", str)
+    lease: float = _option(10.0, "seconds a Redis lease outlives its leader (failover time)", float)
+    workers: int = _option(1, "worker processes on one port (SO_REUSEPORT); with the memory "
+                           "cache each has its own", int)
     cache_bytes: int = _option(256 * 2**20, "upper bound of all in-memory caches, in bytes", int)
     cache_entries: int = _option(10_000, "upper bound of in-memory cache entries", int)
     max_source_bytes: int = _option(32 * 2**20, "largest source image download, in bytes", int)
@@ -84,7 +89,8 @@ class Settings:
             raise ValueError("; ".join(problems))
 
     def _problems(self) -> list[str]:
-        numbers = (self.info_ttl, self.image_ttl, self.max_stale, self.error_ttl, self.timeout)
+        numbers = (self.info_ttl, self.image_ttl, self.max_stale, self.error_ttl, self.timeout,
+                   self.lease)
         checks: list[tuple[bool, str]] = [
             (all(math.isfinite(n) for n in numbers), "durations must be finite numbers"),
             (self.source in SOURCES, f"source must be one of {', '.join(SOURCES)}"),
@@ -97,6 +103,11 @@ class Settings:
             (self.max_stale >= 0 and self.error_ttl >= 0, "max_stale and error_ttl must be >= 0"),
             (self.timeout > 0, "timeout must be > 0"),
             (0 <= self.retries <= 10, "retries must be 0..10"),
+            (self.cache == "memory" or self.cache.startswith("redis://"),
+             "cache must be memory or a redis:// URL"),
+            (0.1 <= self.lease <= 3600, "lease must be 0.1..3600"),
+            (1 <= self.workers <= 64, "workers must be 1..64"),
+            (self.workers == 1 or self.port != 0, "workers > 1 needs a fixed port"),
             (1 <= self.resize_threads <= 64, "resize_threads must be 1..64"),
             (self.resize_queue >= 1, "resize_queue must be >= 1"),
             (self.cache_bytes > 0 and self.cache_entries > 0,

@@ -12,6 +12,8 @@ import ctypes
 import dataclasses
 import logging
 import os
+import signal
+import subprocess
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
@@ -24,6 +26,7 @@ from .settings import LOOPS, ROVERS, SOURCES, Settings, env_name, flag_name
 log = logging.getLogger("marsserver")
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameter numbers
 SHUTDOWN_TIMEOUT = 15.0  # seconds in-flight requests get to finish on SIGTERM / SIGINT
+WORKER_ENV = "MARSSERVER_WORKER"  # set in the environment of workers started by --workers
 
 
 class _Parser(argparse.ArgumentParser):
@@ -103,7 +106,35 @@ def main(argv: Sequence[str] | None = None) -> None:
     release_large_frees()
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    settings = settings_from(argv, dict(os.environ))
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    settings = settings_from(arguments, dict(os.environ))
+    if settings.workers > 1:
+        sys.exit(run_workers(settings.workers, arguments))
+    serve(settings, reuse_port=WORKER_ENV in os.environ)
+
+
+def run_workers(count: int, arguments: list[str]) -> int:
+    """Run `count` copies of this command on one port (SO_REUSEPORT) and wait for them.
+
+    The kernel spreads connections among them. SIGTERM and SIGINT are passed on, so stopping
+    the parent stops every worker gracefully.
+    """
+    command = [sys.executable, "-m", "marsserver", *arguments, "--workers", "1"]
+    workers = [subprocess.Popen(command, env={**os.environ, WORKER_ENV: "1"})
+               for _ in range(count)]
+    log.info("marsserver started %d workers: %s", count, ", ".join(str(w.pid) for w in workers))
+
+    def forward(signum: int, _: object) -> None:
+        for worker in workers:
+            worker.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    return max(worker.wait() for worker in workers)
+
+
+def serve(settings: Settings, reuse_port: bool = False) -> None:
+    """Run one server process until SIGTERM or SIGINT."""
     loop = event_loop(settings.loop)
 
     def started(banner: str) -> None:
@@ -113,7 +144,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     try:
         web.run_app(create_app(settings), host=settings.host, port=settings.port, print=started,
-                    shutdown_timeout=SHUTDOWN_TIMEOUT, loop=loop,
+                    shutdown_timeout=SHUTDOWN_TIMEOUT, loop=loop, reuse_port=reuse_port or None,
                     access_log=logging.getLogger("aiohttp.access") if settings.access_log else None)
     except OSError as error:
         sys.exit(f"marsserver: cannot listen on {settings.host}:{settings.port}: {error.strerror}")

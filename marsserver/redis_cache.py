@@ -98,7 +98,7 @@ class SharedCache:
         await self.front.clear()
 
     async def close(self) -> None:
-        await self.redis.close()
+        await self.redis.client.aclose()  # aiocache's close() calls redis-py's deprecated one
 
     async def _redis(self, operation: str, *args: Any, **kwargs: Any) -> None:
         if self.client is None:

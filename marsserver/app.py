@@ -103,3 +103,8 @@ def _cache_for(settings: Settings) -> tuple[Cache, Leases | None]:
     # A follower waits at most for a leader's failover plus one leader's full upstream work.
     wait = settings.lease + settings.timeout * (settings.retries + 2)
     return shared, Leases(shared, settings.lease, max_wait=wait)
+
+
+async def gunicorn_app() -> web.Application:
+    """For `gunicorn marsserver.app:gunicorn_app --worker-class aiohttp.GunicornWebWorker`."""
+    return create_app(Settings.from_env())

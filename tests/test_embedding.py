@@ -56,3 +56,12 @@ async def test_two_instances_under_two_prefixes_share_nothing_and_know_their_url
         await client.close()
     assert one._executor._shutdown  # type: ignore[attr-defined]
     assert two._executor._shutdown
+
+
+async def test_the_gunicorn_factory_reads_settings_from_the_environment(monkeypatch):
+    from marsserver.app import gunicorn_app
+
+    monkeypatch.setenv("MARS_SOURCE", "demo")
+    monkeypatch.setenv("MARS_INFO_TTL", "42")
+    app = await gunicorn_app()
+    assert (app[SETTINGS].source, app[SETTINGS].info_ttl) == ("demo", 42.0)

@@ -1,0 +1,82 @@
+"""Scale-out cold burst: three marsserver processes sharing one Redis, N requests spread.
+
+Starts its own redis-server on a free port, a stub NASA with realistic latency and three
+`python -m marsserver --cache redis://...` processes, then sends N concurrent cold requests
+for one wallpaper, round-robin over the three. Prints what NASA saw and the latencies.
+
+    python -m bench.scale_out [--requests 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import socket
+import tempfile
+import time
+from collections import Counter
+
+import aiohttp
+
+from .common import start_service, start_stub, stop
+
+
+async def main() -> None:
+    cli = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    cli.add_argument("--requests", type=int, default=300)
+    args = cli.parse_args()
+    if shutil.which("redis-server") is None:
+        raise SystemExit("this benchmark needs redis-server: apt-get install redis-server")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with tempfile.TemporaryDirectory() as scratch:
+        redis = await asyncio.create_subprocess_exec(
+            "redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+            "--appendonly", "no", "--dir", scratch, stdout=asyncio.subprocess.DEVNULL)
+        await until_listening(port)
+        stub, runner = await start_stub(0.3, 0.2)
+        services = [await start_service(stub, "--cache", f"redis://127.0.0.1:{port}/0",
+                                        "--access-log", "off") for _ in range(3)]
+        try:
+            latencies, statuses = await burst([s.url for s in services], args.requests)
+        finally:
+            for service in services:
+                await stop(service)
+            await runner.cleanup()
+            redis.terminate()
+            await redis.wait()
+    p50, p99 = latencies[len(latencies) // 2], latencies[int(len(latencies) * 0.99) - 1]
+    print(f"3 instances, 1 Redis: {args.requests} concurrent cold requests for one wallpaper "
+          f"(list 300 ms, image 200 ms): statuses {dict(statuses)}")
+    print(f"NASA saw {stub.calls['feed']} list call(s) and {stub.downloads()} download(s); "
+          f"latency p50 {p50:.0f} ms, p99 {p99:.0f} ms, max {latencies[-1]:.0f} ms")
+
+
+async def until_listening(port: int) -> None:
+    async with asyncio.timeout(10):
+        while True:
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
+            except OSError:
+                await asyncio.sleep(0.05)
+                continue
+            writer.close()
+            return
+
+
+async def burst(urls: list[str], requests: int) -> tuple[list[float], Counter[int]]:
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+        async def one(n: int) -> tuple[float, int]:
+            start = time.perf_counter()
+            async with session.get(f"{urls[n % len(urls)]}/wallpaper?height=1080") as response:
+                await response.read()
+                return (time.perf_counter() - start) * 1000, response.status
+
+        results = await asyncio.gather(*(one(n) for n in range(requests)))
+    return sorted(r[0] for r in results), Counter(r[1] for r in results)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -49,6 +49,7 @@ def create_app(settings: Settings | None = None, *, source: Source | None = None
     app = web.Application(middlewares=[handlers.json_errors],
                           handler_args={"max_line_size": MAX_REQUEST_LINE})
     app[SETTINGS] = settings or Settings()
+    app[handlers.QUERIES] = {}
     if source is not None:
         app[SOURCE] = source
     app.router.add_get("/", handlers.index, name="index")

@@ -17,7 +17,7 @@ from aiohttp import web
 
 from . import params
 from .errors import BadParameter, ServiceError, Unavailable
-from .imaging import PRESETS
+from .imaging import PRESETS, Spec
 from .metrics import CONTENT_TYPE
 from .pipeline import Pipeline, Rendition, Served
 from .settings import Settings
@@ -27,6 +27,9 @@ log = logging.getLogger(__name__)
 PIPELINE = web.AppKey("pipeline", Pipeline)
 SETTINGS = web.AppKey("settings", Settings)
 OPENAPI = web.AppKey("openapi", bytes)
+Parsed = tuple[int, Spec, bool, int]  # photo number, output spec, negotiated?, download
+QUERIES = web.AppKey("queries", dict[tuple[str, str], Parsed])
+MAX_REMEMBERED_QUERIES = 4096
 STALE_WARNINGS = {False: '110 - "Response is Stale"', True: '111 - "Revalidation Failed"'}
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -59,18 +62,32 @@ async def _listing(request: web.Request, html: bool, vary: str | None = None) ->
 
 async def wallpaper(request: web.Request) -> web.Response:
     """Photo `photo_number` of today's list, fitted to a screen, in the format asked for."""
-    if len(request.query_string) > params.MAX_QUERY:
-        raise BadParameter(f"query string longer than {params.MAX_QUERY} bytes")
-    query = request.query
-    number = params.int_param(query, "photo_number", 0, 0, params.MAX_PHOTO_NUMBER)
-    spec, negotiated = params.wallpaper_spec(query, request.headers.get("Accept", ""))
-    download = params.int_param(query, "download", 0, 0, 1)
+    number, spec, negotiated, download = _parsed(request)
     rendition, served = await request.app[PIPELINE].wallpaper(number, spec)
     remaining = request.app[SETTINGS].image_ttl - (time.time() - rendition.made_at)
     headers = {"Cache-Control": f"public, max-age={max(0, int(remaining))}"}
     if download and rendition.filename:
         headers["Content-Disposition"] = f'attachment; filename="{rendition.filename}"'
     return _respond(request, rendition, served, headers, "Accept" if negotiated else None)
+
+
+def _parsed(request: web.Request) -> Parsed:
+    """The wallpaper query, parsed once per distinct (query string, Accept): hot wallpapers
+    are asked for with the same few URLs, and parsing costs more than the cache lookup."""
+    accept = request.headers.get("Accept", "")
+    remembered = request.app[QUERIES]
+    parsed = remembered.get((request.query_string, accept))
+    if parsed is None:
+        if len(request.query_string) > params.MAX_QUERY:
+            raise BadParameter(f"query string longer than {params.MAX_QUERY} bytes")
+        query = request.query
+        number = params.int_param(query, "photo_number", 0, 0, params.MAX_PHOTO_NUMBER)
+        spec, negotiated = params.wallpaper_spec(query, accept)
+        parsed = number, spec, negotiated, params.int_param(query, "download", 0, 0, 1)
+        if len(remembered) >= MAX_REMEMBERED_QUERIES:
+            remembered.clear()  # bounded; the hot ones come straight back
+        remembered[request.query_string, accept] = parsed
+    return parsed
 
 
 async def presets(request: web.Request) -> web.Response:

@@ -9,6 +9,7 @@ equivalent requests share one cache entry, and unknown parameters change nothing
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 
 from multidict import MultiMapping
 
@@ -102,6 +103,7 @@ def negotiate(accept: str, offers: Mapping[str, str], default: str) -> str:
     return max(named)[2] if named else default
 
 
+@lru_cache(maxsize=256)  # a pure function of a few distinct headers, on every list request
 def prefers(accept: str, media: str, over: str) -> bool:
     """Whether `Accept` names `media` outright and ranks it above `over` (wildcards included)."""
     weights = _weights(accept)

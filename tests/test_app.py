@@ -159,3 +159,13 @@ async def test_mounted_under_a_prefix_its_urls_carry_the_prefix(aiohttp_client):
     url = body["photos"][0]["wallpaper_url"]
     assert url.startswith("/mars/wallpaper?")
     assert (await client.get(url)).status == 200
+
+
+async def test_remembered_queries_stay_bounded(demo_client):
+    from marsserver.handlers import MAX_REMEMBERED_QUERIES, QUERIES
+
+    for n in range(MAX_REMEMBERED_QUERIES + 50):
+        assert (await demo_client.get(f"/wallpaper?height=64&n={n}")).status == 200
+    assert (await demo_client.get("/wallpaper?height=0")).status == 400  # errors not kept
+    assert 0 < len(demo_client.app[QUERIES]) <= MAX_REMEMBERED_QUERIES
+    assert len(pipeline_of(demo_client)._cache) == 3

@@ -30,7 +30,7 @@ def median_resize_ms(data: bytes, runs: int = 5) -> float:
     times = []
     for _ in range(runs):
         start = time.perf_counter()
-        imaging.wallpaper(data, HEIGHT, max_pixels=10**9)
+        imaging.wallpaper(data, imaging.Spec(HEIGHT), max_pixels=10**9)
         times.append(time.perf_counter() - start)
     return statistics.median(times) * 1000
 

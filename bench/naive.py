@@ -32,7 +32,7 @@ def main() -> None:
             listing = msl.parse(await response.json())
         async with sessions[0].get(listing.photos[number].img_src) as response:
             data = await response.read()
-        resize = partial(imaging.wallpaper, data, height, max_pixels=10**9)
+        resize = partial(imaging.wallpaper, data, imaging.Spec(height), max_pixels=10**9)
         body = await asyncio.get_running_loop().run_in_executor(executor, resize)
         return web.Response(body=body, content_type="image/jpeg")
 

@@ -51,7 +51,7 @@ def libvips() -> Callable[[bytes, int], bytes] | None:
 
 
 def ours(data: bytes, height: int) -> bytes:
-    return imaging.wallpaper(data, height, max_pixels=10**9)
+    return imaging.wallpaper(data, imaging.Spec(height), max_pixels=10**9)
 
 
 def median_ms(work: Callable[[bytes, int], bytes], data: bytes, height: int, repeat: int) -> float:

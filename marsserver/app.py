@@ -101,8 +101,9 @@ def _cache_for(settings: Settings) -> tuple[Cache, Leases | None]:
     from .redis_cache import SharedCache
     front = BoundedMemoryCache(settings.cache_bytes // 4, settings.cache_entries)
     shared = SharedCache(settings.cache, front)
-    # A follower waits at most for a leader's failover plus one leader's full upstream work.
-    wait = settings.lease + settings.timeout * (settings.retries + 2)
+    # A follower waits at most for a leader's failover plus a leader's upstream work (which
+    # may itself wait on another lease, for the source image).
+    wait = settings.lease + 2 * settings.timeout * (settings.retries + 2)
     return shared, Leases(shared, settings.lease, max_wait=wait)
 
 

@@ -116,21 +116,42 @@ def main(argv: Sequence[str] | None = None) -> None:
 def run_workers(count: int, arguments: list[str]) -> int:
     """Run `count` copies of this command on one port (SO_REUSEPORT) and wait for them.
 
-    The kernel spreads connections among them. SIGTERM and SIGINT are passed on, so stopping
-    the parent stops every worker gracefully.
+    The kernel spreads connections among them. SIGTERM and SIGINT are passed on (handlers are
+    in place before the first worker starts, so none is orphaned), and when one worker dies
+    on its own the others are stopped too: a half-capacity server must not look healthy.
+    The exit status is the first non-zero one, 128 + N for death by signal N.
     """
     command = [sys.executable, "-m", "marsserver", *arguments, "--workers", "1"]
-    workers = [subprocess.Popen(command, env={**os.environ, WORKER_ENV: "1"})
-               for _ in range(count)]
-    log.info("marsserver started %d workers: %s", count, ", ".join(str(w.pid) for w in workers))
+    workers: list[subprocess.Popen[bytes]] = []
+    stopping = False
 
-    def forward(signum: int, _: object) -> None:
+    def stop(signum: int = signal.SIGTERM, _: object = None) -> None:
+        nonlocal stopping
+        stopping = True
         for worker in workers:
-            worker.send_signal(signum)
+            if worker.poll() is None:
+                worker.send_signal(signum)
 
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
-    return max(worker.wait() for worker in workers)
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    for _ in range(count):
+        if not stopping:
+            workers.append(subprocess.Popen(command, env={**os.environ, WORKER_ENV: "1"}))
+    log.info("marsserver started %d workers: %s", len(workers),
+             ", ".join(str(w.pid) for w in workers))
+    codes: list[int] = []
+    while len(codes) < len(workers):
+        pid, status = os.wait()
+        codes.append(_exit_code(os.waitstatus_to_exitcode(status)))
+        if not stopping:
+            log.error("worker %d exited on its own (status %d): stopping the others", pid,
+                      codes[-1])
+            stop()
+    return next((code for code in codes if code), 0)
+
+
+def _exit_code(code: int) -> int:
+    return 128 - code if code < 0 else code
 
 
 def serve(settings: Settings, reuse_port: bool = False) -> None:

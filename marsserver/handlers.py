@@ -63,8 +63,11 @@ async def _listing(request: web.Request, html: bool, vary: str | None = None) ->
 async def wallpaper(request: web.Request) -> web.Response:
     """Photo `photo_number` of today's list, fitted to a screen, in the format asked for."""
     number, spec, negotiated, download = _parsed(request)
-    rendition, served = await request.app[PIPELINE].wallpaper(number, spec)
-    remaining = request.app[SETTINGS].image_ttl - (time.time() - rendition.made_at)
+    pipeline = request.app[PIPELINE]
+    rendition, served = await pipeline.wallpaper(number, spec)
+    # The URL names a position in today's list: cacheable only while the list is.
+    remaining = min(request.app[SETTINGS].image_ttl - (time.time() - rendition.made_at),
+                    pipeline.list_fresh_for())
     headers = {"Cache-Control": f"public, max-age={max(0, int(remaining))}"}
     if download and rendition.filename:
         headers["Content-Disposition"] = f'attachment; filename="{rendition.filename}"'

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from .errors import BadUpstream
+from .errors import BadParameter, BadUpstream
 
 FORMATS = ("JPEG", "PNG")
 MIN_SIZE = 16
@@ -76,9 +76,10 @@ def _fitted(image: Image.Image, spec: Spec, max_pixels: int) -> Image.Image:
         raise BadUpstream(f"source image too large: {source_width}x{source_height} pixels")
     width = spec.width or max(1, round(source_width * spec.height / source_height))
     if width > SLIVER_WIDTH:
-        # A sliver of a source (1000x10) must not become a 432000-pixel-wide output.
-        raise BadUpstream(f"source image {source_width}x{source_height} is too wide "
-                          f"for {spec.height} high")
+        # A sliver of a source (1000x10) must not become a 432000-pixel-wide output. It is
+        # the asked-for height that does not fit this photo, not a broken photo.
+        raise BadParameter(f"height {spec.height} would make this {source_width}x{source_height}"
+                           f" photo wider than {SLIVER_WIDTH} pixels")
     scale = (min if spec.fit == "contain" else max)(width / source_width,
                                                    spec.height / source_height)
     if image.format == "JPEG":

@@ -119,7 +119,7 @@ def _weights(accept: str) -> dict[str, float]:
         quality = 1.0
         for option in options:
             key, _, value = option.partition("=")
-            if key.strip() == "q":
+            if key.strip().lower() == "q":
                 try:
                     quality = float(value)
                 except ValueError:

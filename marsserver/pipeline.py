@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from . import imaging, views
 from .cache import Cache
 from .coalesce import SingleFlight
-from .errors import NotFound, Overloaded, ServiceError, Unavailable
+from .errors import BadUpstream, NotFound, Overloaded, ServiceError, Unavailable
 from .imaging import Spec
 from .metrics import Metrics
 from .settings import Settings
@@ -154,8 +154,13 @@ class Pipeline:
             self.metrics.cache_results["list", "hit"].inc()
             return today, Served.HIT
         self.metrics.cache_results["list", "stale"].inc()
-        await self._revalidate()
+        self._revalidate()
         return today, Served.STALE
+
+    def list_fresh_for(self) -> float:
+        """Seconds until today's list goes stale: positions in it mean nothing longer."""
+        today: Today | None = self._cache.peek(TODAY_KEY)
+        return 0.0 if today is None else self._settings.info_ttl - (time.time() - today.fetched_at)
 
     async def upstream_failing(self) -> bool:
         """Whether the last attempt to refresh the list failed (and is still remembered)."""
@@ -180,25 +185,27 @@ class Pipeline:
     def _list_ttl(self) -> float:
         return self._settings.info_ttl + self._settings.max_stale
 
-    async def _revalidate(self) -> None:
-        """Start one background refresh of the list, unless one runs or NASA just failed."""
-        running = self._refresh is not None and not self._refresh.done()
-        if running or await self.upstream_failing():
-            return
+    def _revalidate(self) -> None:
+        """Start one background refresh of the list unless one runs (decided before any await,
+        so concurrent stale requests start exactly one)."""
+        if self._refresh is None or self._refresh.done():
+            self._refresh = asyncio.create_task(self._refresh_today())
 
-        async def refresh() -> None:
-            store = partial(self._compute_and_store, TODAY_KEY, self._list_ttl, self._fetch_today)
-            try:
-                if self._leases is None:
-                    await self._lists.do(TODAY_KEY, store)
-                    return
-                shared: Today | None = await self._cache.reload(TODAY_KEY)
-                if shared is None or self._stale(shared):  # no other instance refreshed it
-                    await self._leases.try_run(TODAY_KEY, store)
-            except ServiceError as error:
-                log.warning("refreshing today's photos failed, serving stale: %s", error.detail)
-
-        self._refresh = asyncio.create_task(refresh())
+    async def _refresh_today(self) -> None:
+        if await self.upstream_failing():
+            return  # NASA just failed: keep serving stale until the failure expires
+        store = partial(self._lists.do, TODAY_KEY, partial(
+            self._compute_and_store, TODAY_KEY, self._list_ttl, self._fetch_today))
+        try:
+            shared: Today | None = await self._cache.reload(TODAY_KEY)
+            if shared is not None and not self._stale(shared):
+                return  # another instance refreshed it
+            if self._leases is None or self._cache.degraded:
+                await store()
+            else:
+                await self._leases.try_run(TODAY_KEY, store)
+        except ServiceError as error:
+            log.warning("refreshing today's photos failed, serving stale: %s", error.detail)
 
     async def _fetch_today(self) -> Today:
         listing = await self.source.latest()
@@ -221,7 +228,7 @@ class Pipeline:
             body = await asyncio.get_running_loop().run_in_executor(self._executor, resize)
             return Rendition.of(body, spec.media_type, last_modified=views.http_date(photo.taken),
                                 filename=views.filename(listing, photo, spec))
-        except ServiceError:
+        except BadUpstream:
             await self._cache.delete(source_key)  # a source we cannot decode is not worth keeping
             raise
         finally:

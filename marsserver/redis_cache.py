@@ -63,8 +63,20 @@ class SharedCache:
 
     async def get(self, key: str) -> Any:
         value = self.front.peek(key)
-        if value is not None or self.client is None:
+        if value is not None:
             return value
+        return await self._shared(key)
+
+    async def reload(self, key: str) -> Any:
+        """The shared value, even if this instance's front holds an older one; the front's
+        own copy when Redis has none or cannot be reached (it may be all we have)."""
+        shared = await self._shared(key)
+        return shared if shared is not None else self.front.peek(key)
+
+    async def _shared(self, key: str) -> Any:
+        """The value in Redis, copied into the front with its remaining TTL; None if absent."""
+        if self.client is None:
+            return None
         try:
             async with self.redis.client.pipeline(transaction=False) as batch:
                 batch.get(self.key(key))
@@ -79,11 +91,6 @@ class SharedCache:
         value = self.redis.serializer.loads(raw)
         await self.front.set(key, value, ttl=pttl / 1000)
         return value
-
-    async def reload(self, key: str) -> Any:
-        """The shared value, even if this instance's front holds an older one."""
-        await self.front.delete(key)
-        return await self.get(key)
 
     async def set(self, key: str, value: Any, ttl: float) -> None:
         await self.front.set(key, value, ttl=ttl)

@@ -77,7 +77,8 @@ def _card(number: int, photo: Photo, listing: Listing, wallpaper_path: str) -> s
         f'<a href="{escape(base)}&amp;preset={name}">{name} <small>{w}x{h}</small></a>'
         for name, (w, h) in PRESETS.items()
     )
-    alt = f"{listing.rover.capitalize()} {camera} photo from sol {listing.sol}, taken {taken}"
+    rover = escape(listing.rover.capitalize())
+    alt = f"{rover} {camera} photo from sol {listing.sol}, taken {taken}"
     return f"""<li class="photo">
 <img src="{escape(base)}&amp;height={THUMBNAIL_HEIGHT}" alt="{alt}" loading="lazy">
 <div class="meta">
@@ -102,6 +103,7 @@ def http_date(taken: str) -> str | None:
 def filename(listing: Listing, photo: Photo, spec: Spec) -> str:
     """A download name that says what it is: rover, sol, camera and size."""
     size = f"{spec.width}x{spec.height}" if spec.width else f"h{spec.height}"
-    camera = "".join(c if c.isalnum() or c in "-_" else "_" for c in photo.camera)
+    camera = "".join(c if c.isascii() and (c.isalnum() or c in "-_") else "_"
+                     for c in photo.camera)  # the header stays plain ASCII, whatever the feed says
     extension = "jpg" if spec.format == "jpeg" else spec.format
     return f"{listing.rover}-sol{listing.sol}-{camera}-{size}.{extension}"

@@ -216,3 +216,15 @@ async def _json(payload: object) -> web.Response:
 
 def test_the_bomb_really_claims_its_size():
     assert Image.open(io.BytesIO(bomb_png(8000, 8000))).size == (8000, 8000)
+
+
+async def test_concurrent_stale_requests_start_exactly_one_refresh(stub: Stub, client_for):
+    client = await client_for(stub.settings(info_ttl=0.2, error_ttl=60, retries=0))
+    pipeline = pipeline_of(client)
+    await client.get("/")
+    stub.fail("feed", 500)
+    await until(lambda: _age(pipeline) > 0.2)
+    burst = await asyncio.gather(*(client.get("/") for _ in range(20)))
+    assert {r.headers["X-Cache"] for r in burst} == {"STALE"}
+    await until(lambda: pipeline._refresh is not None and pipeline._refresh.done())
+    assert stub.calls["feed"] == 2

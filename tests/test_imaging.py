@@ -7,7 +7,7 @@ import io
 import pytest
 from PIL import Image
 
-from marsserver.errors import BadUpstream
+from marsserver.errors import BadParameter, BadUpstream
 from marsserver.imaging import Spec, wallpaper
 
 from .stub import FIXTURES
@@ -63,7 +63,7 @@ def test_images_over_the_pixel_budget_are_refused_before_decoding():
 def test_a_sliver_of_a_source_cannot_become_a_gigantic_output():
     sliver = io.BytesIO()
     Image.new("L", (1000, 10)).save(sliver, "PNG")
-    with pytest.raises(BadUpstream, match="too wide"):
+    with pytest.raises(BadParameter, match="wider than 17280 pixels"):
         wallpaper(sliver.getvalue(), Spec(4320), max_pixels=BIG)
 
 

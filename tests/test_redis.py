@@ -215,6 +215,21 @@ async def test_a_redis_outage_degrades_to_memory_and_recovers(stub, client_for, 
         await shared.aclose()
 
 
+async def test_with_redis_unreachable_a_stale_list_is_still_served(stub, client_for):
+    unreachable = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    client = await client_for(stub.settings(cache=unreachable, info_ttl=0.2, retries=0))
+    pipeline = pipeline_of(client)
+    assert (await client.get("/")).status == 200
+    assert (await (await client.get("/healthz")).json())["status"] == "degraded"
+    stub.fail("feed", 500)
+    await until(lambda: time.time() - pipeline.cache.front.peek("today").fetched_at > 0.2)
+    for _ in range(3):
+        stale = await client.get("/")
+        assert (stale.status, stale.headers["X-Cache"]) == (200, "STALE")
+        await until(lambda: pipeline._refresh is not None and pipeline._refresh.done())
+    assert stub.calls["feed"] == 2  # one good fetch, one failed refresh, then remembered
+
+
 def test_workers_share_one_port_and_stop_together():
     port = free_port()
     parent = subprocess.Popen(
@@ -232,3 +247,20 @@ def test_workers_share_one_port_and_stop_together():
     finally:
         parent.terminate()
         assert parent.wait(timeout=30) == 0
+
+
+def test_a_worker_dying_stops_the_rest_and_the_status_says_so():
+    port = free_port()
+    parent = subprocess.Popen(
+        [sys.executable, "-m", "marsserver", "--source", "demo", "--port", str(port),
+         "--workers", "2", "--access-log", "off"], stderr=subprocess.PIPE, text=True)
+    assert parent.stderr is not None
+    started = parent.stderr.readline()
+    pids = [int(pid) for pid in started.split("workers: ")[1].split(", ")]
+    for _ in range(2):
+        parent.stderr.readline()  # both listening
+    os.kill(pids[0], 9)
+    assert parent.wait(timeout=30) == 128 + 9
+    for pid in pids[1:]:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)

@@ -230,13 +230,18 @@ async def test_with_redis_unreachable_a_stale_list_is_still_served(stub, client_
     assert stub.calls["feed"] == 2  # one good fetch, one failed refresh, then remembered
 
 
-def test_workers_share_one_port_and_stop_together():
-    port = free_port()
+def two_workers(port: int) -> tuple[subprocess.Popen[str], list[str]]:
+    """`marsserver --workers 2` on `port`, once its start line and both workers' are out."""
     parent = subprocess.Popen(
         [sys.executable, "-m", "marsserver", "--source", "demo", "--port", str(port),
          "--workers", "2", "--access-log", "off"], stderr=subprocess.PIPE, text=True)
     assert parent.stderr is not None
-    lines = [parent.stderr.readline() for _ in range(3)]
+    return parent, [parent.stderr.readline() for _ in range(3)]
+
+
+def test_workers_share_one_port_and_stop_together():
+    port = free_port()
+    parent, lines = two_workers(port)
     try:
         assert "started 2 workers" in lines[0]
         assert sum(f"listening on http://127.0.0.1:{port}" in line for line in lines) == 2
@@ -250,15 +255,8 @@ def test_workers_share_one_port_and_stop_together():
 
 
 def test_a_worker_dying_stops_the_rest_and_the_status_says_so():
-    port = free_port()
-    parent = subprocess.Popen(
-        [sys.executable, "-m", "marsserver", "--source", "demo", "--port", str(port),
-         "--workers", "2", "--access-log", "off"], stderr=subprocess.PIPE, text=True)
-    assert parent.stderr is not None
-    started = parent.stderr.readline()
-    pids = [int(pid) for pid in started.split("workers: ")[1].split(", ")]
-    for _ in range(2):
-        parent.stderr.readline()  # both listening
+    parent, lines = two_workers(free_port())
+    pids = [int(pid) for pid in lines[0].split("workers: ")[1].split(", ")]
     os.kill(pids[0], 9)
     assert parent.wait(timeout=30) == 128 + 9
     for pid in pids[1:]:

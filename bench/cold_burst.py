@@ -14,14 +14,11 @@ import argparse
 import asyncio
 import statistics
 import time
-from collections import Counter
-
-import aiohttp
 
 from marsserver import imaging
 from tests.stub import FEED_PATH, Stub
 
-from .common import Service, start_process, start_service, start_stub, stop
+from .common import Service, burst, start_process, start_service, start_stub, stop
 
 HEIGHT = 1080
 
@@ -35,24 +32,13 @@ def median_resize_ms(data: bytes, runs: int = 5) -> float:
     return statistics.median(times) * 1000
 
 
-async def burst(url: str, requests: int) -> tuple[list[float], Counter[int], set[bytes]]:
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
-        async def one() -> tuple[float, int, bytes]:
-            start = time.perf_counter()
-            async with session.get(f"{url}/wallpaper?photo_number=0&height={HEIGHT}") as response:
-                body = await response.read()
-                return (time.perf_counter() - start) * 1000, response.status, body
-
-        results = await asyncio.gather(*(one() for _ in range(requests)))
-    return sorted(r[0] for r in results), Counter(r[1] for r in results), {r[2] for r in results}
-
-
 async def run(name: str, start: str, args: argparse.Namespace) -> tuple[Stub, list[float]]:
     stub, runner = await start_stub(args.list_latency, args.image_latency)
     service: Service = await (start_service(stub) if start == "marsserver"
                               else start_process("bench.naive", stub.base + FEED_PATH))
     try:
-        latencies, statuses, bodies = await burst(service.url, args.requests)
+        latencies, statuses, bodies = await burst(
+            [service.url], f"/wallpaper?photo_number=0&height={HEIGHT}", args.requests)
     finally:
         await stop(service, runner)
     p50, p99 = latencies[len(latencies) // 2], latencies[int(len(latencies) * 0.99) - 1]

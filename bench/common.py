@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import time
+from collections import Counter
 from dataclasses import dataclass
 
+import aiohttp
 from aiohttp import web
 
 from tests.stub import FEED_PATH, Stub
@@ -61,3 +64,18 @@ async def stop(service: Service, runner: web.AppRunner | None = None) -> None:
     await service.drain
     if runner is not None:
         await runner.cleanup()
+
+
+async def burst(urls: list[str], path: str, requests: int,
+                ) -> tuple[list[float], Counter[int], set[bytes]]:
+    """`requests` concurrent GETs of `path`, round-robin over `urls`: sorted latencies (ms),
+    statuses and the distinct bodies."""
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+        async def one(n: int) -> tuple[float, int, bytes]:
+            start = time.perf_counter()
+            async with session.get(urls[n % len(urls)] + path) as response:
+                body = await response.read()
+                return (time.perf_counter() - start) * 1000, response.status, body
+
+        results = await asyncio.gather(*(one(n) for n in range(requests)))
+    return sorted(r[0] for r in results), Counter(r[1] for r in results), {r[2] for r in results}

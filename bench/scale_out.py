@@ -14,12 +14,8 @@ import asyncio
 import shutil
 import socket
 import tempfile
-import time
-from collections import Counter
 
-import aiohttp
-
-from .common import start_service, start_stub, stop
+from .common import burst, start_service, start_stub, stop
 
 
 async def main() -> None:
@@ -40,7 +36,8 @@ async def main() -> None:
         services = [await start_service(stub, "--cache", f"redis://127.0.0.1:{port}/0",
                                         "--access-log", "off") for _ in range(3)]
         try:
-            latencies, statuses = await burst([s.url for s in services], args.requests)
+            latencies, statuses, _ = await burst([s.url for s in services],
+                                                 "/wallpaper?height=1080", args.requests)
         finally:
             for service in services:
                 await stop(service)
@@ -64,18 +61,6 @@ async def until_listening(port: int) -> None:
                 continue
             writer.close()
             return
-
-
-async def burst(urls: list[str], requests: int) -> tuple[list[float], Counter[int]]:
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
-        async def one(n: int) -> tuple[float, int]:
-            start = time.perf_counter()
-            async with session.get(f"{urls[n % len(urls)]}/wallpaper?height=1080") as response:
-                await response.read()
-                return (time.perf_counter() - start) * 1000, response.status
-
-        results = await asyncio.gather(*(one(n) for n in range(requests)))
-    return sorted(r[0] for r in results), Counter(r[1] for r in results)
 
 
 if __name__ == "__main__":

@@ -111,7 +111,7 @@ async def metrics(request: web.Request) -> web.Response:
 
 async def healthz(request: web.Request) -> web.Response:
     pipeline = request.app[PIPELINE]
-    return web.json_response({"status": "degraded" if pipeline.cache.degraded else "ok",
+    return web.json_response({"status": "degraded" if pipeline.degraded else "ok",
                               "source": pipeline.source.name,
                               "in_flight": len(pipeline.in_flight())})
 

@@ -117,7 +117,6 @@ class Pipeline:
                  wallpaper_path: str = "/wallpaper", metrics: Metrics | None = None,
                  leases: Leases | None = None) -> None:
         self.source = source
-        self.cache = cache
         self.metrics = metrics or Metrics()
         self._cache = cache
         self._leases = leases
@@ -135,6 +134,11 @@ class Pipeline:
         """Waiters per in-flight key, across stages; empty when idle."""
         return {**self._lists.waiters(), **self._sources.waiters(),
                 **self._wallpapers.waiters()}
+
+    @property
+    def degraded(self) -> bool:
+        """Whether the shared cache is unreachable and this instance runs on memory alone."""
+        return self._cache.degraded
 
     def _in_flight_at(self, stage: str) -> int:
         return sum(1 for key in self.in_flight() if _stage(key) == stage)
@@ -289,7 +293,6 @@ class Pipeline:
         failure: Failure | None = await self._cache.get(FAILED + key)
         if failure is not None:
             raise copy.copy(failure.error)
-
 
 
 def _source_link(photo: Photo, spec: Spec) -> str:

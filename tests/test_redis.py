@@ -57,9 +57,13 @@ class RedisServer:
              "--save", "", "--appendonly", "no", "--dir", str(self.workdir)],
             stdout=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
-        while subprocess.run([sys.executable, "-c", f"import socket; socket.create_connection("
-                              f"('127.0.0.1', {self.port}), 1)"], capture_output=True).returncode:
-            assert time.monotonic() < deadline, "redis-server did not start"
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                assert time.monotonic() < deadline, "redis-server did not start"
+                time.sleep(0.02)  # polling a port the server has not opened yet
 
     def stop(self) -> None:
         assert self.process is not None
@@ -143,7 +147,7 @@ async def test_an_instance_reads_what_another_made_and_its_front_expires_with_re
 
     assert await seen.read() == await made.read()
     assert stub.downloads() == 1
-    front = pipeline_of(two).cache.front
+    front = pipeline_of(two)._cache.front
     key = next(k for k in front._cache if k.startswith("wallpaper:"))
     remaining = front._handlers[key].when() - asyncio.get_running_loop().time()
     assert 0 < remaining <= 30
@@ -222,7 +226,7 @@ async def test_with_redis_unreachable_a_stale_list_is_still_served(stub, client_
     assert (await client.get("/")).status == 200
     assert (await (await client.get("/healthz")).json())["status"] == "degraded"
     stub.fail("feed", 500)
-    await until(lambda: time.time() - pipeline.cache.front.peek("today").fetched_at > 0.2)
+    await until(lambda: time.time() - pipeline._cache.front.peek("today").fetched_at > 0.2)
     for _ in range(3):
         stale = await client.get("/")
         assert (stale.status, stale.headers["X-Cache"]) == (200, "STALE")

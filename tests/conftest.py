@@ -1,9 +1,15 @@
-"""Shared test fixtures: a real local stub of NASA's feed, mocked upstreams, and small helpers."""
+"""Shared test fixtures: a real local stub of NASA's feed, mocked upstreams, a hand-moved clock,
+and a guard that fails any test whose event loop saw an error nobody raised."""
 
 from __future__ import annotations
 
+import asyncio
+import gc
+import sys
 import threading
-from collections.abc import Awaitable, Callable, Iterator
+import time
+import traceback
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 from unittest.mock import Mock
 
@@ -16,7 +22,65 @@ from pytest_aiohttp import AiohttpClient, AiohttpServer
 from marsserver import Settings, create_app, imaging
 from marsserver.imaging import Spec
 
+from .helpers import Clock
 from .stub import Stub
+
+LoopErrors = list[dict[str, Any]]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _frozen_heap() -> None:
+    """Keep what was imported before the first test out of the full collection `loop_errors`
+    runs after every test: with hypothesis, schemathesis and Pillow loaded, scanning it all
+    took 150 ms a test; what tests create themselves is still collected."""
+    gc.freeze()
+
+
+@pytest.fixture(autouse=True)
+async def loop_errors() -> AsyncIterator[LoopErrors]:
+    """Record what reaches the test's event loop's exception handler; fail the test if any.
+
+    asyncio only logs "Task exception was never retrieved", exceptions in callbacks and the
+    like, so `filterwarnings = error` never sees them and a crashed background task would pass.
+    Autouse and set up first, this wraps the other fixtures' teardown too; it runs on the loop
+    pytest-asyncio gives each test, which is also the one pytest-aiohttp's fixtures use.
+    """
+    loop = asyncio.get_running_loop()
+    recorded: LoopErrors = []
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _, context: recorded.append(context))
+    try:
+        yield recorded
+        gc.collect()  # a task's unretrieved exception is reported when the task is collected
+    finally:
+        loop.set_exception_handler(previous)
+    fail_on_loop_errors(recorded)
+
+
+def fail_on_loop_errors(recorded: LoopErrors) -> None:
+    if recorded:
+        pytest.fail("the event loop reported errors nobody handled:\n"
+                    + "\n".join(map(_described, recorded)), pytrace=False)
+
+
+def _described(context: dict[str, Any]) -> str:
+    error = context.get("exception")
+    where = "".join(traceback.format_exception(error)) if error else ""
+    return f"- {context.get('message', 'no message')}: {where or context}"
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    """The wall clock every marsserver module reads (`time.time()`), stopped at an instant.
+
+    Cache expiry runs on the event loop's own clock, so moving this one ages what responses
+    say (max-age, Age) and when the list goes stale, without expiring anything.
+    """
+    fake = Clock(1_700_000_000.0)
+    fake.install(monkeypatch, *(module for name, module in list(sys.modules.items())
+                                if name.split(".")[0] == "marsserver"
+                                and getattr(module, "time", None) is time))
+    return fake
 
 
 class _ShimResponse(ClientResponse):

@@ -1,19 +1,43 @@
-"""Small helpers for tests: reaching into an app, and waiting for a condition."""
+"""Small helpers for tests: reaching into an app, waiting for a condition, the README's literal
+presets, external tools, and `marsserver` run as its own process."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping
+from types import ModuleType, TracebackType
+from typing import Any
 
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from marsserver.handlers import PIPELINE
 from marsserver.pipeline import Pipeline
 
+# The README's preset table, written out: tests compare the service with this, never with the
+# code's own table, so a wrong size in the code cannot agree with itself.
+README_PRESETS = {
+    "720p": (1280, 720), "1080p": (1920, 1080), "1440p": (2560, 1440), "4k": (3840, 2160),
+    "ultrawide": (3440, 1440), "phone": (1170, 2532), "tablet": (1640, 2360),
+}
+
+SKIP_MISSING_TOOLS = "MARSSERVER_SKIP_MISSING_TOOLS"
+
 
 def pipeline_of(client: TestClient[web.Request, web.Application]) -> Pipeline:
     return client.app[PIPELINE]
+
+
+def cache_keys(client: TestClient[web.Request, web.Application]) -> set[str]:
+    """The keys an app's cache holds in this process."""
+    return set(pipeline_of(client).cache.view())
 
 
 async def until(predicate: Callable[[], bool], within: float = 10.0) -> None:
@@ -21,3 +45,143 @@ async def until(predicate: Callable[[], bool], within: float = 10.0) -> None:
     async with asyncio.timeout(within):
         while not predicate():
             await asyncio.sleep(0.001)
+
+
+class Clock:
+    """A stand-in for the `time` module whose `time()` moves only when a test says so: headers
+    that count down (max-age, Age) can then be checked for exact values, not ranges."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def time(self) -> float:
+        return self.now
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
+
+    def install(self, monkeypatch: pytest.MonkeyPatch, *modules: ModuleType) -> None:
+        """Be `time` for `modules` (those that `import time` and call `time.time()`)."""
+        for module in modules:
+            monkeypatch.setattr(module, "time", self)
+
+
+def missing_tools_may_skip(environ: Mapping[str, str]) -> bool:
+    """Only a developer who asked for it may skip; CI never does, whatever else is set."""
+    return (environ.get(SKIP_MISSING_TOOLS) == "1"
+            and environ.get("CI", "").lower() not in ("true", "1"))
+
+
+def require_tool(name: str, install: str) -> str:
+    """The path of the program `name` (Debian keeps daemons in /usr/sbin, often not on PATH).
+
+    A missing tool fails the test: a skip would let a run without Chromium or Redis look
+    green. `MARSSERVER_SKIP_MISSING_TOOLS=1` turns that into a skip, except on CI.
+    """
+    path = shutil.which(name, path=os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin"]))
+    if path is not None:
+        return path
+    reason = f"{name} is not installed ({install})"
+    if missing_tools_may_skip(os.environ):
+        pytest.skip(f"{reason}; skipped because {SKIP_MISSING_TOOLS}=1")
+    pytest.fail(f"{reason}; set {SKIP_MISSING_TOOLS}=1 to skip instead (never on CI)",
+                pytrace=False)
+
+
+class Marsserver:
+    """`python -m marsserver ARGS` in its own process, as users run it (`--port 0` unless
+    given), as a context manager (`with` or `async with`) that yields once it listens.
+
+    A thread keeps reading stderr, so a chatty access log never blocks the server on a full
+    pipe, and the log stays readable (`log`, `wait_for`) while it runs and after it stops.
+    The environment is the test's without `MARS_*` variables, plus `env`.
+    """
+
+    def __init__(self, *args: str, env: Mapping[str, str] | None = None,
+                 startup: float = 30.0) -> None:
+        self.args = [*args] if "--port" in args else [*args, "--port", "0"]
+        self.env = {**{k: v for k, v in os.environ.items() if not k.startswith("MARS_")},
+                    **(env or {})}
+        self.startup = startup
+        self.lines: list[str] = []
+        self._logged = threading.Condition()
+        self._process: subprocess.Popen[str] | None = None
+        self._reader: threading.Thread | None = None
+
+    @property
+    def process(self) -> subprocess.Popen[str]:
+        assert self._process is not None, "not started"
+        return self._process
+
+    @property
+    def log(self) -> str:
+        with self._logged:
+            return "".join(self.lines)
+
+    @property
+    def url(self) -> str:
+        """The base URL from the first "listening on http://host:port, ..." line."""
+        line = next(line for line in self.lines if "listening on " in line)
+        return line.split("listening on ")[1].split(",")[0]
+
+    def start(self) -> Marsserver:
+        self._process = subprocess.Popen([sys.executable, "-m", "marsserver", *self.args],
+                                         stderr=subprocess.PIPE, text=True, env=self.env)
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        self.wait_for("listening on ")
+        return self
+
+    def _read(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            with self._logged:
+                self.lines.append(line)
+                self._logged.notify_all()
+        with self._logged:
+            self.lines.append("")  # end of the log: the process has exited
+            self._logged.notify_all()
+
+    def wait_for(self, text: str, times: int = 1) -> list[str]:
+        """Block until `times` lines of the log contain `text`; fail if it exits first."""
+        def seen() -> list[str]:
+            return [line for line in self.lines if text in line]
+
+        def settled() -> bool:
+            return len(seen()) >= times or self.lines[-1:] == [""]
+
+        with self._logged:
+            self._logged.wait_for(settled, timeout=self.startup)
+            assert len(seen()) >= times, f"marsserver never logged {text!r}:\n{''.join(self.lines)}"
+            return seen()
+
+    def stop(self, timeout: float = 20.0) -> int:
+        """SIGTERM if it still runs; its exit status, once its log is read to the end."""
+        if self.process.poll() is None:
+            self.process.terminate()
+        code = self.process.wait(timeout=timeout)
+        assert self._reader is not None
+        self._reader.join(timeout=timeout)
+        assert self.process.stderr is not None
+        self.process.stderr.close()
+        return code
+
+    def __enter__(self) -> Marsserver:
+        try:
+            return self.start()
+        except BaseException:
+            if self._process is not None:
+                self.stop()
+            raise
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        self.stop()
+
+    async def __aenter__(self) -> Marsserver:
+        """Starting blocks on a pipe: do it in a thread, so this loop's stubs keep answering."""
+        return await asyncio.to_thread(self.__enter__)
+
+    async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                        traceback: TracebackType | None) -> None:
+        await asyncio.to_thread(self.stop)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import io
+from types import SimpleNamespace
 
 from PIL import Image
 
 from bench import cold_burst, resize
+from marsserver.imaging import Spec
 
 from .stub import IMAGES
 
@@ -19,5 +21,18 @@ def test_resize_bench_helpers_make_the_same_size_as_plain_pillow():
     assert resize.psnr(resize.plain_pillow(data, 300), resize.ours(data, 300)) > 30
 
 
-def test_cold_burst_times_a_resize():
-    assert cold_burst.median_resize_ms(IMAGES[0].read_bytes(), runs=1) > 0
+def test_cold_burst_times_the_resize_its_burst_asks_for(monkeypatch):
+    """The ideal the burst is compared with includes one resize, of the burst's own height,
+    timed as the median of the runs (a clock that moves by hand makes that exact)."""
+    ticks = iter([0.0, 0.5, 1.0, 2.5, 3.0, 3.25])  # runs of 500, 1500 and 250 ms: median 500
+    made: list[tuple[bytes, Spec]] = []
+
+    def wallpaper(data: bytes, spec: Spec, **_: object) -> bytes:
+        made.append((data, spec))
+        return b""
+
+    monkeypatch.setattr(cold_burst, "time", SimpleNamespace(perf_counter=lambda: next(ticks)))
+    monkeypatch.setattr(cold_burst, "imaging", SimpleNamespace(wallpaper=wallpaper, Spec=Spec))
+
+    assert cold_burst.median_resize_ms(b"source", runs=3) == 500.0
+    assert made == [(b"source", Spec(cold_burst.HEIGHT))] * 3

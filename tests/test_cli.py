@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+import re
 import subprocess
 import sys
 import urllib.request
@@ -13,10 +15,12 @@ from marsserver import Settings
 from marsserver.cli import parser, settings_from
 from marsserver.settings import env_name, flag_name
 
+from .helpers import Marsserver
 
-def run(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "marsserver", *args], capture_output=True,
-                          text=True, timeout=timeout, check=False)
+                          text=True, timeout=30, check=False, env=env)
 
 
 def test_no_flags_no_environment_gives_the_documented_defaults():
@@ -56,9 +60,7 @@ def test_every_settings_field_is_a_documented_flag_with_its_variable():
     (["--no-such-flag"], {}, "unrecognized"),
 ])
 def test_bad_configuration_fails_in_one_line_without_a_traceback(args, env, mentions):
-    result = subprocess.run(
-        [sys.executable, "-m", "marsserver", *args], capture_output=True, text=True, timeout=30,
-        env={"PATH": "/usr/bin:/bin", **env}, check=False)
+    result = run(*args, env={"PATH": "/usr/bin:/bin", **env})
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
@@ -73,20 +75,12 @@ def test_help_describes_the_flags():
 
 
 def test_the_demo_server_starts_logs_where_it_listens_and_answers():
-    process = subprocess.Popen(
-        [sys.executable, "-m", "marsserver", "--source", "demo", "--port", "0"],
-        stderr=subprocess.PIPE, text=True)
-    try:
-        assert process.stderr is not None
-        line = process.stderr.readline()
-        assert "listening on http://127.0.0.1:" in line
-        assert "source demo" in line
-        url = line.split("listening on ")[1].split(",")[0]
-        with urllib.request.urlopen(url + "/healthz", timeout=10) as response:
-            assert response.status == 200
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    with Marsserver("--source", "demo") as server:
+        assert re.fullmatch(r"http://127\.0\.0\.1:[1-9]\d*", server.url)
+        assert "source demo" in server.wait_for("listening on ")[0]
+        with urllib.request.urlopen(server.url + "/healthz", timeout=10) as response:
+            assert json.load(response) == {"status": "ok", "source": "demo", "in_flight": 0}
+    assert server.process.returncode == 0
 
 
 @pytest.mark.parametrize("flag", ["--timeout", "--info-ttl", "--image-ttl", "--max-stale"])

@@ -46,7 +46,7 @@ async def test_two_instances_under_two_prefixes_share_nothing_and_know_their_url
 
     one, two = curiosity[PIPELINE], perseverance[PIPELINE]
     assert curiosity[SETTINGS].info_ttl != perseverance[SETTINGS].info_ttl
-    assert one._cache is not two._cache
+    assert one.cache is not two.cache
     assert one._executor is not two._executor
     assert one.source is not two.source
     assert one.metrics.registry is not two.metrics.registry

@@ -6,28 +6,24 @@ that opens a wallpaper of that size. Saves a screenshot to test-artifacts/galler
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
-import pytest
 from playwright.async_api import async_playwright
 
 from marsserver import Settings, create_app
 
-CHROMIUM = shutil.which("chromium")
+from .helpers import require_tool
+
 ARTIFACTS = Path(__file__).parent.parent / "test-artifacts"
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
-@pytest.mark.skipif(CHROMIUM is None and not os.environ.get("CI"),
-                    reason="Debian's chromium is missing (.ci/run installs it; CI never skips)")
 async def test_gallery_shows_every_photo_and_its_preset_links_work(aiohttp_server):
+    chromium = require_tool("chromium", "Debian's chromium; .ci/run installs it")
     server = await aiohttp_server(create_app(Settings(source="demo")))
     async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM or "/usr/bin/chromium",
-                                                   args=FLAGS)
+        browser = await playwright.chromium.launch(executable_path=chromium, args=FLAGS)
         try:
             page = await browser.new_page(viewport={"width": 1280, "height": 2400})
             await page.goto(str(server.make_url("/")))

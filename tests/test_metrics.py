@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import time
 
 from prometheus_client.parser import text_string_to_metric_families
 
 from marsserver import Settings, create_app
 
-from .helpers import pipeline_of, until
+from .helpers import Clock, pipeline_of, until
 from .stub import Stub
 
 
@@ -64,18 +63,18 @@ async def test_upstream_failures_are_counted_by_status(stub: Stub, client_for):
     assert samples[("marsserver_upstream_requests_total", key)] == 2
 
 
-async def test_stale_lists_are_counted_as_stale(stub: Stub, client_for):
-    client = await client_for(stub.settings(info_ttl=0.05))
+async def test_stale_lists_are_counted_as_stale(stub: Stub, client_for, clock: Clock):
+    client = await client_for(stub.settings(info_ttl=60))
     await client.get("/")
-    await until(lambda: pipeline_of(client)._refresh is None and _aged(client))
+    clock.now += 61
     assert (await client.get("/")).headers["X-Cache"] == "STALE"
+    await until(lambda: not pipeline_of(client).background)  # the refresh it started is done
     samples = await scrape(client)
-    assert samples[("marsserver_cache_requests_total", (("cache", "list"), ("result", "stale")))]
-
-
-def _aged(client) -> bool:
-    today = pipeline_of(client)._cache._cache.get("today")
-    return today is not None and time.time() - today.fetched_at > 0.05
+    list_results = {labels: n for (name, labels), n in samples.items()
+                    if name == "marsserver_cache_requests_total" and ("cache", "list") in labels}
+    assert list_results == {(("cache", "list"), ("result", "miss")): 1,
+                            (("cache", "list"), ("result", "hit")): 0,
+                            (("cache", "list"), ("result", "stale")): 1}
 
 
 async def test_each_app_counts_for_itself(aiohttp_client):

@@ -145,18 +145,61 @@ async def test_rate_limit_remaining_zero_rests_the_host_after_a_good_answer(upst
 
 
 class FakeResolver(AbstractResolver):
-    """Every name resolves to loopback, as a rebinding attacker would arrange."""
+    """DNS that answers `addresses` for every name, as a rebinding attacker would arrange."""
+
+    def __init__(self, *addresses: str) -> None:
+        self.addresses = addresses
 
     async def resolve(self, host, port=0, family=socket.AF_INET):
-        return [{"hostname": host, "host": "127.0.0.1", "port": port, "family": family,
-                 "proto": 0, "flags": 0}]
+        return [{"hostname": host, "host": address, "port": port, "proto": 0, "flags": 0,
+                 "family": socket.AF_INET6 if ":" in address else socket.AF_INET}
+                for address in self.addresses]
 
     async def close(self) -> None:
         pass
 
 
-async def test_names_resolving_to_private_addresses_are_refused_unless_trusted(aiohttp_server):
+NON_PUBLIC = [
+    "127.0.0.1", "127.8.9.10", "::1",  # loopback
+    "10.0.0.1", "10.255.255.254", "172.16.0.1", "172.31.255.254", "192.168.0.1",  # private
+    "169.254.169.254", "fe80::1",  # link-local (the cloud metadata address among them)
+    "fc00::1", "fd12:3456::1",  # IPv6 unique-local
+    "0.0.0.0", "::", "::ffff:127.0.0.1", "::ffff:10.0.0.1",  # unspecified, IPv4-mapped
+    "100.64.0.1",  # carrier-grade NAT
+]
+PUBLIC = ["93.184.215.14", "172.32.0.1", "2606:4700::1111"]  # 172.32/16 is past 172.16/12
+
+
+@pytest.mark.parametrize("address", NON_PUBLIC)
+async def test_names_resolving_to_non_public_addresses_are_refused(address):
+    resolver = PublicResolver(frozenset(), FakeResolver(address))
+    with pytest.raises(OSError, match="non-public"):
+        await resolver.resolve("images.example", 443)
+
+
+@pytest.mark.parametrize("address", NON_PUBLIC)
+async def test_names_the_operator_gave_may_resolve_anywhere(address):
+    resolver = PublicResolver(frozenset({"mirror.local"}), FakeResolver(address))
+    assert [r["host"] for r in await resolver.resolve("Mirror.local.", 443)] == [address]
+
+
+@pytest.mark.parametrize("address", PUBLIC)
+async def test_public_addresses_are_used(address):
+    resolver = PublicResolver(frozenset(), FakeResolver(address))
+    assert [r["host"] for r in await resolver.resolve("images.example", 443)] == [address]
+
+
+async def test_of_mixed_answers_only_the_public_ones_are_used():
+    resolver = PublicResolver(frozenset(), FakeResolver("10.0.0.1", "93.184.215.14", "::1"))
+    assert [r["host"] for r in await resolver.resolve("images.example", 443)] == ["93.184.215.14"]
+
+
+async def test_a_refused_name_is_never_connected_to_unless_trusted(aiohttp_server):
+    """End to end: the guard sits in the client session's connector, in front of the request."""
+    calls = []
+
     async def jpeg(request: web.Request) -> web.Response:
+        calls.append(request.path)
         return web.Response(body=b"jpeg")
 
     app = web.Application()
@@ -164,14 +207,17 @@ async def test_names_resolving_to_private_addresses_are_refused_unless_trusted(a
     server = await aiohttp_server(app)
     link = f"http://stub.test:{server.port}/a.jpg"
     for trusted, expected in ((frozenset(), None), (frozenset({"stub.test"}), b"jpeg")):
-        connector = aiohttp.TCPConnector(resolver=PublicResolver(trusted, FakeResolver()))
+        connector = aiohttp.TCPConnector(
+            resolver=PublicResolver(trusted, FakeResolver("127.0.0.1")))
         async with aiohttp.ClientSession(connector=connector) as session:
             upstream = Upstream(session, (f"stub.test:{server.port}",), 1000, retries=0)
             if expected is None:
                 with pytest.raises(BadUpstream):
                     await upstream.get_image(link)
+                assert calls == []
             else:
                 assert await upstream.get_image(link) == expected
+    assert calls == ["/a.jpg"]
 
 
 def test_trusted_names_are_the_operators_own():

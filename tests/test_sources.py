@@ -1,50 +1,207 @@
-"""Source adapters: parsers on real recorded NASA responses, and the offline demo source."""
+"""Source adapters: frame rules on real recorded NASA answers, the queries and pages they send
+(mocked NASA), and the offline demo source."""
 
 from __future__ import annotations
 
 import io
+import re
+from collections import Counter
+from collections.abc import AsyncIterator
+from typing import Any
 
+import aiohttp
 import pytest
 from PIL import Image
 
 from marsserver import Settings
-from marsserver.errors import BadUpstream, NotFound
-from marsserver.sources import m2020, mars_photos, msl
-from marsserver.sources.demo import CAMERAS, DemoSource
+from marsserver.errors import BadParameter, BadUpstream, NotFound
+from marsserver.sources import LATEST, REASONS, Query, msl
+from marsserver.sources.base import MAX_PAGES, MAX_PAGES_BACK, Photo
+from marsserver.sources.demo import CAMERAS, NEWEST_SOL, DemoSource
+from marsserver.sources.m2020 import M2020Source
+from marsserver.sources.mars_photos import MarsPhotosSource
+from marsserver.sources.msl import MslSource
+from marsserver.upstream import Upstream
 
 from .stub import fixture_json
 
+MSL_FEED = re.compile(r"https://mars\.nasa\.gov/api/v1/raw_image_items/\?.*")
+M2020_FEED = re.compile(r"https://mars\.nasa\.gov/rss/api/\?.*")
+SOL86 = "msl-raw/msl_raw_image_items_sol86_full_and_downsampled_curieux.json"
+SOL5000 = "msl-raw/msl_raw_image_items_sol5000_navleftb.json"
+SOLS2_4 = "m2020-raw/m2020_feed_records_sols2-4_mchapman87501.json"
+SOL890 = "m2020-raw/m2020_raw_images_sol890_29_curieux.json"
 
-def test_msl_feed_gives_the_full_frames_of_the_newest_sol_without_thumbnails():
-    listing = msl.parse(fixture_json("msl-raw/msl_raw_image_items_sol5000_navleftb.json"))
-    assert (listing.source, listing.rover, listing.sol) == ("msl", "curiosity", 5000)
-    assert [p.id for p in listing.photos] == ["1632792", "1632788"]
+
+@pytest.fixture
+async def upstream() -> AsyncIterator[Upstream]:
+    async with aiohttp.ClientSession() as session:
+        yield Upstream(session, ("mars.nasa.gov",), max_bytes=10**7, retries=0)
+
+
+def sent(mock_nasa: Any) -> list[dict[str, str]]:
+    """The query parameters of every request made, in order (aioresponses keys them by URL)."""
+    return [dict(url.query) for _, url in mock_nasa.requests]
+
+
+def msl_items(sol: int, count: int, first_id: int = 0, **fields: Any) -> list[dict[str, Any]]:
+    """`count` copies of a real full frame, each its own photo, cut to the fields we read
+    (mocked answers over 128 KiB trip aioresponses)."""
+    real = fixture_json(SOL5000)["items"][0]
+    template = {key: real[key] for key in ("instrument", "date_taken", "image_credit",
+                                           "https_url", "is_thumbnail")}
+    extended = {"sample_type": "full", **fields.pop("extended", {})}
+    return [{**template, "sol": sol, "id": first_id + n, "extended": extended, **fields}
+            for n in range(count)]
+
+
+def m2020_items(fixture: str) -> list[dict[str, Any]]:
+    """A recording's images cut to the fields we read (see `msl_items`)."""
+    return [{"imageid": item["imageid"], "sol": item["sol"], "sample_type": item["sample_type"],
+             "credit": item["credit"], "date_taken_utc": item["date_taken_utc"],
+             "camera": {"instrument": item["camera"]["instrument"]},
+             "extended": {"dimension": item["extended"]["dimension"]},
+             "image_files": {"large": item["image_files"]["large"]}}
+            for item in fixture_json(fixture)["images"]]
+
+
+def msl_page(items: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"items": items, "more": len(items) == msl.PER_PAGE, "page": 0, "per_page": 100}
+
+
+# --- whole frames, on the real recordings ---------------------------------------------
+
+def test_curiosity_sol_86_keeps_its_8_full_frames_and_drops_its_8_downsampled():
+    listing = msl.parse(fixture_json(SOL86))
+    assert (listing.source, listing.rover, listing.sol, listing.newest_sol) == (
+        "msl", "curiosity", 86, 86)
+    assert [p.id for p in listing.photos] == [
+        "36298", "36299", "36264", "36265", "36251", "36252", "36229", "36230"]
+    assert listing.dropped == {"downsampled": 8}
+
+
+def test_curiosity_sol_5000_keeps_2_full_frames_and_drops_1_thumbnail():
+    listing = msl.parse(fixture_json(SOL5000))
+    assert (listing.sol, [p.id for p in listing.photos]) == (5000, ["1632792", "1632788"])
+    assert listing.dropped == {"thumbnail": 1}
     first = listing.photos[0]
-    assert first.camera == "NAV_LEFT_B"
-    assert first.taken == "2026-08-30T11:52:28.000Z"
+    assert (first.camera, first.taken, first.credit) == (
+        "NAV_LEFT_B", "2026-08-30T11:52:28.000Z", "NASA/JPL-Caltech")
     assert first.img_src.startswith("https://mars.nasa.gov/msl-raw-images/")
     assert first.img_src.endswith("NLB_841358428EDR_F1241978NCAM00353M_.JPG")
-    assert first.credit == "NASA/JPL-Caltech"
 
 
-def test_msl_feed_keeps_only_the_newest_sol_when_several_are_listed():
-    items = [fixture_json("msl-raw/msl_raw_image_item_sol1_legacy.json"),
-             *fixture_json("msl-raw/msl_raw_image_items_sol5000_navleftb.json")["items"]]
-    listing = msl.parse({"items": items})
-    assert listing.sol == 5000
-    assert len(listing.photos) == 2
+@pytest.mark.parametrize(("sample", "verdict"), [
+    ("full", None), ("subframe", "subframe"), ("downsampled", "downsampled"),
+    ("mixed", "mixed"), ("chemcam prc", "chemcam_prc"), ("thumbnail", "thumbnail"),
+    ("something new", "other"), (7, "malformed"),
+])
+def test_curiosity_sample_types_other_than_full_are_dropped_by_name(sample, verdict):
+    item = msl_items(9, 1, extended={"sample_type": sample})[0]
+    listing = msl.parse({"items": [item, *msl_items(8, 1, first_id=1)]})
+    assert listing.dropped == ({} if verdict is None else {verdict: 1})
+    assert listing.sol == (9 if verdict is None else 8)
 
 
-def test_msl_legacy_item_with_many_null_fields_still_parses():
+def test_curiosity_is_thumbnail_wins_over_a_full_sample_type():
+    listing = msl.parse({"items": [*msl_items(9, 1, is_thumbnail=True),
+                                   *msl_items(8, 1, first_id=1)]})
+    assert (listing.sol, listing.dropped) == (8, {"thumbnail": 1})
+
+
+def test_curiosity_items_that_give_no_sample_type_are_kept():
+    listing = msl.parse(fixture_json("msl-raw/insight_raw_image_items_sol190_envelope.json"))
+    assert (listing.sol, len(listing.photos), listing.dropped) == (190, 1, {})
+
+
+def test_curiosity_legacy_item_with_many_null_fields_still_parses():
     listing = msl.parse({"items": [fixture_json("msl-raw/msl_raw_image_item_sol1_legacy.json")]})
     assert listing.sol == 1
     assert listing.photos[0].img_src.startswith("https://mars.jpl.nasa.gov/")
     assert listing.photos[0].credit == "NASA/JPL-Caltech/MSSS"
 
 
-def test_msl_whole_envelope_parses():
-    listing = msl.parse(fixture_json("msl-raw/insight_raw_image_items_sol190_envelope.json"))
-    assert (listing.sol, len(listing.photos)) == (190, 1)
+def test_perseverance_1196_records_keep_1053_full_and_drop_143_thumbnails():
+    records = fixture_json(SOLS2_4)
+    verdicts = Counter(
+        "kept" if isinstance(v, Photo) else v for v in map(M2020Source._judge, records))
+    assert verdicts == {"kept": 1053, "thumbnail": 143}
+
+
+def test_perseverance_records_list_the_newest_sol_and_any_sol_asked_for():
+    payload = {"images": fixture_json(SOLS2_4)}
+    newest = M2020Source.parse(payload)
+    assert (newest.sol, len(newest.photos), newest.newest_sol) == (4, 158, 4)
+    assert newest.dropped == {"thumbnail": 143}
+    sol2 = M2020Source.parse(payload, Query(sol=2))
+    assert (sol2.sol, len(sol2.photos), sol2.newest_sol) == (2, 895, None)
+    assert sol2.dropped == {"sol": 160, "thumbnail": 141}
+    mastcam = M2020Source.parse(payload, Query(cameras=("mcz_left", "MCZ_RIGHT")))
+    assert (mastcam.sol, len(mastcam.photos), mastcam.newest_sol) == (2, 22, None)
+    assert {p.camera for p in mastcam.photos} == {"MCZ_LEFT", "MCZ_RIGHT"}
+    assert mastcam.dropped == {"camera": 1031, "thumbnail": 143}
+
+
+def test_perseverance_sol_890_keeps_8_frames_and_drops_21_strips():
+    listing = M2020Source.parse(fixture_json(SOL890))
+    assert (listing.sol, len(listing.photos), listing.dropped) == (890, 8, {"strip": 21})
+
+
+def test_perseverance_sol_888_keeps_all_13_binned_frames():
+    listing = M2020Source.parse(fixture_json("m2020-raw/m2020_raw_images_sol888_13_curieux.json"))
+    assert (listing.sol, len(listing.photos), listing.dropped) == (888, 13, {})
+
+
+def test_perseverance_sol_1993_has_only_strips():
+    payload = fixture_json("m2020-raw/m2020_raw_images_sol1993_navcamleft.json")
+    with pytest.raises(BadUpstream, match=r"newest 3 items is a whole frame \(dropped: strip 3\)"):
+        M2020Source.parse(payload)
+    with pytest.raises(NotFound, match=r"no whole frames of sol 1993 \(dropped: strip 3\)"):
+        M2020Source.parse(payload, Query(sol=1993))
+
+
+def test_perseverance_full_frames_offer_large_and_full_res_links():
+    listing = M2020Source.parse(fixture_json("m2020-raw/m2020_raw_images_sol1965_page0_num3.json"))
+    assert (listing.source, listing.rover, listing.sol, len(listing.photos)) == (
+        "m2020", "perseverance", 1965, 3)
+    photo = listing.photos[0]
+    assert (photo.camera, photo.credit) == ("NAVCAM_RIGHT", "NASA/JPL-Caltech")
+    assert photo.img_src.endswith("_1200.jpg")
+    assert photo.full_res is not None
+    assert photo.full_res.endswith(".png")
+
+
+@pytest.mark.parametrize(("dimension", "verdict"), [
+    ("(1280,960)", None), ("(1648,1200)", None), ("(960,1280)", None),
+    ("(1000,334)", None), ("(1200,400)", None),  # 3:1 exactly is still a frame
+    ("(1000,333)", "strip"), ("(1280,256)", "strip"), ("(256,1280)", "strip"),
+    ("(999,999)", "small"), ("(192,144)", "small"), ("(80,60)", "small"),
+    ("UNK", None), ("", None), (None, None),  # unknown size: kept
+])
+def test_perseverance_size_rules(dimension, verdict):
+    item = fixture_json(SOL890)["images"][0]
+    item["extended"]["dimension"] = dimension
+    judged = M2020Source._judge(item)
+    assert (None if isinstance(judged, Photo) else judged) == verdict
+
+
+def test_perseverance_thumbnails_and_unknown_sample_types_are_dropped():
+    payload = fixture_json("m2020-raw/m2020_raw_images_sol1965_page0_num3.json")
+    payload["images"][0]["sample_type"] = "Thumbnail"
+    payload["images"][1]["sample_type"] = "Subframe"
+    listing = M2020Source.parse(payload)
+    assert (len(listing.photos), listing.dropped) == (1, {"thumbnail": 1, "other": 1})
+
+
+def test_every_reason_a_feed_gives_is_a_known_label():
+    items = [*fixture_json(SOLS2_4), *fixture_json(SOL890)["images"]]
+    m2020_reasons = {v for v in map(M2020Source._judge, items) if isinstance(v, str)}
+    msl_reasons = {v for v in map(MslSource._judge, fixture_json(SOL86)["items"])
+                   if isinstance(v, str)}
+    assert m2020_reasons == {"thumbnail", "strip"}
+    assert msl_reasons == {"downsampled"}
+    assert set(REASONS) >= {"small", "other", "subframe", "mixed", "chemcam_prc", "camera",
+                            "sol", "duplicate", "malformed"} | m2020_reasons | msl_reasons
 
 
 @pytest.mark.parametrize("payload", [
@@ -57,72 +214,240 @@ def test_msl_garbage_is_a_bad_upstream(payload):
 
 
 def test_msl_one_bad_item_does_not_hide_the_good_ones():
-    good = fixture_json("msl-raw/msl_raw_image_items_sol5000_navleftb.json")["items"]
+    good = fixture_json(SOL5000)["items"]
     listing = msl.parse({"items": [{"id": True, "sol": "5001"}, *good]})
-    assert len(listing.photos) == 2
+    assert (len(listing.photos), listing.dropped) == (2, {"malformed": 1, "thumbnail": 1})
 
 
-@pytest.mark.parametrize(("fixture", "sol", "count"), [
-    ("curiosity_latest_photos_sol3607_pavelis-dev.json", 3607, 51),
-    ("curiosity_latest_photos_sol2758_colorfulCodeGirl.json", 2758, 14),
-    ("curiosity_photos_sol1_mahli_VirtualDog_2016.json", 1, 8),
+@pytest.mark.parametrize(("fixture", "sol", "count", "newest"), [
+    ("curiosity_latest_photos_sol3607_pavelis-dev.json", 3607, 51, 3607),
+    ("curiosity_latest_photos_sol2758_colorfulCodeGirl.json", 2758, 14, 2758),
+    ("curiosity_photos_sol1_mahli_VirtualDog_2016.json", 1, 8, 1406),  # rover.max_sol
 ])
-def test_mars_photos_fixtures_parse(fixture, sol, count):
-    listing = mars_photos.parse(fixture_json(f"mars-photos/{fixture}"))
-    assert (listing.source, listing.rover, listing.sol) == ("mars-photos", "curiosity", sol)
-    assert len(listing.photos) == count
+def test_mars_photos_fixtures_parse_unfiltered(fixture, sol, count, newest):
+    listing = MarsPhotosSource.parse(fixture_json(f"mars-photos/{fixture}"))
+    assert (listing.source, listing.rover, listing.sol, listing.newest_sol) == (
+        "mars-photos", "curiosity", sol, newest)
+    assert (len(listing.photos), listing.dropped) == (count, {})
     assert all(p.img_src.startswith(("http://", "https://")) for p in listing.photos)
 
 
-def test_mars_photos_photo_fields():
-    listing = mars_photos.parse(
-        fixture_json("mars-photos/curiosity_latest_photos_sol3607_pavelis-dev.json"))
-    first = listing.photos[0]
+def test_mars_photos_photo_fields_and_camera_filter():
+    payload = fixture_json("mars-photos/curiosity_latest_photos_sol3607_pavelis-dev.json")
+    first = MarsPhotosSource.parse(payload).photos[0]
     assert (first.id, first.camera, first.taken) == ("1034946", "FHAZ", "2022-09-29")
+    hazcams = MarsPhotosSource.parse(payload, Query(cameras=("fhaz", "rhaz")))
+    assert (len(hazcams.photos), hazcams.dropped) == (4, {"camera": 47})
 
 
 @pytest.mark.parametrize("payload", [{"latest_photos": []}, {"error": {"code": "OVER_RATE_LIMIT"}}])
 def test_mars_photos_garbage_is_a_bad_upstream(payload):
     with pytest.raises(BadUpstream):
-        mars_photos.parse(payload)
+        MarsPhotosSource.parse(payload)
 
 
-async def test_demo_source_is_deterministic_and_offline():
+# --- what the adapters ask the feeds (mocked NASA) --------------------------------------
+
+async def test_msl_latest_asks_for_the_newest_page_only_when_it_settles(upstream, mock_nasa):
+    mock_nasa.get(MSL_FEED, payload=fixture_json(SOL86))
+    listing = await MslSource(upstream).latest()
+    assert (listing.sol, len(listing.photos)) == (86, 8)
+    assert sent(mock_nasa) == [{"order": "sol desc", "per_page": "100", "page": "0",
+                                "condition_1": "msl:mission"}]
+
+
+async def test_msl_asks_for_a_sol_and_cameras_by_code(upstream, mock_nasa):
+    mock_nasa.get(MSL_FEED, payload=fixture_json(SOL86))
+    listing = await MslSource(upstream).photos(Query(86, ("nav_right_a", "NAV_LEFT_A")))
+    assert (listing.sol, len(listing.photos), listing.newest_sol) == (86, 8, None)
+    assert sent(mock_nasa) == [{
+        "order": "sol desc", "per_page": "100", "page": "0", "condition_1": "msl:mission",
+        "condition_2": "86:sol:in", "search": "NAV_LEFT_A|NAV_RIGHT_A"}]
+
+
+async def test_m2020_asks_for_a_sol_as_a_range_and_cameras_by_code(upstream, mock_nasa):
+    mock_nasa.get(M2020_FEED, payload=fixture_json(SOL890))
+    listing = await M2020Source(upstream).photos(Query(890, ("NAVCAM_LEFT", "mcz_left")))
+    assert (listing.sol, len(listing.photos), listing.dropped) == (890, 8, {"strip": 21})
+    assert sent(mock_nasa) == [{
+        "feed": "raw_images", "category": "mars2020", "feedtype": "json", "num": "100",
+        "page": "0", "order": "sol desc", "condition_2": "890:sol:gte",
+        "condition_3": "890:sol:lte", "search": "MCZ_LEFT|NAVCAM_LEFT"}]
+
+
+async def test_mars_photos_asks_for_latest_or_a_sol(upstream, mock_nasa):
+    mock_nasa.get(re.compile(r"https://mirror\.example/api/rovers/curiosity/photos\?.*"),
+                  payload=fixture_json("mars-photos/curiosity_photos_sol1_mahli_VirtualDog_2016.json"))
+    source = MarsPhotosSource(upstream, "https://mirror.example/api/", "KEY")
+    listing = await source.photos(Query(sol=1, cameras=("MAHLI",)))
+    assert (listing.sol, len(listing.photos), listing.newest_sol) == (1, 8, 1406)
+    [(_, url)] = mock_nasa.requests
+    assert (url.path, dict(url.query)) == ("/api/rovers/curiosity/photos",
+                                           {"sol": "1", "api_key": "KEY"})
+
+
+async def test_a_busy_sol_is_read_page_by_page_until_a_short_page(upstream, mock_nasa):
+    mock_nasa.get(MSL_FEED, payload=msl_page(msl_items(86, 100)))
+    mock_nasa.get(MSL_FEED, payload=msl_page(msl_items(86, 30, first_id=100)))
+    listing = await MslSource(upstream).photos(Query(sol=86))
+    assert (listing.sol, len(listing.photos)) == (86, 130)
+    assert [params["page"] for params in sent(mock_nasa)] == ["0", "1"]
+
+
+async def test_a_sol_is_read_for_at_most_max_pages(upstream, mock_nasa):
+    for page in range(MAX_PAGES + 1):
+        mock_nasa.get(MSL_FEED, payload=msl_page(msl_items(86, 100, first_id=100 * page)))
+    listing = await MslSource(upstream).photos(Query(sol=86))
+    assert len(listing.photos) == 100 * MAX_PAGES == 1000
+    assert [params["page"] for params in sent(mock_nasa)] == [str(n) for n in range(10)]
+
+
+async def test_items_repeated_across_pages_are_listed_once(upstream, mock_nasa):
+    mock_nasa.get(MSL_FEED, payload=msl_page(msl_items(86, 100)))
+    mock_nasa.get(MSL_FEED, payload=msl_page(msl_items(86, 2, first_id=99)))
+    listing = await MslSource(upstream).photos(Query(sol=86))
+    assert (len(listing.photos), listing.dropped) == (101, {"duplicate": 1})
+
+
+async def test_latest_pages_back_to_the_newest_sol_with_a_whole_frame(upstream, mock_nasa):
+    downsampled = msl_items(87, 100, first_id=10**6, extended={"sample_type": "downsampled"})
+    mock_nasa.get(MSL_FEED, payload=msl_page(downsampled))
+    mock_nasa.get(MSL_FEED, payload=fixture_json(SOL86))
+    listing = await MslSource(upstream).latest()
+    assert (listing.sol, len(listing.photos), listing.newest_sol) == (86, 8, 87)
+    assert listing.dropped == {"downsampled": 108}
+    assert [params["page"] for params in sent(mock_nasa)] == ["0", "1"]
+
+
+async def test_latest_gives_up_after_max_pages_back_without_a_whole_frame(upstream, mock_nasa):
+    for page in range(MAX_PAGES_BACK + 1):
+        mock_nasa.get(MSL_FEED, payload=msl_page(msl_items(
+            90 - page, 100, first_id=100 * page, is_thumbnail=True)))
+    with pytest.raises(BadUpstream, match=r"newest 300 items is a whole frame"):
+        await MslSource(upstream).latest()
+    assert len(sent(mock_nasa)) == MAX_PAGES_BACK == 3
+
+
+async def test_latest_stops_reading_once_an_older_sol_shows_up(upstream, mock_nasa):
+    mock_nasa.get(MSL_FEED, payload=msl_page([*msl_items(87, 60), *msl_items(86, 40, 60)]))
+    listing = await MslSource(upstream).latest()  # a second page would not be mocked
+    assert (listing.sol, len(listing.photos), listing.newest_sol) == (87, 60, 87)
+    assert len(sent(mock_nasa)) == 1
+
+
+async def test_latest_reads_on_until_the_newest_sol_is_complete(upstream, mock_nasa):
+    mock_nasa.get(M2020_FEED, payload={"images": [
+        {**item, "imageid": f"{item['imageid']}-{n}"}
+        for n, item in enumerate(m2020_items(SOL890) * 4)][:100]})
+    mock_nasa.get(M2020_FEED, payload=fixture_json(
+        "m2020-raw/m2020_raw_images_sol888_13_curieux.json"))
+    listing = await M2020Source(upstream).latest()
+    # page 0: 3 x (21 strips + 8 frames) + the first 13 items again, all strips
+    assert (listing.sol, len(listing.photos), listing.newest_sol) == (890, 24, 890)
+    assert listing.dropped == {"strip": 76}
+    assert [params["page"] for params in sent(mock_nasa)] == ["0", "1"]
+
+
+async def test_a_future_sol_is_not_found(upstream, mock_nasa):
+    mock_nasa.get(M2020_FEED, payload=fixture_json("m2020-raw/m2020_raw_images_empty_curieux.json"))
+    with pytest.raises(NotFound, match=r"no photos of sol 99999 \(.*beyond the newest\)"):
+        await M2020Source(upstream).photos(Query(sol=99999))
+
+
+async def test_an_empty_feed_is_a_bad_upstream_when_nothing_was_asked(upstream, mock_nasa):
+    mock_nasa.get(M2020_FEED, payload=fixture_json("m2020-raw/m2020_raw_images_empty_curieux.json"))
+    with pytest.raises(BadUpstream, match="m2020 feed has no photos"):
+        await M2020Source(upstream).latest()
+
+
+async def test_cameras_are_checked_locally_when_the_feed_ignores_the_search(upstream, mock_nasa):
+    mock_nasa.get(MSL_FEED, payload=fixture_json(SOL86))
+    listing = await MslSource(upstream).photos(Query(sol=86, cameras=("NAV_RIGHT_A",)))
+    assert {p.camera for p in listing.photos} == {"NAV_RIGHT_A"}
+    assert (len(listing.photos), listing.dropped) == (4, {"camera": 4, "downsampled": 8})
+
+
+async def test_a_camera_without_photos_that_sol_is_not_found(upstream, mock_nasa):
+    mock_nasa.get(MSL_FEED, payload=fixture_json(SOL86))
+    with pytest.raises(NotFound, match=r"no whole frames of sol 86 from MAST_LEFT "
+                                       r"\(dropped: camera 8, downsampled 8\)"):
+        await MslSource(upstream).photos(Query(sol=86, cameras=("mast_left",)))
+    mock_nasa.get(MSL_FEED, payload={"items": [], "more": False, "total": 0})
+    with pytest.raises(NotFound, match="msl feed has no photos of sol 86 from MAST_LEFT"):
+        await MslSource(upstream).photos(Query(sol=86, cameras=("MAST_LEFT",)))
+
+
+# --- queries ------------------------------------------------------------------------------
+
+def test_queries_are_canonical_so_equal_questions_are_equal_keys():
+    one = Query(12, ("nav_left_b", "MAST_LEFT", "NAV_LEFT_B"))
+    assert one.cameras == ("MAST_LEFT", "NAV_LEFT_B")
+    assert one == Query(12, ("MAST_LEFT", "NAV_LEFT_B"))
+    assert len({one, Query(12, ("MAST_LEFT", "NAV_LEFT_B")), LATEST, Query()}) == 2
+    assert (one.key, LATEST.key) == ("sol=12&camera=MAST_LEFT,NAV_LEFT_B", "sol=latest&camera=")
+
+
+@pytest.mark.parametrize("bad", [{"sol": -1}, {"cameras": ("NAV|MAST",)}])
+def test_queries_refuse_what_no_feed_could_answer(bad):
+    with pytest.raises(BadParameter):
+        Query(**bad)
+
+
+# --- the demo source ----------------------------------------------------------------------
+
+async def test_demo_newest_sol_has_one_photo_of_each_kind():
+    listing = await DemoSource().latest()
+    assert (listing.source, listing.rover, listing.sol, listing.newest_sol) == (
+        "demo", "curiosity", NEWEST_SOL, 4000)
+    assert tuple(p.camera for p in listing.photos) == CAMERAS
+    assert (listing.photos[0].img_src, listing.photos[0].taken) == (
+        "demo:4000/0", "2024-01-01T12:00:00Z")
+
+
+async def test_demo_any_sol_is_derived_from_its_number():
+    listing = await DemoSource().photos(Query(sol=3999))
+    assert [p.camera for p in listing.photos] == [
+        "DEMO_NAV_RIGHT", "DEMO_MAST", "DEMO_NAV_LEFT", "DEMO_MAST"]
+    # a sol (1.0275 days) before the newest sol's 2024-01-01T12:00Z, then 7 minutes apart
+    assert [p.taken for p in listing.photos[:2]] == ["2023-12-31T11:20:24Z",
+                                                     "2023-12-31T11:27:24Z"]
+    assert listing == await DemoSource().photos(Query(sol=3999))
+    assert len((await DemoSource().photos(Query(sol=0))).photos) == 4
+
+
+async def test_demo_filters_cameras_and_refuses_sols_beyond_the_newest():
     source = DemoSource()
-    listing = await source.latest()
-    assert len(listing.photos) == len(CAMERAS)
-    first = await source.image(listing.photos[1].img_src)
-    assert first == await source.image(listing.photos[1].img_src)
+    mast = await source.photos(Query(sol=3999, cameras=("demo_mast",)))
+    assert [p.id for p in mast.photos] == ["demo-3999-1", "demo-3999-3"]
+    with pytest.raises(NotFound, match="no photos of sol 3998 from DEMO_NAV_LEFT"):
+        await source.photos(Query(sol=3998, cameras=("DEMO_NAV_LEFT",)))
+    with pytest.raises(NotFound, match="sol 4001 is beyond the newest sol, 4000"):
+        await source.photos(Query(sol=4001))
+
+
+async def test_demo_images_are_deterministic_and_drawn_as_their_link_says():
+    source = DemoSource()
+    first = await source.image("demo:3999/3")
+    assert first == await DemoSource().image("demo:3999/3")
+    assert first != await source.image("demo:3997/0")  # the same kind, another seed
     image = Image.open(io.BytesIO(first))
-    assert (image.format, image.mode) == ("JPEG", "L")
+    assert (image.format, image.mode, image.size) == ("JPEG", "RGB", (1600, 900))
+    gray = Image.open(io.BytesIO(await source.image("demo:4000/1")))
+    assert (gray.mode, gray.size) == ("L", (1024, 1024))
 
 
-async def test_demo_source_refuses_photos_it_does_not_have():
+@pytest.mark.parametrize("link", ["demo:photo-1", "demo:3999/4", "demo:4001/0", "demo:04000/0",
+                                  "demo:4000/0x", "https://mars.nasa.gov/a.jpg"])
+async def test_demo_source_refuses_photos_it_does_not_have(link):
     with pytest.raises(NotFound):
-        await DemoSource().image("demo:photo-99")
+        await DemoSource().image(link)
 
 
-@pytest.mark.parametrize(("fixture", "sol", "camera"), [
-    ("m2020_raw_images_sol1965_page0_num3.json", 1965, "NAVCAM_RIGHT"),
-    ("m2020_raw_images_sol1993_navcamleft.json", 1993, "NAVCAM_LEFT"),
-])
-def test_m2020_feed_gives_full_frames_with_large_and_full_res_links(fixture, sol, camera):
-    listing = m2020.parse(fixture_json(f"m2020-raw/{fixture}"))
-    assert (listing.source, listing.rover, listing.sol) == ("m2020", "perseverance", sol)
-    assert len(listing.photos) == 3
-    photo = listing.photos[0]
-    assert photo.camera == camera
-    assert photo.img_src.endswith("_1200.jpg")
-    assert photo.full_res is not None
-    assert photo.full_res.endswith(".png")
-    assert photo.credit == "NASA/JPL-Caltech"
+async def test_demo_source_says_which_rover():
+    assert (await DemoSource("perseverance").latest()).rover == "perseverance"
 
 
-def test_m2020_thumbnails_are_left_out():
-    payload = fixture_json("m2020-raw/m2020_raw_images_sol1965_page0_num3.json")
-    payload["images"][0]["sample_type"] = "Thumbnail"
-    assert len(m2020.parse(payload).photos) == 2
-
+# --- settings -----------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("values", "source", "rover"), [
     ({}, "msl", None),
@@ -138,7 +463,3 @@ def test_rover_picks_its_own_feed_unless_a_source_is_named(values, source, rover
 def test_curiosity_cannot_be_served_from_perseverances_feed():
     with pytest.raises(ValueError, match="m2020 is Perseverance's feed"):
         Settings(rover="curiosity", source="m2020")
-
-
-async def test_demo_source_says_which_rover():
-    assert (await DemoSource("perseverance").latest()).rover == "perseverance"

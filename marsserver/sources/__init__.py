@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from ..settings import Settings
 from ..upstream import Upstream
-from .base import Listing, Photo, Source
+from .base import LATEST, REASONS, Listing, Photo, Query, QuerySource, Source
 from .demo import DemoSource
 from .m2020 import M2020Source
 from .mars_photos import MarsPhotosSource
 from .msl import MslSource
 
-__all__ = ["Listing", "Photo", "Source", "default_image_hosts", "make_source"]
+__all__ = ["LATEST", "REASONS", "Listing", "Photo", "Query", "QuerySource", "Source",
+           "default_image_hosts", "make_source"]
 
 NASA_IMAGE_HOSTS = ("mars.nasa.gov", "mars.jpl.nasa.gov")
 

@@ -1,8 +1,10 @@
 """The OpenAPI 3.1 contract of every route, served at `GET /openapi.json`.
 
-Built from the same constants the code validates with (ranges, presets, formats, fits), so
-the document cannot drift from the behaviour; tests/test_contract.py runs schemathesis
-against the live app to hold the two together.
+Built from the same constants the code validates with (ranges, presets, formats, fits, the
+spellings `params` forgives), so the document cannot drift from the behaviour. It says all
+the service enforces, the rules between parameters included, so that a schema-valid request
+is accepted and any other refused: tests/test_contract.py holds the two together with
+schemathesis' every check against the live app.
 """
 
 from __future__ import annotations
@@ -10,8 +12,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from . import params
-from .imaging import FITS, MAX_HEIGHT, MAX_WIDTH, MEDIA_TYPES, MIN_SIZE, PRESETS
+from . import cameras, params
+from .imaging import FITS, MAX_HEIGHT, MAX_WIDTH, MEDIA_TYPES, MIN_SIZE
 
 Schema = dict[str, Any]
 
@@ -24,7 +26,8 @@ PHOTO: Schema = {
     "required": ["number", "id", "camera", "taken", "img_src", "credit", "wallpaper_url"],
     "properties": {
         "number": {"type": "integer", "minimum": 0}, "id": {"type": "string"},
-        "camera": {"type": "string"}, "taken": {"type": "string"},
+        "camera": {"type": "string"}, "camera_name": {"type": "string"},
+        "taken": {"type": "string"},
         "img_src": {"type": "string"}, "credit": {"type": "string"},
         "wallpaper_url": {"type": "string"},
     },
@@ -34,6 +37,8 @@ LISTING: Schema = {
     "properties": {
         "source": {"type": "string"}, "rover": {"type": "string"},
         "sol": {"type": "integer"}, "count": {"type": "integer", "minimum": 0},
+        "newest_sol": {"type": ["integer", "null"]},
+        "cameras": {"type": "array", "items": {"type": "string"}},
         "photos": {"type": "array", "items": {"$ref": "#/components/schemas/Photo"}},
     },
 }
@@ -58,25 +63,71 @@ NOT_MODIFIED = {"description": "the client's copy (If-None-Match) is current",
                 "headers": CACHE_HEADERS}
 
 
-def _integer(name: str, low: int, high: int, description: str) -> Schema:
+def _integer(low: int, high: int) -> Schema:
+    return {"type": "integer", "minimum": low, "maximum": high}
+
+
+def _words(words: params.Words) -> Schema:
+    """Every spelling `words` accepts, in any case: JSON Schema's patterns have no `i` flag."""
+    any_case = ("".join(f"[{c}{c.upper()}]" if c.isalpha() else c for c in spelling)
+                for spelling in words.spellings)
+    return {"type": "string", "pattern": f"^(?:{'|'.join(any_case)})$",
+            "examples": list(words.words)}
+
+
+def _query(name: str, schema: Schema, description: str) -> Schema:
     return {"name": name, "in": "query", "required": False, "description": description,
-            "schema": {"type": "integer", "minimum": low, "maximum": high}}
+            "schema": schema}
 
 
-def _word(name: str, words: tuple[str, ...], description: str) -> Schema:
-    return {"name": name, "in": "query", "required": False, "description": description,
-            "schema": {"type": "string", "enum": list(words)}}
+def _described(schema: Schema, description: str) -> Schema:
+    return {**schema, "description": description}
 
 
-WALLPAPER_PARAMETERS = [
-    _integer("photo_number", 0, params.MAX_PHOTO_NUMBER, "which of today's photos (0-based)"),
-    _integer("height", MIN_SIZE, MAX_HEIGHT, "output height; default 1080"),
-    _integer("width", MIN_SIZE, MAX_WIDTH, "output width; needs height"),
-    _word("fit", FITS, "scale (height alone), cover (default with width) or contain"),
-    _word("preset", tuple(PRESETS), "a named screen size; not with width or height"),
-    _word("format", tuple(MEDIA_TYPES), "output format; negotiated from Accept when absent"),
-    _integer("quality", *params.QUALITY, "JPEG and WebP quality; default 85"),
-    _integer("download", 0, 1, "1: Content-Disposition attachment"),
+SCALED = params.Words(("scale",))
+FRAMED = params.Words(tuple(fit for fit in FITS if fit != "scale"))
+# The size parameters depend on each other, which separate parameters cannot say: they are
+# one exploded object (each property its own query parameter) with one schema per form.
+SIZE: Schema = {
+    "type": "object",
+    "properties": {
+        "height": _described(_integer(MIN_SIZE, MAX_HEIGHT), "output height; default 1080"),
+        "width": _described(_integer(MIN_SIZE, MAX_WIDTH), "output width; needs height"),
+        "fit": _described(_words(params.FIT), "how the photo fills the size (any case)"),
+        "preset": _described(_words(params.PRESET), "a named screen size (any case)"),
+    },
+    "oneOf": [
+        {"title": "height alone", "description": "scaled to `height` (default 1080), keeping "
+         "the photo's aspect ratio; fit, if given, is scale",
+         "properties": {"width": False, "preset": False, "fit": _words(SCALED)}},
+        {"title": "width and height", "description": "exactly this size; fit cover (default) "
+         "crops the photo to it, contain letterboxes it",
+         "required": ["width", "height"], "properties": {"preset": False, "fit": _words(FRAMED)}},
+        {"title": "preset", "description": "a named screen size (GET /presets); fit as with "
+         "width and height", "required": ["preset"],
+         "properties": {"width": False, "height": False, "fit": _words(FRAMED)}},
+    ],
+}
+
+LIST_PARAMETERS = [
+    _query("sol", _integer(0, params.MAX_SOL),
+           "which sol (Mars day); default: the newest with whole frames; beyond the newest: 404"),
+    _query("camera", {"type": "string", "pattern": f"^{cameras.LIST_PATTERN}$"},
+           "comma-separated instrument codes, any case (e.g. NAV_LEFT_B,MCZ_LEFT); a camera "
+           "with no photos that sol: 404"),
+]
+WALLPAPER_PARAMETERS = [*LIST_PARAMETERS,
+    _query("photo_number", _integer(0, params.MAX_PHOTO_NUMBER),
+           "which of today's photos (0-based)"),
+    {**_query("size", {"$ref": "#/components/schemas/Size"},
+              "the output size, in one of three forms: height alone, width and height, or a "
+              "preset; each property is its own query parameter (`?width=800&height=600`)"),
+     "style": "form", "explode": True},
+    _query("format", _words(params.FORMAT),
+           "output format, any case, jpg for jpeg; negotiated from Accept when absent"),
+    _query("quality", _integer(*params.QUALITY), "JPEG and WebP quality; default 85"),
+    _query("download", _words(params.FLAG),
+           "1 (or true, yes, on): Content-Disposition attachment; default 0"),
 ]
 
 
@@ -84,9 +135,12 @@ def _listing_operation(summary: str, html: bool) -> Schema:
     content: Schema = {"application/json": {"schema": {"$ref": "#/components/schemas/Listing"}}}
     if html:
         content["text/html"] = {"schema": {"type": "string"}}
-    return {"summary": summary, "responses": {
-        "200": {"description": "today's photos", "content": content, "headers": CACHE_HEADERS},
-        "304": NOT_MODIFIED, **UPSTREAM_ERRORS}}
+    return {"summary": summary, "parameters": LIST_PARAMETERS, "responses": {
+        "200": {"description": "the photos", "content": content, "headers": CACHE_HEADERS},
+        "304": NOT_MODIFIED,
+        "400": _error("a parameter is wrong; detail names it"),
+        "404": _error("no such sol yet, or no photos from those cameras that sol"),
+        **UPSTREAM_ERRORS}}
 
 
 def document(base_path: str) -> Schema:
@@ -109,7 +163,7 @@ def document(base_path: str) -> Schema:
                             "content": dict.fromkeys(MEDIA_TYPES.values(), binary)},
                     "304": NOT_MODIFIED,
                     "400": _error("a parameter is wrong; detail names it and the range"),
-                    "404": _error("photo_number is beyond today's list"),
+                    "404": _error("photo_number is beyond the list, or no such sol or camera"),
                     **UPSTREAM_ERRORS,
                 },
             }},
@@ -122,7 +176,12 @@ def document(base_path: str) -> Schema:
             "/healthz": {"get": {"summary": "readiness", "responses": {"200": {
                 "description": "ready", "content": {"application/json": {"schema": {
                     "type": "object", "required": ["status", "source", "in_flight"],
-                    "properties": {"status": {"const": "ok"}, "source": {"type": "string"},
+                    "properties": {"status": {"enum": ["ok", "degraded"], "description":
+                                              "degraded: the shared cache is unreachable and "
+                                              "this instance runs on its own memory"},
+                                   "upstream": {"enum": ["ok", "failing"],
+                                                "description": "whether the photo feed answers"},
+                                   "source": {"type": "string"},
                                    "in_flight": {"type": "integer"}}}}}}}}},
             "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {
                 "description": "text exposition format",
@@ -131,7 +190,8 @@ def document(base_path: str) -> Schema:
                 "description": "OpenAPI 3.1",
                 "content": {"application/json": {"schema": {"type": "object"}}}}}}},
         },
-        "components": {"schemas": {"Error": ERROR, "Photo": PHOTO, "Listing": LISTING}},
+        "components": {"schemas": {"Error": ERROR, "Photo": PHOTO, "Listing": LISTING,
+                                   "Size": SIZE}},
     }
 
 

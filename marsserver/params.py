@@ -1,18 +1,21 @@
-"""Query parameters and content negotiation: strict parsing, one clear 400 for each mistake.
+"""Query parameters and content negotiation: forgiving spellings, one clear 400 for each mistake.
 
 A parameter is one ASCII integer in range (no repeats, signs, floats or other digits) or one
-of a fixed set of words; anything else is a `BadParameter` naming it and what is allowed.
-Parsed values are canonical (`preset=1080p` is `width=1920&height=1080&fit=cover`), so
+of a fixed set of words, in any case and with the usual aliases (`jpg`, `true`, `off`);
+anything else is a `BadParameter` naming it and what is allowed. Parsed values are canonical
+(`format=JPG` is `format=jpeg`, `preset=1080p` is `width=1920&height=1080&fit=cover`), so
 equivalent requests share one cache entry, and unknown parameters change nothing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 from multidict import MultiMapping
 
+from .cameras import parse_cameras
 from .errors import BadParameter
 from .imaging import (
     DEFAULT_QUALITY,
@@ -24,8 +27,10 @@ from .imaging import (
     PRESETS,
     Spec,
 )
+from .sources import Query
 
 MAX_PHOTO_NUMBER = 9999
+MAX_SOL = 99999
 DEFAULT_HEIGHT = 1080
 QUALITY = (30, 95)
 MAX_QUERY = 1024
@@ -45,13 +50,56 @@ def int_param(query: MultiMapping[str], name: str, default: int, low: int, high:
     return int(text)
 
 
-def word_param(query: MultiMapping[str], name: str, words: Sequence[str]) -> str | None:
-    """Query parameter `name` as one of `words`, or None when absent."""
-    allowed = "one of " + ", ".join(words)
-    text = _one(query, name, allowed)
-    if text is not None and text not in words:
-        raise BadParameter(f"{name} must be {allowed}, got {text[:20]!r}")
-    return text
+@dataclass(frozen=True, slots=True)
+class Words:
+    """The values a word parameter takes, and the other spellings that mean them.
+
+    Spellings are ASCII and matched in any case; a match is always one of `words`, so every
+    spelling of a value gives the same `Spec` and the same cache key.
+    """
+
+    words: tuple[str, ...]
+    aliases: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def spellings(self) -> tuple[str, ...]:
+        """Every accepted lower-case spelling (the OpenAPI document lists them too)."""
+        return (*self.words, *self.aliases)
+
+    @property
+    def allowed(self) -> str:
+        aliases = "".join(
+            f"; {', '.join(a for a, meant in self.aliases.items() if meant == word)} for {word}"
+            for word in dict.fromkeys(self.aliases.values()))
+        return f"one of {', '.join(self.words)} (any case{aliases})"
+
+    def canonical(self, text: str) -> str | None:
+        # isascii: str.lower() maps a few non-ASCII letters onto ASCII (the Kelvin sign to k).
+        lowered = text.lower() if text.isascii() else ""
+        return lowered if lowered in self.words else self.aliases.get(lowered)
+
+
+FIT = Words(FITS)
+PRESET = Words(tuple(PRESETS))
+FORMAT = Words(tuple(MEDIA_TYPES), {"jpg": "jpeg"})
+FLAG = Words(("1", "0"), {"true": "1", "yes": "1", "on": "1",
+                          "false": "0", "no": "0", "off": "0"})
+
+
+def word_param(query: MultiMapping[str], name: str, words: Words) -> str | None:
+    """Query parameter `name` as the canonical one of `words`, or None when absent."""
+    text = _one(query, name, words.allowed)
+    if text is None:
+        return None
+    word = words.canonical(text)
+    if word is None:
+        raise BadParameter(f"{name} must be {words.allowed}, got {text[:20]!r}")
+    return word
+
+
+def flag_param(query: MultiMapping[str], name: str) -> bool:
+    """Query parameter `name` as a yes or no (1/0, true/false, yes/no, on/off); absent is no."""
+    return word_param(query, name, FLAG) == "1"
 
 
 def _one(query: MultiMapping[str], name: str, allowed: str) -> str | None:
@@ -61,10 +109,17 @@ def _one(query: MultiMapping[str], name: str, allowed: str) -> str | None:
     return values[0] if values else None
 
 
+def photo_query(query: MultiMapping[str]) -> Query:
+    """Which photos: `sol` (default: the newest with whole frames) and `camera` codes."""
+    sol = int_param(query, "sol", -1, 0, MAX_SOL)
+    cameras = _one(query, "camera", "comma-separated instrument codes")
+    return Query(None if sol < 0 else sol, parse_cameras(cameras or ""))
+
+
 def wallpaper_spec(query: MultiMapping[str], accept: str) -> tuple[Spec, bool]:
     """The output a `/wallpaper` query asks for, and whether its format came from `Accept`."""
     width, height, fit = _size(query)
-    chosen = word_param(query, "format", tuple(MEDIA_TYPES))
+    chosen = word_param(query, "format", FORMAT)
     image_format = chosen or negotiate(accept, {name: MEDIA_TYPES[name] for name in _PREFERENCE},
                                        default="jpeg")
     quality = int_param(query, "quality", DEFAULT_QUALITY, *QUALITY)
@@ -73,8 +128,8 @@ def wallpaper_spec(query: MultiMapping[str], accept: str) -> tuple[Spec, bool]:
 
 
 def _size(query: MultiMapping[str]) -> tuple[int | None, int, str]:
-    preset = word_param(query, "preset", tuple(PRESETS))
-    fit = word_param(query, "fit", FITS)
+    preset = word_param(query, "preset", PRESET)
+    fit = word_param(query, "fit", FIT)
     width: int | None
     if preset is not None:
         if "width" in query or "height" in query:

@@ -1,0 +1,127 @@
+"""Forgiving input: the spellings people type mean what they say, and cost nothing extra.
+
+`format=JPG`, `preset=4K`, `fit=COVER`, `download=true` are accepted and parsed to the one
+canonical `Spec` (one cache entry, whatever the spelling); anything else is still a JSON 400
+that names the parameter and what it accepts. Sizes in settings take units: `64MiB`, `512M`.
+"""
+
+from __future__ import annotations
+
+import pytest
+from multidict import MultiDict
+
+from marsserver import Settings
+from marsserver.errors import BadParameter
+from marsserver.imaging import Spec
+from marsserver.params import flag_param, wallpaper_spec
+
+
+def spec_of(query: str) -> Spec:
+    pairs = [tuple(pair.split("=")) for pair in query.split("&")]
+    spec, _ = wallpaper_spec(MultiDict(pairs), accept="")
+    return spec
+
+
+@pytest.mark.parametrize(("spellings", "spec", "key"), [
+    (["format=jpeg", "format=jpg", "format=JPEG", "format=JPG", "format=Jpeg"],
+     Spec(1080, None, "scale", "jpeg", 85), "x1080-scale-q85.jpeg"),
+    (["format=webp", "format=WebP"], Spec(1080, None, "scale", "webp", 85), "x1080-scale-q85.webp"),
+    (["format=PNG&quality=50", "format=png"], Spec(1080, None, "scale", "png", 0),
+     "x1080-scale-q0.png"),
+    (["preset=4k", "preset=4K", "preset=4k&fit=COVER", "width=3840&height=2160&fit=Cover"],
+     Spec(2160, 3840, "cover", "jpeg", 85), "3840x2160-cover-q85.jpeg"),
+    (["preset=ULTRAWIDE&fit=CONTAIN&format=JPG", "width=3440&height=1440&fit=contain"],
+     Spec(1440, 3440, "contain", "jpeg", 85), "3440x1440-contain-q85.jpeg"),
+    (["height=300&fit=SCALE", "height=300"], Spec(300, None, "scale", "jpeg", 85),
+     "x300-scale-q85.jpeg"),
+])
+def test_every_spelling_of_a_request_is_one_canonical_spec(spellings, spec, key):
+    for query in spellings:
+        assert spec_of(query) == spec, query
+        assert spec_of(query).key == key, query
+
+
+@pytest.mark.parametrize(("value", "meaning"), [
+    ("1", True), ("true", True), ("TRUE", True), ("yes", True), ("Yes", True), ("on", True),
+    ("0", False), ("false", False), ("False", False), ("no", False), ("NO", False), ("off", False),
+])
+def test_download_takes_the_usual_yes_and_no_words(value, meaning):
+    assert flag_param(MultiDict(download=value), "download") is meaning
+
+
+def test_no_download_parameter_means_no():
+    assert flag_param(MultiDict(), "download") is False
+
+
+@pytest.mark.parametrize(("query", "detail"), [
+    ("format=gif", "format must be one of jpeg, webp, png (any case; jpg for jpeg), got 'gif'"),
+    ("format=jpe", "format must be one of jpeg, webp, png (any case; jpg for jpeg), got 'jpe'"),
+    ("preset=8K", "preset must be one of 720p, 1080p, 1440p, 4k, ultrawide, phone, tablet "
+                  "(any case), got '8K'"),
+    ("preset=4\u212a", "preset must be one of 720p, 1080p, 1440p, 4k, ultrawide, phone, tablet "
+                       "(any case), got '4\u212a'"),  # the Kelvin sign, which lower() makes k
+    ("fit=stretch", "fit must be one of scale, cover, contain (any case), got 'stretch'"),
+    ("fit=cover&fit=COVER", "fit given 2 times; give it once, as one of scale, cover, contain "
+                            "(any case)"),
+])
+def test_other_words_are_refused_naming_the_parameter_and_its_words(query, detail):
+    with pytest.raises(BadParameter) as raised:
+        spec_of(query)
+    assert raised.value.detail == detail
+
+
+@pytest.mark.parametrize("value", ["2", "maybe", "truth", "", " yes", "ye\u0455"])
+def test_other_download_values_are_refused_with_the_words_it_takes(value):
+    with pytest.raises(BadParameter) as raised:
+        flag_param(MultiDict(download=value), "download")
+    assert raised.value.detail == ("download must be one of 1, 0 (any case; true, yes, on for 1; "
+                                   f"false, no, off for 0), got {value!r}")
+
+
+async def test_spellings_share_one_cache_entry(demo_client):
+    first = await demo_client.get("/wallpaper?height=120&format=jpeg&fit=scale")
+    assert first.headers["X-Cache"] == "MISS"
+    for query in ("height=120&format=JPG", "height=120&format=Jpeg&fit=SCALE"):
+        response = await demo_client.get(f"/wallpaper?{query}")
+        assert (response.status, response.headers["X-Cache"]) == (200, "HIT"), query
+        assert response.content_type == "image/jpeg"
+
+
+async def test_forgiving_spellings_work_over_http(demo_client):
+    response = await demo_client.get("/wallpaper?photo_number=1&preset=1080P&fit=Contain"
+                                     "&format=PNG&download=yes")
+    assert response.status == 200, await response.text()
+    assert response.content_type == "image/png"
+    assert response.headers["Content-Disposition"] == (
+        'attachment; filename="curiosity-sol4000-DEMO_NAV_LEFT-1920x1080.png"')
+
+
+@pytest.mark.parametrize(("query", "detail"), [
+    ("fit=CONTAIN", "fit=contain needs width and height (or a preset)"),
+    ("format=tiff", "format must be one of jpeg, webp, png (any case; jpg for jpeg), got 'tiff'"),
+    ("download=perhaps", "download must be one of 1, 0 (any case; true, yes, on for 1; "
+                         "false, no, off for 0), got 'perhaps'"),
+])
+async def test_mistakes_are_still_json_400s(demo_client, query, detail):
+    response = await demo_client.get(f"/wallpaper?{query}")
+    assert response.status == 400
+    assert await response.json() == {"error": "bad_parameter", "detail": detail}
+
+
+@pytest.mark.parametrize(("text", "size"), [
+    ("268435456", 268_435_456), ("64MiB", 67_108_864), ("64 MiB", 67_108_864),
+    ("64mib", 67_108_864), ("512M", 512_000_000), ("512MB", 512_000_000), ("1GiB", 1_073_741_824),
+    ("2 G", 2_000_000_000), ("1k", 1000), ("1KiB", 1024), ("100B", 100), (" 8KiB ", 8192),
+])
+def test_byte_sizes_take_si_and_iec_units(text, size):
+    settings = Settings.from_strings({"cache_bytes": text, "max_source_bytes": text})
+    assert (settings.cache_bytes, settings.max_source_bytes) == (size, size)
+
+
+@pytest.mark.parametrize("text", ["64 XB", "1.5GiB", "-1", "", "MiB", "64iB", "1T", "1 024",
+                                  "\u0661\u0666"])
+def test_a_bad_byte_size_is_one_line_naming_the_option(text):
+    with pytest.raises(ValueError, match="is not a valid size") as raised:
+        Settings.from_strings({"max_source_bytes": text})
+    assert str(raised.value) == (
+        f"--max-source-bytes / MARS_MAX_SOURCE_BYTES: {text!r} is not a valid size")

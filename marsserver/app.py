@@ -17,12 +17,15 @@ from typing import TYPE_CHECKING
 import aiohttp
 from aiohttp import web
 
-from . import handlers, openapi
+from . import handlers, openapi, views
 from .cache import BoundedMemoryCache, Cache
+from .coalesce import Background
+from .entries import Codec, Today
+from .malformed import quiet_malformed_requests
 from .metrics import Metrics
-from .pipeline import Pipeline
+from .pipeline import Pipeline, make_today
 from .settings import Settings
-from .sources import Source, default_image_hosts, make_source
+from .sources import Listing, Query, Source, default_image_hosts, make_source
 from .upstream import PublicResolver, Upstream, trusted_names
 
 if TYPE_CHECKING:
@@ -46,6 +49,7 @@ def create_app(settings: Settings | None = None, *, source: Source | None = None
     """
     # A longer request line than aiohttp's 8 KiB default reaches our handlers, which answer
     # an over-long query with a JSON 400 instead of aiohttp's plain-text one.
+    quiet_malformed_requests()
     app = web.Application(middlewares=[handlers.json_errors],
                           handler_args={"max_line_size": MAX_REQUEST_LINE})
     app[SETTINGS] = settings or Settings()
@@ -68,7 +72,6 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     timeout = aiohttp.ClientTimeout(total=settings.timeout,
                                     connect=min(CONNECT_TIMEOUT, settings.timeout))
     executor = ThreadPoolExecutor(settings.resize_threads, thread_name_prefix="marsserver-resize")
-    cache, leases = _cache_for(settings)
     headers = {"User-Agent": USER_AGENT}
     resolver = PublicResolver(trusted_names(settings.api_url, settings.image_hosts))
     connector = aiohttp.TCPConnector(resolver=resolver, limit_per_host=UPSTREAM_CONNECTIONS)
@@ -79,32 +82,46 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
                             retries=settings.retries, metrics=metrics, source=settings.source)
         source = app.get(SOURCE) or make_source(settings, upstream)
         app[handlers.OPENAPI] = openapi.encoded(str(app.router["index"].url_for()))
-        app[handlers.PIPELINE] = Pipeline(
-            source, cache, executor, settings,
-            wallpaper_path=str(app.router["wallpaper"].url_for()), metrics=metrics, leases=leases,
-        )
+        paths = views.Paths(index=str(app.router["index"].url_for()),
+                            wallpaper=str(app.router["wallpaper"].url_for()))
+        background = Background()
+        codec = Codec(partial(_make_today, paths=paths))
+        cache, leases = await _cache_for(settings, codec, background, paths.index)
+        app[handlers.PIPELINE] = pipeline = Pipeline(
+            source, cache, executor, settings, paths=paths, metrics=metrics,
+            leases=leases, background=background)
         try:
             yield
         finally:
-            await app[handlers.PIPELINE].close()
-            await cache.clear()
-            await cache.close()
+            await pipeline.close()
+            await pipeline.cache.clear()
+            await pipeline.cache.close()
             # Waiting for a running resize must not block the loop; queued ones are dropped.
             await asyncio.to_thread(partial(executor.shutdown, wait=True, cancel_futures=True))
 
 
-def _cache_for(settings: Settings) -> tuple[Cache, Leases | None]:
+def _make_today(listing: Listing, query: Query, fresh_for: float, fetched_at: float, *,
+                paths: views.Paths) -> Today:
+    return make_today(listing, query, fresh_for, paths, fetched_at)
+
+
+async def _cache_for(settings: Settings, codec: Codec, background: Background, mount: str,
+                     ) -> tuple[Cache, Leases | None]:
     """Memory alone, or Redis behind a memory front (a quarter of --cache-bytes) with leases."""
     if settings.cache == "memory":
         return BoundedMemoryCache(settings.cache_bytes, settings.cache_entries), None
     from .leases import Leases  # the redis extra: needed only when asked for
-    from .redis_cache import SharedCache
+    from .redis_cache import SharedCache, client_for, prefix_for
     front = BoundedMemoryCache(settings.cache_bytes // 4, settings.cache_entries)
-    shared = SharedCache(settings.cache, front)
+    prefix = settings.cache_prefix or prefix_for(
+        settings.source, settings.rover or "", settings.api_url or "", mount)
+    shared = SharedCache(client_for(settings.cache, settings.redis_timeout, settings.redis_ca_file),
+                         front, codec, prefix, settings.redis_timeout)
+    await shared.check()
     # A follower waits at most for a leader's failover plus a leader's upstream work (which
     # may itself wait on another lease, for the source image).
     wait = settings.lease + 2 * settings.timeout * (settings.retries + 2)
-    return shared, Leases(shared, settings.lease, max_wait=wait)
+    return shared, Leases(shared, background, settings.lease, max_wait=wait)
 
 
 async def gunicorn_app() -> web.Application:

@@ -8,7 +8,10 @@ and evicts the least recently used entries when a bound is exceeded.
 
 from __future__ import annotations
 
+import asyncio
 from collections import OrderedDict
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any, Protocol, runtime_checkable
 
 from aiocache import SimpleMemoryCache
@@ -32,18 +35,30 @@ def size_of(value: object) -> int:
 
 
 class Cache(Protocol):
-    """What the pipeline needs of a cache: memory alone, or Redis behind a memory front."""
+    """What the pipeline needs of a cache: memory alone, or Redis behind a memory front.
+
+    `peek` is this process's memory only (the hot path); `lookup` is the shared truth, read
+    once per flight; `publish` makes a value visible to other processes only (a failure their
+    followers must see, but that this process has already delivered to its own waiters).
+    """
 
     @property
     def degraded(self) -> bool: ...
 
+    @property
+    def nbytes(self) -> int: ...
+
     def peek(self, key: str) -> Any: ...
 
-    async def get(self, key: str) -> Any: ...
+    def view(self) -> Mapping[str, Any]: ...
 
-    async def reload(self, key: str) -> Any: ...
+    def expires_in(self, key: str) -> float | None: ...
+
+    async def lookup(self, key: str, failure_key: str) -> tuple[Any, Any]: ...
 
     async def set(self, key: str, value: Any, ttl: float) -> Any: ...
+
+    async def publish(self, key: str, value: Any, ttl: float) -> Any: ...
 
     async def delete(self, key: str) -> Any: ...
 
@@ -102,8 +117,12 @@ class BoundedMemoryCache(SimpleMemoryCache):  # type: ignore[misc]  # aiocache i
     def degraded(self) -> bool:
         return False  # nothing to lose touch with
 
-    async def reload(self, key: str) -> Any:
-        return self.peek(key)
+    async def lookup(self, key: str, failure_key: str) -> tuple[Any, Any]:
+        """In one process, memory is the shared truth."""
+        return self.peek(key), self.peek(failure_key)
+
+    async def publish(self, key: str, value: Any, ttl: float) -> None:
+        """No other process to tell: this process's flights already delivered it."""
 
     def peek(self, key: str) -> Any:
         """`get` without aiocache's per-call machinery (plugins, env checks, wait_for).
@@ -118,6 +137,15 @@ class BoundedMemoryCache(SimpleMemoryCache):  # type: ignore[misc]  # aiocache i
 
     def __len__(self) -> int:
         return len(self._cache)
+
+    def view(self) -> Mapping[str, Any]:
+        """A read-only, live view of what this process holds: for health checks and tests."""
+        return MappingProxyType(self._cache)
+
+    def expires_in(self, key: str) -> float | None:
+        """Seconds until `key` expires here; None if it is not held or never expires."""
+        timer = self._handlers.get(key)
+        return None if timer is None else timer.when() - asyncio.get_running_loop().time()
 
     async def _get(self, key: str, encoding: str = "utf-8", _conn: Any = None) -> Any:
         return self.peek(key)

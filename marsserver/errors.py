@@ -21,6 +21,16 @@ class ServiceError(Exception):
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
         self.detail = detail
+        #: When a replayed failure stops being remembered (wall-clock seconds): a failure
+        #: derived from this one (a wallpaper whose source failed) must expire with it.
+        self.until: float | None = None
+
+
+class InternalError(ServiceError):
+    """A bug: answered as a 500 and remembered like an upstream failure, so that it cannot
+    turn every request into a call upstream."""
+
+    remembered = True
 
 
 class BadParameter(ServiceError):
@@ -64,3 +74,17 @@ class UpstreamTimeout(ServiceError):
     status = 504
     code = "upstream_timeout"
     remembered = True
+
+
+def error_of(code: str, detail: str, retry_after: int | None = None) -> ServiceError | None:
+    """The error a remembered failure names by its `code`; None for a code we never send."""
+    kind = _KINDS.get(code)
+    if kind is None:
+        return None
+    if issubclass(kind, Unavailable):
+        return kind(detail, retry_after=retry_after)
+    return kind(detail)
+
+
+_KINDS: dict[str, type[ServiceError]] = {kind.code: kind for kind in (
+    InternalError, BadParameter, NotFound, BadUpstream, Unavailable, Overloaded, UpstreamTimeout)}

@@ -10,27 +10,29 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
 from . import params
+from .entries import Rendition
 from .errors import BadParameter, ServiceError, Unavailable
 from .imaging import PRESETS, Spec
 from .metrics import CONTENT_TYPE
-from .pipeline import Pipeline, Rendition, Served
+from .pipeline import Pipeline, Served
 from .settings import Settings
+from .sources import LATEST, Query
 
 log = logging.getLogger(__name__)
 
 PIPELINE = web.AppKey("pipeline", Pipeline)
 SETTINGS = web.AppKey("settings", Settings)
 OPENAPI = web.AppKey("openapi", bytes)
-Parsed = tuple[int, Spec, bool, int]  # photo number, output spec, negotiated?, download
+Parsed = tuple[int, Spec, bool, bool, Query]  # number, spec, negotiated?, download, which list
 QUERIES = web.AppKey("queries", dict[tuple[str, str], Parsed])
 MAX_REMEMBERED_QUERIES = 4096
-STALE_WARNINGS = {False: '110 - "Response is Stale"', True: '111 - "Revalidation Failed"'}
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -48,26 +50,39 @@ async def photos(request: web.Request) -> web.Response:
 
 async def _listing(request: web.Request, html: bool, vary: str | None = None) -> web.Response:
     pipeline, settings = request.app[PIPELINE], request.app[SETTINGS]
-    today, served = await pipeline.today()
-    age = time.time() - today.fetched_at
-    swr = int(settings.max_stale)
-    cache_control = (f"public, max-age={max(0, int(settings.info_ttl - age))}, "
-                     f"stale-while-revalidate={swr}, stale-if-error={swr}")
-    headers = {"Cache-Control": cache_control}
+    if len(request.query_string) > params.MAX_QUERY:
+        raise BadParameter(f"query string longer than {params.MAX_QUERY} bytes")
+    query = params.photo_query(request.query) if request.query_string else LATEST
+    today, served = await pipeline.listing(query)
+    headers = {"Cache-Control": _list_cache_control(time.time() - today.fetched_at,
+                                                    today.fresh_for, settings.max_stale)}
     if served is Served.STALE:
-        headers["Age"] = str(int(age))
-        headers["Warning"] = STALE_WARNINGS[await pipeline.upstream_failing()]
+        headers["Age"] = str(int(time.time() - today.fetched_at))
     return _respond(request, today.html if html else today.json, served, headers, vary)
+
+
+def _list_cache_control(age: float, fresh_for: float, max_stale: float) -> str:
+    """Freshness and stale windows counted from now, never past what the service itself does:
+    fresh for `fresh_for` (`info_ttl`, or longer for an old sol), then servable stale until
+    `fresh_for + max_stale`.
+
+    `max-age` is never 0: nginx takes a 304 that says `max-age=0` as "keep the old response
+    for its own max-age again", so a list that is (nearly) stale is fresh for one second more,
+    and a shared cache asks again a second later, when the refresh has usually landed.
+    """
+    fresh = max(1, math.ceil(fresh_for - age))
+    stale = max(0, int(fresh_for + max_stale - age) - fresh)
+    return f"public, max-age={fresh}, stale-while-revalidate={stale}, stale-if-error={stale}"
 
 
 async def wallpaper(request: web.Request) -> web.Response:
     """Photo `photo_number` of today's list, fitted to a screen, in the format asked for."""
-    number, spec, negotiated, download = _parsed(request)
+    number, spec, negotiated, download, query = _parsed(request)
     pipeline = request.app[PIPELINE]
-    rendition, served = await pipeline.wallpaper(number, spec)
+    rendition, served = await pipeline.wallpaper(number, spec, query)
     # The URL names a position in today's list: cacheable only while the list is.
     remaining = min(request.app[SETTINGS].image_ttl - (time.time() - rendition.made_at),
-                    pipeline.list_fresh_for())
+                    pipeline.list_fresh_for(query))
     headers = {"Cache-Control": f"public, max-age={max(0, int(remaining))}"}
     if download and rendition.filename:
         headers["Content-Disposition"] = f'attachment; filename="{rendition.filename}"'
@@ -86,7 +101,8 @@ def _parsed(request: web.Request) -> Parsed:
         query = request.query
         number = params.int_param(query, "photo_number", 0, 0, params.MAX_PHOTO_NUMBER)
         spec, negotiated = params.wallpaper_spec(query, accept)
-        parsed = number, spec, negotiated, params.int_param(query, "download", 0, 0, 1)
+        parsed = (number, spec, negotiated, params.flag_param(query, "download"),
+                  params.photo_query(query))
         if len(remembered) >= MAX_REMEMBERED_QUERIES:
             remembered.clear()  # bounded; the hot ones come straight back
         remembered[request.query_string, accept] = parsed

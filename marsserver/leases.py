@@ -1,12 +1,16 @@
 """Single flight across processes: one leader per key, elected with a Redis lease.
 
-In-process `SingleFlight` stays in front, so each process sends one contender per key. The
-contender that wins `SET lease token NX PX` does the work, renewing the lease while it runs,
-and releases it only if it still owns it (compare-and-delete). The others really wait: they
-poll the shared cache for the leader's result (or its remembered failure) every `POLL`
-seconds. If the leader dies, its lease expires and the next poll takes over; nobody waits
-longer than `max_wait`. aiocache's `RedLock` is no substitute: it does not make other
-processes wait for the result.
+Lock order is always flight, then lease: only a flight's own task asks for a lease, so each
+process sends one contender per key, and nothing holding a lease ever waits on a flight.
+
+The contender whose `SET lease token NX` wins leads: it checks the shared cache once more (the
+previous leader may have just stored the value), does the work, renews the lease while the work
+runs, and releases it only if it still owns it (compare-and-delete). The work, once started,
+finishes even if every waiter leaves, and the lease is held until it has been stored. The others
+learn the leader's token from the same `SET ... GET` and poll the shared cache every `POLL`
+seconds for the value, a remembered failure, or the failure that leader published. If the
+leader dies, its lease expires and the next poll takes over; nobody waits longer than `max_wait`.
+aiocache's `RedLock` is no substitute: it does not make other processes wait for the result.
 """
 
 from __future__ import annotations
@@ -19,8 +23,9 @@ from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import TypeVar
 
+from .coalesce import Background
 from .errors import Unavailable
-from .redis_cache import FAILURES, SharedCache
+from .redis_cache import SharedCache, Unreachable
 
 log = logging.getLogger(__name__)
 V = TypeVar("V")
@@ -31,28 +36,37 @@ RELEASE = ("if redis.call('get', KEYS[1]) == ARGV[1] then "
 RENEW = ("if redis.call('get', KEYS[1]) == ARGV[1] then "
          "return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0")
 
+Lead = Callable[[str], Awaitable[V]]  # the work, given the lease's token
+Check = Callable[[frozenset[str]], Awaitable[V | None]]  # the shared result, given the holders
+
 
 class Leases:
     """Leader election per key on the shared cache's Redis."""
 
-    def __init__(self, cache: SharedCache, lease: float, max_wait: float) -> None:
+    def __init__(self, cache: SharedCache, background: Background, lease: float,
+                 max_wait: float) -> None:
         self._cache = cache
+        self._background = background
         self._lease_ms = int(lease * 1000)
         self._max_wait = max_wait
 
-    async def run(self, key: str, work: Callable[[], Awaitable[V]],
-                  result: Callable[[], Awaitable[V | None]]) -> V:
-        """`work()` if this process wins the lease for `key`, else the winner's `result()`.
+    async def run(self, key: str, lead: Lead[V], check: Check[V]) -> V:
+        """`lead(token)` if this process wins the lease for `key`, else the winner's result.
 
-        `result` returns the value once the leader stored it, raises its remembered failure,
-        or returns None while there is nothing yet. Without Redis, work runs locally.
+        `check(holders)` returns the value once stored, raises a remembered failure (or one
+        published by a holder we waited on), or returns None while there is nothing yet.
+        With Redis down, this process leads alone.
         """
         deadline = time.monotonic() + self._max_wait
+        holders: set[str] = set()  # the leaders we waited on: their published failures are ours
         while True:
-            token = await self._acquire(key)
-            if token is not None:
-                return await self._lead(key, token, partial(self._unless_done, work, result))
-            found = await result()
+            token = secrets.token_hex(16)
+            holder = await self._acquire(key, token)
+            if holder is None:
+                recheck = partial(check, frozenset(holders))
+                return await self._background.finish(self._lead(key, token, lead, recheck))
+            holders.add(holder)
+            found = await check(frozenset(holders))
             if found is not None:
                 return found
             if time.monotonic() > deadline:
@@ -60,55 +74,41 @@ class Leases:
                                   retry_after=1)
             await asyncio.sleep(POLL)  # bounded polling of the shared cache
 
-    async def try_run(self, key: str, work: Callable[[], Awaitable[object]]) -> bool:
-        """Run `work()` only if no other process holds the lease (background refreshes)."""
-        token = await self._acquire(key)
-        if token is None:
-            return False
-        await self._lead(key, token, work)
-        return True
-
-    @staticmethod
-    async def _unless_done(work: Callable[[], Awaitable[V]],
-                           result: Callable[[], Awaitable[V | None]]) -> V:
-        """A leader that finished just before this one won the lease may have stored it."""
-        found = await result()
-        return found if found is not None else await work()
-
-    async def _acquire(self, key: str) -> str | None:
-        """A token if this process now holds the lease (or Redis is down: lead locally)."""
-        client = self._cache.client
-        token = secrets.token_hex(16)
-        if client is None:
-            return token
+    async def _acquire(self, key: str, token: str) -> str | None:
+        """None if this process now holds the lease (or Redis is down: lead locally), else
+        the current holder's token."""
         try:
-            won = await client.set(self._name(key), token, nx=True, px=self._lease_ms)
-        except FAILURES as error:
-            self._cache.failed(error)
-            return token
-        return token if won else None
+            held = await self._cache.call(lambda: self._cache.client.set(
+                self._name(key), token, nx=True, px=self._lease_ms, get=True))
+        except Unreachable:
+            return None
+        if held is None:
+            return None
+        return held.decode(errors="replace") if isinstance(held, bytes) else str(held)
 
-    async def _lead(self, key: str, token: str, work: Callable[[], Awaitable[V]]) -> V:
+    async def _lead(self, key: str, token: str, lead: Lead[V],
+                    recheck: Callable[[], Awaitable[V | None]]) -> V:
         renewal = asyncio.create_task(self._renew(key, token))
         try:
-            return await work()
+            found = await recheck()  # the leader before us may have just stored (or failed)
+            return found if found is not None else await lead(token)
         finally:
             renewal.cancel()
             await self._script(RELEASE, key, token)
 
     async def _renew(self, key: str, token: str) -> None:
+        """Keep the lease while the work runs, however long; say so if it was lost."""
         while True:
             await asyncio.sleep(self._lease_ms / 3000)
-            await self._script(RENEW, key, token, str(self._lease_ms))
+            if await self._script(RENEW, key, token, str(self._lease_ms)) == 0:
+                log.warning("lost the Redis lease for %s: another instance may repeat it", key)
 
-    async def _script(self, script: str, key: str, *args: str) -> None:
-        client = self._cache.client
-        if client is None:
-            return
+    async def _script(self, script: str, key: str, *args: str) -> object:
         try:
-            await client.eval(script, 1, self._name(key), *args)
-        except FAILURES as error:
-            self._cache.failed(error)
+            return await self._cache.call(
+                lambda: self._cache.client.eval(script, 1, self._name(key), *args))
+        except Unreachable:
+            return None
 
     def _name(self, key: str) -> str:
         return self._cache.key("lease:" + key)

@@ -40,10 +40,18 @@ class Metrics:
                               ["stage"], registry=r)
         self.resize_queue_depth = Gauge(
             "marsserver_resize_queue_depth", "Resizes queued or running", registry=r)
+        self.feed_items_dropped = Counter(
+            "marsserver_feed_items_dropped", "Feed items not listed as photos, by reason "
+            "(thumbnail, subframe, downsampled, strip, small, ...)", ["source", "reason"],
+            registry=r)
         # Children bound once: `labels()` on every request costs more than the increment.
         self.cache_results = {(stage, result): self.cache_requests.labels(stage, result)
                               for stage in STAGES for result in RESULTS}
         self.coalesced = {stage: self.coalesced_waiters.labels(stage) for stage in STAGES}
+
+    def dropped(self, source: str, reason: str) -> Counter:
+        """The counter of feed items `source` dropped for `reason` (a closed set of labels)."""
+        return self.feed_items_dropped.labels(source, reason)
 
     def watch(self, inflight: Callable[[str], int], queue_depth: Callable[[], int]) -> None:
         """Read the gauges from live state at scrape time, not on every request."""

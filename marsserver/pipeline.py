@@ -1,43 +1,50 @@
 """The pipeline: list today's photos, fetch a source, resize it; each stage cached and coalesced.
 
 Plain async methods with no HTTP in sight, so they can be tested and embedded directly. Every
-stage goes through `_cached`: a cache hit returns at once; a miss joins (or starts) the one
-flight for that key, which re-checks the cache, computes, and stores the result. A failure
-propagates to every waiter and is never stored as a result; upstream failures are remembered
-for `error_ttl` seconds instead (negative caching), so an outage costs NASA one call, not one
-per request.
+stage and the list's background refresh take the one path in `_get` and `_fill`:
+
+    memory front ── hit ──► HIT
+        │ miss
+    in-process flight (one per key) ──► leader task only:
+        shared cache: value ──► done; remembered failure ──► raise (a stale list still serves)
+        │ nothing
+        lease won? (Redis only) ── re-check shared once, compute, store value or failure, release
+        │ lost: poll the shared cache for the value or the holder's failure
+
+So the lock order is always flight, then lease, and the cache is re-checked in one function.
+Work that has started (a download, a resize) finishes and is stored even when every waiter
+left. A failure reaches every waiter, in every process, and is remembered for `error_ttl`
+(capped, Retry-After included), so an outage costs NASA one call, not one per request; a failure
+derived from another (a wallpaper whose source failed) expires with its cause.
 
 The photo list is served stale-while-revalidate: past `info_ttl` the cached list is served at
-once while one background refresh runs, and while refreshes fail it stays served for up to
-`max_stale` more seconds (stale-if-error).
+once while one background refresh (the same path, asking for a fresh value) runs, and while
+refreshes fail it stays served for up to `max_stale` more seconds (stale-if-error).
 
 Wallpapers are keyed by the photo's identity (its image URL) and the output `Spec`, never by
 its position in the list: when the list changes, `photo_number=0` means the new photo at once.
-Everything served is a `Rendition`: bytes with a strong ETag computed once, when made.
 """
 
 from __future__ import annotations
 
 import asyncio
-import copy
 import enum
-import hashlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
-from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from . import imaging, views
 from .cache import Cache
-from .coalesce import SingleFlight
-from .errors import BadUpstream, NotFound, Overloaded, ServiceError, Unavailable
+from .coalesce import Background, SingleFlight
+from .entries import Failure, Rendition, Today
+from .errors import BadUpstream, InternalError, NotFound, Overloaded, ServiceError, Unavailable
 from .imaging import Spec
 from .metrics import Metrics
 from .settings import Settings
-from .sources import Listing, Photo, Source
+from .sources import LATEST, Listing, Photo, Query, Source
 
 if TYPE_CHECKING:  # Redis support is an extra: import it only where it is used
     from .leases import Leases
@@ -45,9 +52,13 @@ if TYPE_CHECKING:  # Redis support is an extra: import it only where it is used
 log = logging.getLogger(__name__)
 V = TypeVar("V")
 
-TODAY_KEY = "today"
+LIST = "list:"
 FAILED = "failed:"
 LARGE_JPEG = 1200  # feeds' "large" JPEGs are this wide; bigger outputs use full_res if offered
+MAX_FAILURE_TTL = 3600.0  # no failure is remembered longer, whatever Retry-After said
+PUBLISHED_FAILURE_TTL = 30.0  # how long followers elsewhere can see a failure not remembered
+REFRESH_AHEAD = 2.0  # seconds before the list goes stale that a request starts its refresh
+DEFAULT_PATHS = views.Paths()
 
 
 class Served(enum.Enum):
@@ -59,75 +70,30 @@ class Served(enum.Enum):
     STALE = "STALE"
 
 
-@dataclass(frozen=True, slots=True)
-class Rendition:
-    """Bytes as served, with what HTTP caching needs, computed once when they were made."""
-
-    body: bytes
-    media_type: str
-    etag: str
-    made_at: float
-    last_modified: str | None = None  # an HTTP date
-    filename: str | None = None
-
-    @classmethod
-    def of(cls, body: bytes, media_type: str, last_modified: str | None = None,
-           filename: str | None = None) -> Rendition:
-        digest = hashlib.blake2b(body, digest_size=16).hexdigest()
-        return cls(body, media_type, f'"{digest}"', time.time(), last_modified, filename)
-
-    @property
-    def nbytes(self) -> int:
-        return len(self.body) + 256
-
-
-@dataclass(frozen=True, slots=True)
-class Today:
-    """Today's listing, its JSON and its HTML gallery, rendered once per fetch."""
-
-    listing: Listing
-    json: Rendition
-    html: Rendition
-
-    @property
-    def fetched_at(self) -> float:
-        return self.json.made_at
-
-    @property
-    def nbytes(self) -> int:
-        # The listing's objects take about as much as their JSON.
-        return 2 * self.json.nbytes + self.html.nbytes
-
-
-@dataclass(frozen=True, slots=True)
-class Failure:
-    """A remembered upstream failure, replayed to requests until it expires."""
-
-    error: ServiceError
-
-    @property
-    def nbytes(self) -> int:
-        return 256 + len(self.error.detail)
+def _any(_: object) -> bool:
+    return True
 
 
 class Pipeline:
     """The service without HTTP: `today()` and `wallpaper()`, cached and coalesced."""
 
     def __init__(self, source: Source, cache: Cache, executor: Executor, settings: Settings,
-                 wallpaper_path: str = "/wallpaper", metrics: Metrics | None = None,
-                 leases: Leases | None = None) -> None:
+                 paths: views.Paths = DEFAULT_PATHS, metrics: Metrics | None = None,
+                 leases: Leases | None = None, background: Background | None = None) -> None:
         self.source = source
         self.metrics = metrics or Metrics()
-        self._cache = cache
+        self.cache = cache
+        self.background = background or Background()
         self._leases = leases
         self._executor = executor
         self._settings = settings
-        self._wallpaper_path = wallpaper_path
+        self._paths = paths
         self._lists: SingleFlight[str, Today] = SingleFlight()
+        self._peeks: SingleFlight[str, Today | None] = SingleFlight()
         self._sources: SingleFlight[str, bytes] = SingleFlight()
         self._wallpapers: SingleFlight[str, Rendition] = SingleFlight()
-        self._refresh: asyncio.Task[None] | None = None
         self.resizes_pending = 0
+        self._refresh_timer: asyncio.TimerHandle | None = None
         self.metrics.watch(self._in_flight_at, lambda: self.resizes_pending)
 
     def in_flight(self) -> dict[str, int]:
@@ -138,92 +104,132 @@ class Pipeline:
     @property
     def degraded(self) -> bool:
         """Whether the shared cache is unreachable and this instance runs on memory alone."""
-        return self._cache.degraded
+        return self.cache.degraded
 
     def _in_flight_at(self, stage: str) -> int:
         return sum(1 for key in self.in_flight() if _stage(key) == stage)
 
     async def close(self) -> None:
-        """Stop a background refresh; called when the app shuts down."""
-        if self._refresh is not None:
-            self._refresh.cancel()
-            await asyncio.gather(self._refresh, return_exceptions=True)
+        """Stop background refreshes and unfinished work; called when the app shuts down."""
+        if self._refresh_timer is not None:
+            self._refresh_timer.cancel()
+        await self.background.close()
 
     async def today(self) -> tuple[Today, Served]:
-        """Today's photos: fresh, or stale (and being refreshed), or fetched now."""
-        today: Today | None = self._cache.peek(TODAY_KEY)
-        if today is None:
-            return await self._cached(self._lists, TODAY_KEY, self._list_ttl, self._fetch_today)
+        """Today's photos: the newest sol with whole frames."""
+        return await self.listing(LATEST)
+
+    async def listing(self, query: Query) -> tuple[Today, Served]:
+        """The photos `query` asks for: fresh, or stale (and being refreshed), or fetched now."""
+        newest = None if query.sol is None else await self._newest_sol()
+        if newest is not None and query.sol is not None and query.sol > newest:
+            raise NotFound(f"sol {query.sol} is beyond the newest sol, {newest}")
+        key = list_key(query)
+        today, served = await self._get(
+            self._lists, key, self._settings.max_stale + self._fresh_for(query, newest),
+            partial(self._fetch, query, newest), usable=self._not_stale)
+        if not self._due(today):
+            self._refresh_when_due(today)
+            return today, served
+        if self._stale(today) and not self._lists.running(key):
+            # Another instance may have refreshed it: one look at the shared cache (coalesced)
+            # before serving stale, so N instances behind one cache do not take turns.
+            fresher, _ = await self._peeks.do(key, partial(self._shared_list, key))
+            if fresher is not None:
+                return fresher, Served.HIT
+        self._revalidate(today)
         if not self._stale(today):
-            self.metrics.cache_results["list", "hit"].inc()
-            return today, Served.HIT
+            return today, served
         self.metrics.cache_results["list", "stale"].inc()
-        self._revalidate()
         return today, Served.STALE
 
-    def list_fresh_for(self) -> float:
-        """Seconds until today's list goes stale: positions in it mean nothing longer."""
-        today: Today | None = self._cache.peek(TODAY_KEY)
-        return 0.0 if today is None else self._settings.info_ttl - (time.time() - today.fetched_at)
+    async def _newest_sol(self) -> int:
+        latest, _ = await self.listing(LATEST)
+        return max(latest.listing.sol, latest.listing.newest_sol or 0)
 
-    async def upstream_failing(self) -> bool:
-        """Whether the last attempt to refresh the list failed (and is still remembered)."""
-        return await self._cache.get(FAILED + TODAY_KEY) is not None
+    def _fresh_for(self, query: Query, newest: int | None) -> float:
+        """How long a list stays fresh: a sol well behind the newest changes rarely."""
+        old = (query.sol is not None and newest is not None
+               and newest - query.sol > self._settings.old_sol_after)
+        return self._settings.old_sol_ttl if old else self._settings.info_ttl
 
-    async def wallpaper(self, number: int, spec: Spec) -> tuple[Rendition, Served]:
-        """Photo `number` of today's list, made as `spec` says."""
-        today, _ = await self.today()
+    def list_fresh_for(self, query: Query = LATEST) -> float:
+        """Seconds until the list goes stale: positions in it mean nothing longer."""
+        today: Today | None = self.cache.peek(list_key(query))
+        return 0.0 if today is None else today.fresh_for - (time.time() - today.fetched_at)
+
+    def upstream_failing(self) -> bool:
+        """Whether the last attempt to fetch the newest list failed (and is still remembered)."""
+        failure: Failure | None = self.cache.peek(FAILED + TODAY_KEY)
+        return failure is not None and failure.remembered
+
+    async def wallpaper(self, number: int, spec: Spec,
+                        query: Query = LATEST) -> tuple[Rendition, Served]:
+        """Photo `number` of the list `query` names, made as `spec` says."""
+        today, _ = await self.listing(query)
         photos = today.listing.photos
         if not 0 <= number < len(photos):
-            raise NotFound(f"photo_number {number} is beyond today's {len(photos)} photos")
+            raise NotFound(f"photo_number {number} is beyond the list's {len(photos)} photos")
         photo = photos[number]
         link = _source_link(photo, spec)
-        return await self._cached(self._wallpapers, f"wallpaper:{spec.key}:{link}",
-                                  self._settings.image_ttl,
-                                  partial(self._render, today.listing, photo, link, spec))
+        return await self._get(self._wallpapers, f"wallpaper:{spec.key}:{link}",
+                               self._settings.image_ttl,
+                               partial(self._render, today.listing, photo, link, spec))
 
     def _stale(self, today: Today) -> bool:
-        return time.time() - today.fetched_at >= self._settings.info_ttl
+        return time.time() - today.fetched_at >= today.fresh_for
 
-    @property
-    def _list_ttl(self) -> float:
-        return self._settings.info_ttl + self._settings.max_stale
+    def _due(self, today: Today) -> bool:
+        """Due for a refresh: stale, or about to be. Refreshing a little ahead means a cache
+        in front that revalidates when the list expires gets the new one at once."""
+        ahead = min(REFRESH_AHEAD, today.fresh_for / 4)
+        return time.time() - today.fetched_at >= today.fresh_for - ahead
 
-    def _revalidate(self) -> None:
-        """Start one background refresh of the list unless one runs (decided before any await,
-        so concurrent stale requests start exactly one)."""
-        if self._refresh is None or self._refresh.done():
-            self._refresh = asyncio.create_task(self._refresh_today())
+    def _not_stale(self, today: Today) -> bool:
+        return not self._stale(today)
 
-    async def _refresh_today(self) -> None:
-        if await self.upstream_failing():
-            return  # NASA just failed: keep serving stale until the failure expires
-        store = partial(self._lists.do, TODAY_KEY, partial(
-            self._compute_and_store, TODAY_KEY, self._list_ttl, self._fetch_today))
-        try:
-            shared: Today | None = await self._cache.reload(TODAY_KEY)
-            if shared is not None and not self._stale(shared):
-                return  # another instance refreshed it
-            if self._leases is None or self._cache.degraded:
-                await store()
-            else:
-                await self._leases.try_run(TODAY_KEY, store)
-        except ServiceError as error:
-            log.warning("refreshing today's photos failed, serving stale: %s", error.detail)
+    def _not_due(self, today: Today) -> bool:
+        return not self._due(today)
 
-    async def _fetch_today(self) -> Today:
-        listing = await self.source.latest()
-        return Today(
-            listing,
-            Rendition.of(views.listing_json(listing, self._wallpaper_path), "application/json"),
-            Rendition.of(views.gallery_html(listing, self._wallpaper_path),
-                         "text/html; charset=utf-8"),
-        )
+    def _refresh_when_due(self, today: Today) -> None:
+        """Someone wants the newest list: refresh it when it falls due, even if nobody asks
+        then (a cache in front answers them), so the next revalidation finds the new list."""
+        if today.query == LATEST and self._refresh_timer is None:
+            due = (today.fetched_at + today.fresh_for - min(REFRESH_AHEAD, today.fresh_for / 4)
+                   - time.time())
+            self._refresh_timer = asyncio.get_running_loop().call_later(
+                due, self._fall_due, today)
+
+    def _fall_due(self, today: Today) -> None:
+        self._refresh_timer = None
+        self._revalidate(today)
+
+    async def _shared_list(self, key: str) -> Today | None:
+        shared: Today | None = (await self.cache.lookup(key, FAILED + key))[0]
+        return shared if shared is not None and not self._stale(shared) else None
+
+    def _revalidate(self, today: Today) -> None:
+        """Start one background refresh of a list unless one runs: the same flight as a
+        request's, asking for a value not due (decided before any await, so concurrent stale
+        requests start exactly one)."""
+        key = list_key(today.query)
+        if not self._lists.running(key):
+            ttl = self._settings.max_stale + today.fresh_for
+            fetch = partial(self._fetch, today.query, today.listing.newest_sol)
+            fill = partial(self._fill, key, ttl, fetch, self._not_due)
+            self.background.spawn(self._lists.do(key, fill), f"refreshing {key}")
+
+    async def _fetch(self, query: Query, newest: int | None) -> Today:
+        # `latest()` for the newest: a source written before sols and cameras still serves it.
+        listing = await (self.source.latest() if query == LATEST else self.source.photos(query))
+        for reason, count in listing.dropped.items():
+            self.metrics.dropped(self.source.name, reason).inc(count)
+        return make_today(listing, query, self._fresh_for(query, newest), self._paths)
 
     async def _render(self, listing: Listing, photo: Photo, link: str, spec: Spec) -> Rendition:
         source_key = f"source:{link}"
-        data, _ = await self._cached(self._sources, source_key, self._settings.image_ttl,
-                                     partial(self.source.image, link))
+        data, _ = await self._get(self._sources, source_key, self._settings.image_ttl,
+                                  partial(self.source.image, link))
         if self.resizes_pending >= self._settings.resize_queue:
             raise Overloaded("too many wallpapers being made; try again shortly", retry_after=1)
         self.resizes_pending += 1
@@ -233,7 +239,7 @@ class Pipeline:
             return Rendition.of(body, spec.media_type, last_modified=views.http_date(photo.taken),
                                 filename=views.filename(listing, photo, spec))
         except BadUpstream:
-            await self._cache.delete(source_key)  # a source we cannot decode is not worth keeping
+            await self.cache.delete(source_key)  # a source we cannot decode is not worth keeping
             raise
         finally:
             self.resizes_pending -= 1
@@ -245,54 +251,114 @@ class Pipeline:
         self.metrics.resizes.inc()
         return wallpaper
 
-    async def _cached(self, flights: SingleFlight[str, V], key: str, ttl: float,
-                      compute: Callable[[], Awaitable[V]]) -> tuple[V, Served]:
+    async def _get(self, flights: SingleFlight[str, V], key: str, ttl: float,
+                   compute: Callable[[], Awaitable[V]], usable: Callable[[V], bool] = _any,
+                   ) -> tuple[V, Served]:
+        """From this process's memory, or through the one flight for `key`. A value in memory
+        that is not `usable` (a stale list) is returned as it is, for the caller to judge."""
         stage = _stage(key)
-        value: V | None = self._cache.peek(key)
+        value: V | None = self.cache.peek(key)
         if value is not None:
+            if not usable(value):
+                return value, Served.STALE
             self.metrics.cache_results[stage, "hit"].inc()
             return value, Served.HIT
         self.metrics.cache_results[stage, "miss"].inc()
-        await self._raise_remembered(key)
-
-        async def fill() -> V:
-            # A flight that finished just before this one started may have stored it already.
-            stored: V | None = await self._cache.get(key)
-            if stored is not None:
-                return stored
-            store = partial(self._compute_and_store, key, ttl, compute)
-            if self._leases is None:
-                return await store()
-            return await self._leases.run(key, store, partial(self._stored, key))
-
-        value, shared = await flights.do(key, fill)
+        value, shared = await flights.do(key, partial(self._fill, key, ttl, compute, _any))
         if shared:
             self.metrics.coalesced[stage].inc()
         return value, Served.COALESCED if shared else Served.MISS
 
+    async def _fill(self, key: str, ttl: float, compute: Callable[[], Awaitable[V]],
+                    fresh: Callable[[V], bool]) -> V:
+        """A flight's own work: the shared value if `fresh` accepts it, else lead or follow."""
+        stale: list[V] = []  # a value `fresh` refused: served if the upstream fails
+
+        async def check(holders: frozenset[str]) -> V | None:
+            value, failure = await self.cache.lookup(key, FAILED + key)
+            if value is not None and fresh(value):
+                return value  # type: ignore[no-any-return]
+            if value is not None:
+                stale[:] = [value]
+            if failure is not None and (failure.remembered or failure.token in holders):
+                if stale:
+                    return stale[0]
+                raise failure.error()
+            return None
+
+        async def lead(token: str) -> V:
+            try:
+                return await self._compute_and_store(key, ttl, compute, token)
+            except ServiceError:
+                if stale:
+                    return stale[0]
+                raise
+
+        found = await check(frozenset())
+        if found is not None:
+            return found
+        if self._leases is None:
+            return await self.background.finish(lead(""))
+        return await self._leases.run(key, lead, check)
+
     async def _compute_and_store(self, key: str, ttl: float,
-                                 compute: Callable[[], Awaitable[V]]) -> V:
+                                 compute: Callable[[], Awaitable[V]], token: str) -> V:
         try:
             value = await compute()
-        except ServiceError as error:
-            if error.remembered and self._settings.error_ttl > 0:
-                retry_after = error.retry_after if isinstance(error, Unavailable) else None
-                # A copy without the traceback: the stored one is replayed many times.
-                await self._cache.set(FAILED + key, Failure(copy.copy(error)),
-                                      ttl=max(self._settings.error_ttl, retry_after or 0))
-            raise
-        await self._cache.set(key, value, ttl=ttl)
+        except Exception as error:
+            raise await self._remember(key, error, token) from None
+        await self.cache.set(key, value, ttl=ttl)
         return value
 
-    async def _stored(self, key: str) -> Any:
-        """Another instance's result for `key`: its value, its failure (raised), or None."""
-        await self._raise_remembered(key)
-        return await self._cache.get(key)
+    async def _remember(self, key: str, error: Exception, token: str) -> ServiceError:
+        """Record a failure for every waiter (in every process) and for `error_ttl`.
 
-    async def _raise_remembered(self, key: str) -> None:
-        failure: Failure | None = await self._cache.get(FAILED + key)
-        if failure is not None:
-            raise copy.copy(failure.error)
+        Anything that is not a `ServiceError` is a bug: logged here with its traceback, then
+        remembered like any failure, so it cannot turn every request into an upstream call.
+        """
+        if not isinstance(error, ServiceError):
+            log.error("unexpected error making %s", key, exc_info=error)
+            error = InternalError("unexpected error; it has been logged")
+        until = self._remembered_until(error)
+        retry_after = error.retry_after if isinstance(error, Unavailable) else None
+        error.until = until
+        failure = Failure(error.code, error.detail, until, token, retry_after)
+        if until > time.time():
+            await self.cache.set(FAILED + key, failure, ttl=until - time.time())
+        else:
+            await self.cache.publish(FAILED + key, failure, ttl=PUBLISHED_FAILURE_TTL)
+        return error
+
+    def _remembered_until(self, error: ServiceError) -> float:
+        """When to forget `error`: a derived failure with its cause, others after `error_ttl`
+        or as long as the upstream asked us to wait (capped); now if not remembered."""
+        if error.until is not None:
+            return error.until
+        now = time.time()
+        if not error.remembered or self._settings.error_ttl <= 0:
+            return now
+        retry_after = error.retry_after if isinstance(error, Unavailable) else None
+        return now + min(MAX_FAILURE_TTL, max(self._settings.error_ttl, retry_after or 0))
+
+
+def list_key(query: Query) -> str:
+    return LIST + query.key
+
+
+TODAY_KEY = list_key(LATEST)
+
+
+def make_today(listing: Listing, query: Query, fresh_for: float, paths: views.Paths,
+               fetched_at: float | None = None) -> Today:
+    """A listing with its JSON and HTML views, as cached (also when read back from Redis)."""
+    made = time.time() if fetched_at is None else fetched_at
+    return Today(
+        listing, query, fresh_for,
+        Rendition.of(views.listing_json(listing, query, paths), "application/json",
+                     made_at=made),
+        Rendition.of(views.gallery_html(listing, query, paths), "text/html; charset=utf-8",
+                     made_at=made),
+    )
 
 
 def _source_link(photo: Photo, spec: Spec) -> str:
@@ -303,4 +369,4 @@ def _source_link(photo: Photo, spec: Spec) -> str:
 
 def _stage(key: str) -> str:
     """The pipeline stage a cache or flight key belongs to: list, source or wallpaper."""
-    return "list" if key == TODAY_KEY else key.split(":", 1)[0]
+    return key.split(":", 1)[0]

@@ -1,59 +1,93 @@
 """A cache shared by many instances: Redis, through aiocache, behind a small in-process front.
 
-Values are pickled under a key prefix that carries a schema version, so an upgrade never
-reads entries of an older format. Every read that reaches Redis also asks for the entry's
-remaining TTL and gives the front copy exactly that, so the front never serves past Redis.
+What Redis holds is data (`entries.Codec`), under a prefix that names the schema and the
+deployment, so two deployments sharing one Redis never read each other's entries. Every read
+that reaches Redis also asks for the entry's remaining TTL and gives the front copy exactly
+that, so the front never serves past Redis.
 
-When Redis is down or slow the service must not fail: the first error logs once, switches to
-the front alone (memory cache, local coalescing) and marks the cache `degraded`; after
-`RETRY_AFTER` seconds the next operation tries Redis again, and a success logs the recovery.
+Slow is not down. Every call has a timeout of seconds (`--redis-timeout`); a call that times
+out fails alone. Redis counts as down only on a connection error or after `STRIKES` failed
+calls in a row: then, for `RETRY_AFTER` seconds, each instance serves from its front and
+coordinates within itself, logged once; the next call after that tries Redis again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import hashlib
 import logging
 import time
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TypeVar
 
+import redis.asyncio as redis
 from aiocache import RedisCache
-from aiocache.serializers import PickleSerializer
+from aiocache.serializers import NullSerializer
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
-from yarl import URL
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .cache import BoundedMemoryCache
+from .entries import Codec, Entry, Failure, Unreadable
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
-SCHEMA_VERSION = 1
-PREFIX = f"marsserver:v{SCHEMA_VERSION}"  # aiocache adds the ":" before each key
-TIMEOUT = 0.5  # seconds any one Redis call may take before we treat Redis as down
-RETRY_AFTER = 2.0
-FAILURES = (RedisError, OSError, asyncio.TimeoutError)
+SCHEMA_VERSION = 2
+RETRY_AFTER = 2.0  # seconds an instance works alone after Redis went down
+STRIKES = 3  # failed calls in a row (timeouts, errors) that also count as down
+MAX_UNREADABLE_LOGGED = 1000
+# A timeout (TimeoutError is an OSError, redis-py's is a RedisError) is slow, not down.
+SLOW = (TimeoutError, RedisTimeoutError)
+
+
+class Unreachable(Exception):
+    """This call did not reach Redis (down, or it failed); the caller carries on without."""
+
+
+def prefix_for(source: str, rover: str, api_url: str, mount: str) -> str:
+    """The default key prefix: the schema, and who this deployment is.
+
+    Readable where it can be (source, rover), hashed where it cannot (URL, mount path), so a
+    Curiosity and a Perseverance deployment, or two mounts of one app, never share entries.
+    """
+    identity = hashlib.blake2b(f"{api_url}\n{mount}".encode(), digest_size=4).hexdigest()
+    return f"marsserver:v{SCHEMA_VERSION}:{source}:{rover}:{identity}"
+
+
+def client_for(url: str, timeout: float, ca_file: str | None = None) -> redis.Redis:
+    """A redis-py client from a URL as managed services hand them out: `redis://` or
+    `rediss://` (TLS), user name and password, database, query options (`from_url`)."""
+    options: dict[str, Any] = {"socket_timeout": timeout, "socket_connect_timeout": timeout,
+                               "decode_responses": False}
+    if url.startswith("rediss://") and ca_file:
+        options["ssl_ca_certs"] = ca_file
+    return redis.Redis.from_url(url, **options)
 
 
 class SharedCache:
-    """The pipeline's cache API (`peek`, `get`, `set`, `delete`, `clear`) over Redis."""
+    """The pipeline's cache (`peek`, `lookup`, `set`, `publish`, `delete`) over Redis."""
 
-    def __init__(self, url: str, front: BoundedMemoryCache, prefix: str = PREFIX) -> None:
-        where = URL(url)
+    def __init__(self, client: redis.Redis, front: BoundedMemoryCache, codec: Codec, prefix: str,
+                 timeout: float) -> None:
         self.front = front
-        self.redis = RedisCache(
-            serializer=PickleSerializer(), namespace=prefix, timeout=TIMEOUT,
-            endpoint=where.host or "127.0.0.1", port=where.port or 6379,
-            db=int(where.path.strip("/") or 0), password=where.password,
-            create_connection_timeout=TIMEOUT,
-            connection_pool_kwargs={"socket_timeout": TIMEOUT})
+        self.client = client
+        self.redis = RedisCache(serializer=NullSerializer(), namespace=prefix, timeout=timeout)
+        self.redis.client = client  # our client: from_url semantics, TLS
+        self._codec = codec
+        self._timeout = timeout
         self._down_until = 0.0
+        self._strikes = 0
+        self._unreadable: set[str] = set()
 
     @property
     def degraded(self) -> bool:
         return self._down_until > 0
 
     @property
-    def client(self) -> Any:
-        """The redis-py client, for leases; None while Redis is considered down."""
-        return None if time.monotonic() < self._down_until else self.redis.client
+    def nbytes(self) -> int:
+        return self.front.nbytes
 
     def key(self, key: str) -> str:
         return str(self.redis.build_key(key))
@@ -61,70 +95,108 @@ class SharedCache:
     def peek(self, key: str) -> Any:
         return self.front.peek(key)
 
-    async def get(self, key: str) -> Any:
-        value = self.front.peek(key)
-        if value is not None:
-            return value
-        return await self._shared(key)
+    def view(self) -> Mapping[str, Any]:
+        return self.front.view()
 
-    async def reload(self, key: str) -> Any:
-        """The shared value, even if this instance's front holds an older one; the front's
-        own copy when Redis has none or cannot be reached (it may be all we have)."""
-        shared = await self._shared(key)
-        return shared if shared is not None else self.front.peek(key)
+    def expires_in(self, key: str) -> float | None:
+        return self.front.expires_in(key)
 
-    async def _shared(self, key: str) -> Any:
-        """The value in Redis, copied into the front with its remaining TTL; None if absent."""
-        if self.client is None:
-            return None
+    async def lookup(self, key: str, failure_key: str) -> tuple[Any, Any]:
+        """The value and the failure Redis holds for `key`, in one round trip, copied into the
+        front; the front's own copies when Redis cannot be reached (they may be all we have)."""
         try:
-            async with self.redis.client.pipeline(transaction=False) as batch:
-                batch.get(self.key(key))
-                batch.pttl(self.key(key))
-                raw, pttl = await asyncio.wait_for(batch.execute(), TIMEOUT)
-        except FAILURES as error:
-            self.failed(error)
-            return None
-        self.recovered()
+            value, failure = await self.call(lambda: self._get_with_ttl(key, failure_key))
+        except Unreachable:
+            return self.front.peek(key), self.front.peek(failure_key)
+        return (await self._loaded(key, *value), await self._loaded(failure_key, *failure))
+
+    async def _loaded(self, key: str, raw: bytes | None, pttl: int) -> Any:
         if raw is None or pttl <= 0:
             return None
-        value = self.redis.serializer.loads(raw)
-        await self.front.set(key, value, ttl=pttl / 1000)
-        return value
+        try:
+            entry = self._codec.load(raw)
+        except Unreadable as error:
+            self._log_unreadable(key, error)
+            return None
+        if not isinstance(entry, Failure) or entry.remembered:
+            await self.front.set(key, entry, ttl=pttl / 1000)
+        return entry
 
-    async def set(self, key: str, value: Any, ttl: float) -> None:
+    async def _get_with_ttl(self, *keys: str) -> list[tuple[bytes | None, int]]:
+        """GET and PTTL of each key, in one round trip."""
+        async with self.client.pipeline(transaction=False) as batch:
+            for key in keys:
+                batch.get(self.key(key))
+                batch.pttl(self.key(key))
+            answers = await batch.execute()
+        return list(zip(answers[::2], answers[1::2], strict=True))
+
+    def _log_unreadable(self, key: str, error: Unreadable) -> None:
+        """Once per key (bounded): a planted or foreign value is a miss, not a flood of logs."""
+        if key not in self._unreadable and len(self._unreadable) < MAX_UNREADABLE_LOGGED:
+            self._unreadable.add(key)
+            log.warning("ignoring an unreadable Redis entry %s: %s", self.key(key), error)
+
+    async def set(self, key: str, value: Entry, ttl: float) -> None:
         await self.front.set(key, value, ttl=ttl)
-        await self._redis("set", key, value, ttl=float(ttl))
+        await self.publish(key, value, ttl)
+
+    async def publish(self, key: str, value: Entry, ttl: float) -> None:
+        """Store in Redis only; a failed write is logged by `call` and otherwise ignored."""
+        raw = self._codec.dump(value)
+        with contextlib.suppress(Unreachable):
+            await self.call(lambda: self.redis.set(key, raw, ttl=float(ttl)))
 
     async def delete(self, key: str) -> None:
         await self.front.delete(key)
-        await self._redis("delete", key)
+        with contextlib.suppress(Unreachable):
+            await self.call(lambda: self.redis.delete(key))
 
     async def clear(self) -> None:
         """Forget this instance's front; Redis is shared and keeps its entries."""
         await self.front.clear()
 
     async def close(self) -> None:
-        await self.redis.client.aclose()  # aiocache's close() calls redis-py's deprecated one
+        await self.client.aclose()
 
-    async def _redis(self, operation: str, *args: Any, **kwargs: Any) -> None:
-        if self.client is None:
-            return
+    async def check(self) -> None:
+        """One PING, so an unreachable Redis shows in health checks from the start."""
+        with contextlib.suppress(Unreachable):
+            await self.call(self.client.ping)
+
+    async def call(self, make: Callable[[], Awaitable[T]]) -> T:
+        """`make()` against Redis within the timeout; `Unreachable` if it did not work."""
+        if time.monotonic() < self._down_until:
+            raise Unreachable
         try:
-            await getattr(self.redis, operation)(*args, **kwargs)
-        except FAILURES as error:
-            self.failed(error)
-        else:
-            self.recovered()
+            result = await asyncio.wait_for(make(), self._timeout)
+        except (*SLOW, RedisError) as error:
+            if isinstance(error, RedisConnectionError) and not isinstance(error, SLOW):
+                self._went_down(error)
+            else:
+                self._strike(error)
+            raise Unreachable from None
+        except OSError as error:  # refused, reset, unreachable
+            self._went_down(error)
+            raise Unreachable from None
+        self._recovered()
+        return result
 
-    def failed(self, error: BaseException) -> None:
-        """Redis failed: use the front alone for a while (logged once, not per request)."""
+    def _strike(self, error: BaseException) -> None:
+        self._strikes += 1
+        log.info("a Redis call failed (%s); %d in a row", type(error).__name__, self._strikes)
+        if self._strikes >= STRIKES:
+            self._went_down(error)
+
+    def _went_down(self, error: BaseException) -> None:
+        """Redis is down: use the front alone for a while (logged once, not per request)."""
         if not self.degraded:
             log.warning("Redis unreachable (%s): serving from memory, local coalescing only",
                         type(error).__name__)
         self._down_until = time.monotonic() + RETRY_AFTER
 
-    def recovered(self) -> None:
+    def _recovered(self) -> None:
+        self._strikes = 0
         if self.degraded:
             log.warning("Redis is back: sharing the cache again")
         self._down_until = 0.0

@@ -19,6 +19,7 @@ T = TypeVar("T")
 SOURCES = ("msl", "m2020", "mars-photos", "demo")
 ROVERS = ("curiosity", "perseverance")
 LOOPS = ("auto", "asyncio", "uvloop")
+ACCESS_LOGS = ("on", "off", "json")
 ENV_PREFIX = "MARS_"
 _HOST_PORT = re.compile(r"^[a-z0-9.-]+(:[0-9]{1,5})?$")
 
@@ -41,8 +42,33 @@ def _flag(text: str) -> bool:
     raise ValueError(text)
 
 
+def _access_log(text: str) -> str:
+    """on / off / json; the boolean spellings the option took before json still work."""
+    try:
+        return "on" if _flag(text) else "off"
+    except ValueError:
+        return text.lower()
+
+
 def _optional(text: str) -> str | None:
     return text or None
+
+
+_SIZE = re.compile(r"([0-9]+) *((?:[kmg]i?)?)b?", re.ASCII | re.IGNORECASE)
+_UNITS = {"": 1, "k": 1000, "m": 1000**2, "g": 1000**3, "ki": 1024, "mi": 1024**2, "gi": 1024**3}
+
+
+def _size(text: str) -> int:
+    """A number of bytes, plain or with a unit, any case, `B` optional: `64MiB`, `64 MiB`, `512M`.
+
+    K, M and G are powers of 1000 and KiB, MiB and GiB powers of 1024, as the SI and IEC
+    define them (and Kubernetes reads them): `512M` is 512,000,000 bytes, `512MiB` 536,870,912.
+    Named `_size` so that errors read "is not a valid size".
+    """
+    match = _SIZE.fullmatch(text.strip())
+    if match is None:
+        raise ValueError(text)
+    return int(match[1]) * _UNITS[match[2].lower()]
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +77,8 @@ class Settings:
 
     host: str = _option("127.0.0.1", "address to listen on", str)
     port: int = _option(8080, "TCP port to listen on (0 picks a free one)", int)
-    access_log: bool = _option(True, "log one line per request (on/off)", _flag)
+    access_log: str = _option("on", "one log line per request: on, off, or json (one JSON object "
+                              "per line)", _access_log)
     loop: str = _option("auto", "event loop: auto (uvloop when installed), asyncio, uvloop", str)
     source: str = _option("msl", "photo source: " + ", ".join(SOURCES), str)
     rover: str | None = _option(None, "curiosity or perseverance: picks msl or m2020 as source",
@@ -62,6 +89,10 @@ class Settings:
         None, "comma-separated host or host:port allowed in image links", _hosts)
     info_ttl: float = _option(300.0, "seconds the photo list is cached", float)
     image_ttl: float = _option(86400.0, "seconds source images and wallpapers are cached", float)
+    old_sol_after: int = _option(14, "sols behind the newest after which a sol's photos rarely "
+                                 "change and are cached for --old-sol-ttl", int)
+    old_sol_ttl: float = _option(3600.0, "seconds an old sol's list is cached (at least "
+                                 "--info-ttl)", float)
     max_stale: float = _option(86400.0, "seconds past info_ttl a list is served while NASA fails",
                                float)
     error_ttl: float = _option(5.0, "seconds an upstream failure is remembered (0: not at all)",
@@ -73,11 +104,21 @@ class Settings:
     cache: str = _option("memory", "memory (per process), or redis://host:port/db to share the "
                          "cache and the work across instances", str)
     lease: float = _option(10.0, "seconds a Redis lease outlives its leader (failover time)", float)
+    redis_timeout: float = _option(
+        5.0, "seconds one Redis call may take; a slow call fails alone, only connection errors "
+        "or 3 failures in a row count as Redis down", float)
+    redis_ca_file: str | None = _option(None, "CA certificates (PEM) to verify a rediss:// "
+                                        "server with", _optional)
+    cache_prefix: str | None = _option(
+        None, "Redis key prefix; deployments sharing a Redis must differ (default: derived "
+        "from source, rover, API URL and mount path)", _optional)
     workers: int = _option(1, "worker processes on one port (SO_REUSEPORT); with the memory "
                            "cache each has its own", int)
-    cache_bytes: int = _option(256 * 2**20, "upper bound of all in-memory caches, in bytes", int)
+    cache_bytes: int = _option(256 * 2**20, "upper bound of all in-memory caches, in bytes "
+                               "(units: 256MiB = 256 x 1024^2, 256M = 256 x 1000^2)", _size)
     cache_entries: int = _option(10_000, "upper bound of in-memory cache entries", int)
-    max_source_bytes: int = _option(32 * 2**20, "largest source image download, in bytes", int)
+    max_source_bytes: int = _option(32 * 2**20, "largest source image download, in bytes "
+                                    "(units as for --cache-bytes)", _size)
     max_source_pixels: int = _option(40_000_000, "largest source image, in pixels", int)
 
     def __post_init__(self) -> None:
@@ -90,7 +131,7 @@ class Settings:
 
     def _problems(self) -> list[str]:
         numbers = (self.info_ttl, self.image_ttl, self.max_stale, self.error_ttl, self.timeout,
-                   self.lease)
+                   self.lease, self.redis_timeout, self.old_sol_ttl)
         checks: list[tuple[bool, str]] = [
             (all(math.isfinite(n) for n in numbers), "durations must be finite numbers"),
             (self.source in SOURCES, f"source must be one of {', '.join(SOURCES)}"),
@@ -98,14 +139,19 @@ class Settings:
             (not (self.rover == "curiosity" and self.source == "m2020"),
              "source m2020 is Perseverance's feed; it cannot serve rover curiosity"),
             (self.loop in LOOPS, f"loop must be one of {', '.join(LOOPS)}"),
+            (self.access_log in ACCESS_LOGS,
+             f"access_log must be one of {', '.join(ACCESS_LOGS)}"),
             (0 <= self.port <= 65535, "port must be 0..65535"),
             (self.info_ttl > 0 and self.image_ttl > 0, "info_ttl and image_ttl must be > 0"),
+            (self.old_sol_ttl >= self.info_ttl, "old_sol_ttl must be at least info_ttl"),
+            (self.old_sol_after >= 0, "old_sol_after must be >= 0"),
             (self.max_stale >= 0 and self.error_ttl >= 0, "max_stale and error_ttl must be >= 0"),
             (self.timeout > 0, "timeout must be > 0"),
             (0 <= self.retries <= 10, "retries must be 0..10"),
-            (self.cache == "memory" or self.cache.startswith("redis://"),
-             "cache must be memory or a redis:// URL"),
+            (self.cache == "memory" or self.cache.startswith(("redis://", "rediss://", "unix://")),
+             "cache must be memory or a redis://, rediss:// or unix:// URL"),
             (0.1 <= self.lease <= 3600, "lease must be 0.1..3600"),
+            (0 < self.redis_timeout <= 60, "redis_timeout must be in (0, 60]"),
             (1 <= self.workers <= 64, "workers must be 1..64"),
             (self.workers == 1 or self.port != 0, "workers > 1 needs a fixed port"),
             (1 <= self.resize_threads <= 64, "resize_threads must be 1..64"),

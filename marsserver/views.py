@@ -8,29 +8,53 @@ thumbnail, visible keyboard focus, one list of photos.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from html import escape
+from urllib.parse import urlencode
 
+from .cameras import human_name
+from .errors import BadParameter
 from .imaging import PRESETS, Spec
-from .sources import Listing, Photo
+from .sources import Listing, Photo, Query
 
 THUMBNAIL_HEIGHT = 240
 
 
-def listing_json(listing: Listing, wallpaper_path: str) -> bytes:
+@dataclass(frozen=True, slots=True)
+class Paths:
+    """Where this app's routes are (it may be mounted under a prefix)."""
+
+    index: str = "/"
+    wallpaper: str = "/wallpaper"
+
+
+def query_string(query: Query, **extra: object) -> str:
+    """URL parameters naming `query` (nothing for the newest sol, any camera) and `extra`."""
+    pairs: dict[str, object] = dict(extra)
+    if query.sol is not None:
+        pairs["sol"] = query.sol
+    if query.cameras:
+        pairs["camera"] = ",".join(query.cameras)
+    return urlencode(pairs, safe=",")
+
+
+def listing_json(listing: Listing, query: Query, paths: Paths) -> bytes:
     photos = [
-        {"number": n, "id": p.id, "camera": p.camera, "taken": p.taken, "img_src": p.img_src,
-         "credit": p.credit, "wallpaper_url": f"{wallpaper_path}?photo_number={n}"}
+        {"number": n, "id": p.id, "camera": p.camera, "camera_name": human_name(p.camera),
+         "taken": p.taken, "img_src": p.img_src, "credit": p.credit,
+         "wallpaper_url": f"{paths.wallpaper}?{query_string(query, photo_number=n)}"}
         for n, p in enumerate(listing.photos)
     ]
     return json.dumps({"source": listing.source, "rover": listing.rover, "sol": listing.sol,
+                       "newest_sol": listing.newest_sol, "cameras": list(query.cameras),
                        "count": len(photos), "photos": photos}).encode()
 
 
-def gallery_html(listing: Listing, wallpaper_path: str) -> bytes:
+def gallery_html(listing: Listing, query: Query, paths: Paths) -> bytes:
     rover = listing.rover.capitalize()
-    cards = "\n".join(_card(n, photo, listing, wallpaper_path)
+    cards = "\n".join(_card(n, photo, listing, query, paths)
                       for n, photo in enumerate(listing.photos))
     return f"""<!doctype html>
 <html lang="en">
@@ -53,12 +77,15 @@ def gallery_html(listing: Listing, wallpaper_path: str) -> bytes:
             border-radius: .3rem; background: #4a2d25; color: #fff; text-decoration: none; }}
   .download {{ background: #b8532f; }}
   a:focus-visible {{ outline: 3px solid #ffd27a; outline-offset: 2px; }}
+  nav a {{ color: #ffd27a; margin-right: .75rem; }}
+  nav a[aria-current] {{ color: #fff; font-weight: bold; text-decoration: none; }}
 </style>
 </head>
 <body>
 <header>
 <h1>{escape(rover)}: sol {listing.sol}</h1>
-<p>{len(listing.photos)} photos from the newest sol, as wallpapers for any screen.</p>
+<p>{len(listing.photos)} photos{escape(_which(query))}, as wallpapers for any screen.</p>
+{_navigation(listing, query, paths)}
 </header>
 <main>
 <ul class="photos">
@@ -70,9 +97,40 @@ def gallery_html(listing: Listing, wallpaper_path: str) -> bytes:
 """.encode()
 
 
-def _card(number: int, photo: Photo, listing: Listing, wallpaper_path: str) -> str:
-    base = f"{wallpaper_path}?photo_number={number}"
-    camera, taken = escape(photo.camera), escape(photo.taken)
+def _which(query: Query) -> str:
+    if query.sol is None and not query.cameras:
+        return " from the newest sol"
+    cameras = ", ".join(human_name(code) for code in query.cameras)
+    return f" from {cameras}" if cameras else ""
+
+
+def _navigation(listing: Listing, query: Query, paths: Paths) -> str:
+    """Plain links: the sols on either side, and a filter for each camera in this sol."""
+    sols = []
+    if listing.sol > 0:
+        sols.append((listing.sol - 1, f"&larr; sol {listing.sol - 1}"))
+    if listing.newest_sol is None or listing.sol < listing.newest_sol:
+        sols.append((listing.sol + 1, f"sol {listing.sol + 1} &rarr;"))
+    links = [f'<a href="{escape(f"{paths.index}?{query_string(Query(sol, query.cameras))}")}">'
+             f"{label}</a>" for sol, label in sols]
+    here = Query(listing.sol)
+    cameras = [f'<a href="{escape(paths.index)}?{escape(query_string(here))}"'
+               f'{"" if query.cameras else " aria-current=true"}>all cameras</a>']
+    for code in sorted({photo.camera for photo in listing.photos}):
+        try:
+            only = Query(listing.sol, (code,))
+        except BadParameter:
+            continue  # a feed's odd camera name: listed on its photos, but not filterable
+        current = " aria-current=true" if query.cameras == only.cameras else ""
+        href = escape(f"{paths.index}?{query_string(only)}")
+        cameras.append(f'<a href="{href}"{current}>{escape(human_name(code))}</a>')
+    return (f'<nav aria-label="sols">{" ".join(links)}</nav>\n'
+            f'<nav aria-label="cameras">{" ".join(cameras)}</nav>')
+
+
+def _card(number: int, photo: Photo, listing: Listing, query: Query, paths: Paths) -> str:
+    base = f"{paths.wallpaper}?{query_string(query, photo_number=number)}"
+    camera, taken = escape(human_name(photo.camera)), escape(photo.taken)
     sizes = " ".join(
         f'<a href="{escape(base)}&amp;preset={name}">{name} <small>{w}x{h}</small></a>'
         for name, (w, h) in PRESETS.items()

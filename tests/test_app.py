@@ -68,7 +68,7 @@ async def test_very_long_query_strings_are_a_json_400(demo_client, length):
 async def test_unknown_parameters_do_not_create_cache_entries(demo_client):
     for extra in ("a=1", "b=2", "cachebuster=3", "HEIGHT=5"):
         assert (await demo_client.get(f"/wallpaper?height=64&{extra}")).status == 200
-    assert len(pipeline_of(demo_client)._cache) == 3  # the list, the source, one wallpaper
+    assert len(pipeline_of(demo_client).cache.view()) == 3  # the list, the source, one wallpaper
 
 
 async def test_a_photo_number_beyond_the_list_is_404(demo_client):
@@ -146,9 +146,9 @@ async def test_two_apps_in_one_process_share_nothing(aiohttp_client):
     assert (await one.get("/wallpaper?height=100")).status == 200
     first, second = pipeline_of(one), pipeline_of(two)
     assert first is not second
-    assert first._cache is not second._cache
-    assert len(first._cache) > 0
-    assert len(second._cache) == 0
+    assert first.cache is not second.cache
+    assert len(first.cache.view()) > 0
+    assert len(second.cache.view()) == 0
 
 
 async def test_mounted_under_a_prefix_its_urls_carry_the_prefix(aiohttp_client):
@@ -168,4 +168,4 @@ async def test_remembered_queries_stay_bounded(demo_client):
         assert (await demo_client.get(f"/wallpaper?height=64&n={n}")).status == 200
     assert (await demo_client.get("/wallpaper?height=0")).status == 400  # errors not kept
     assert 0 < len(demo_client.app[QUERIES]) <= MAX_REMEMBERED_QUERIES
-    assert len(pipeline_of(demo_client)._cache) == 3
+    assert len(pipeline_of(demo_client).cache.view()) == 3

@@ -17,13 +17,16 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 import redis.asyncio as redis
 
-from marsserver.redis_cache import PREFIX
+from marsserver.pipeline import TODAY_KEY
+from marsserver.redis_cache import SCHEMA_VERSION
 
-from .helpers import pipeline_of, until
-from .stub import Stub
+from .helpers import Marsserver, pipeline_of, until
+from .redis_server import RedisServer, free_port
+from .stub import FEED_PATH, Stub
 
 SERVER = shutil.which("redis-server")
 pytestmark = pytest.mark.skipif(
@@ -31,44 +34,6 @@ pytestmark = pytest.mark.skipif(
     reason="no Redis: set MARS_TEST_REDIS_URL or install redis-server (CI never skips)")
 needs_own_server = pytest.mark.skipif(SERVER is None and not os.environ.get("CI"),
                                       reason="stopping Redis needs our own redis-server")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-class RedisServer:
-    """A throwaway redis-server that can be stopped and started again on the same port."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.port = free_port()
-        self.workdir = workdir
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [SERVER or "redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-             "--save", "", "--appendonly", "no", "--dir", str(self.workdir)],
-            stdout=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return
-            except OSError:
-                assert time.monotonic() < deadline, "redis-server did not start"
-                time.sleep(0.02)  # polling a port the server has not opened yet
-
-    def stop(self) -> None:
-        assert self.process is not None
-        self.process.terminate()
-        self.process.wait(timeout=10)
 
 
 @pytest.fixture
@@ -115,7 +80,7 @@ async def test_three_instances_cost_one_list_one_download_one_resize(stub, clien
     feed = stub.hold("feed")
     burst = [asyncio.create_task(clients[n % 3].get("/wallpaper?height=360"))
              for n in range(150)]
-    await until(lambda: waiting(clients, "today") == 150)
+    await until(lambda: waiting(clients, "list:") == 150)
     feed.set()
     responses = await asyncio.gather(*burst)
 
@@ -133,7 +98,7 @@ async def test_keys_carry_the_versioned_prefix_and_ttls(stub, client_for, redis_
         keys = await shared.keys("*")
         assert len(keys) == 3  # the list, the source image, the wallpaper; no leases left
         for key in keys:
-            assert key.startswith(PREFIX.encode() + b":")
+            assert key.startswith(f"marsserver:v{SCHEMA_VERSION}:msl:".encode())
             assert 0 < await shared.pttl(key) <= 600_000
     finally:
         await shared.aclose()
@@ -147,34 +112,37 @@ async def test_an_instance_reads_what_another_made_and_its_front_expires_with_re
 
     assert await seen.read() == await made.read()
     assert stub.downloads() == 1
-    front = pipeline_of(two)._cache.front
-    key = next(k for k in front._cache if k.startswith("wallpaper:"))
-    remaining = front._handlers[key].when() - asyncio.get_running_loop().time()
-    assert 0 < remaining <= 30
+    cache = pipeline_of(two).cache
+    key = next(k for k in cache.view() if k.startswith("wallpaper:"))
+    remaining = cache.expires_in(key)
+    assert remaining is not None
+    assert 29 < remaining <= 30
 
 
-async def test_followers_take_over_when_the_leader_dies(stub, client_for, redis_url):
-    leader, *followers = await instances(client_for, stub, redis_url, lease=0.5)
-    await leader.get("/")  # the list is shared; the wallpaper is the contested work
-    held = stub.hold(stub.feed_images[0])
-    dying = asyncio.create_task(leader.get("/wallpaper?height=200"))
-    await until(lambda: stub.calls[stub.feed_images[0]] == 1)
-
-    async def silence(*_: object) -> None:
-        """A killed process neither renews nor releases its lease."""
-
-    pipeline_of(leader)._leases._script = silence  # type: ignore[union-attr]
-    waiters = [asyncio.create_task(f.get("/wallpaper?height=200")) for f in followers]
-    await until(lambda: waiting(followers, "wallpaper:") == 2)
-    dying.cancel()
-    await leader.close()  # the leader's process is gone
-    held.set()
-    started = time.monotonic()
-    responses = await asyncio.gather(*waiters)
-
-    assert [r.status for r in responses] == [200, 200]
-    assert time.monotonic() - started < 0.5 + 5  # lease expiry plus one download and resize
-    assert stub.downloads() == 2  # the dead leader's, then exactly one takeover
+async def test_followers_take_over_when_the_leader_process_is_killed(stub, redis_url):
+    """A real leader process, SIGKILLed mid-download: it neither renews nor releases."""
+    args = ("--source", "msl", "--api-url", stub.base + FEED_PATH, "--image-hosts",
+            f"127.0.0.1:{stub.port}", "--cache", redis_url, "--lease", "1", "--access-log", "off")
+    image = stub.feed_images[0]
+    held = stub.hold(image)
+    async with (Marsserver(*args) as leader, Marsserver(*args) as one, Marsserver(*args) as two,
+                aiohttp.ClientSession() as http):
+        dying = asyncio.create_task(http.get(leader.url + "/wallpaper?height=200"))
+        await until(lambda: stub.calls[image] == 1)
+        waiters = [asyncio.create_task(http.get(f.url + "/wallpaper?height=200"))
+                   for f in (one, two)]
+        for follower in (one, two):
+            async with asyncio.timeout(10):
+                while (await (await http.get(follower.url + "/healthz")).json())["in_flight"] < 1:
+                    await asyncio.sleep(0.02)  # polling the follower until it waits
+        leader.process.kill()
+        held.set()
+        responses = await asyncio.gather(*waiters)
+        assert [r.status for r in responses] == [200, 200]
+        assert len({await r.read() for r in responses}) == 1
+        assert stub.calls[image] == 2  # the dead leader's, then exactly one takeover
+        with pytest.raises(aiohttp.ClientError):
+            await dying
 
 
 async def test_a_failure_made_elsewhere_reaches_the_followers(stub, client_for, redis_url):
@@ -182,7 +150,7 @@ async def test_a_failure_made_elsewhere_reaches_the_followers(stub, client_for, 
     stub.fail("feed", 500)
     feed = stub.hold("feed")
     burst = [asyncio.create_task(clients[n % 3].get("/")) for n in range(30)]
-    await until(lambda: waiting(clients, "today") == 30)
+    await until(lambda: waiting(clients, "list:") == 30)
     feed.set()
     responses = await asyncio.gather(*burst)
     assert {r.status for r in responses} == {502}
@@ -226,11 +194,11 @@ async def test_with_redis_unreachable_a_stale_list_is_still_served(stub, client_
     assert (await client.get("/")).status == 200
     assert (await (await client.get("/healthz")).json())["status"] == "degraded"
     stub.fail("feed", 500)
-    await until(lambda: time.time() - pipeline._cache.front.peek("today").fetched_at > 0.2)
+    await until(lambda: time.time() - pipeline.cache.peek(TODAY_KEY).fetched_at > 0.2)
     for _ in range(3):
         stale = await client.get("/")
         assert (stale.status, stale.headers["X-Cache"]) == (200, "STALE")
-        await until(lambda: pipeline._refresh is not None and pipeline._refresh.done())
+        await until(lambda: not pipeline.background)
     assert stub.calls["feed"] == 2  # one good fetch, one failed refresh, then remembered
 
 
@@ -266,3 +234,41 @@ def test_a_worker_dying_stops_the_rest_and_the_status_says_so():
     for pid in pids[1:]:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+def throwaway_certificates(directory: Path) -> Path:
+    """A CA and a server certificate for 127.0.0.1 signed by it, made with openssl."""
+    def run(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True)
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=test CA",
+        "-keyout", "ca.key", "-out", "ca.crt")
+    run("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
+        "-keyout", "server.key", "-out", "server.csr")
+    (directory / "san.cnf").write_text("subjectAltName=IP:127.0.0.1\n")
+    run("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+        "-CAcreateserial", "-days", "1", "-extfile", "san.cnf", "-out", "server.crt")
+    return directory
+
+
+async def test_rediss_urls_with_a_ca_file_share_the_cache_over_tls(stub, client_for, tmp_path):
+    tls = throwaway_certificates(tmp_path)
+    server = RedisServer(tmp_path, tls=tls)
+    server.start()
+    try:
+        url = f"rediss://default@127.0.0.1:{server.port}/2?health_check_interval=30"
+        client = await client_for(stub.settings(cache=url, redis_ca_file=str(tls / "ca.crt")))
+        assert (await client.get("/wallpaper?height=100")).status == 200
+        assert not pipeline_of(client).degraded
+        shared = redis.Redis.from_url(url, ssl_ca_certs=str(tls / "ca.crt"))
+        try:
+            keys = await shared.keys("*")
+            assert len(keys) == 3  # the list, the source, the wallpaper: in database 2, over TLS
+        finally:
+            await shared.aclose()
+
+        untrusted = await client_for(stub.settings(cache=url))  # no CA: the handshake fails
+        assert (await untrusted.get("/wallpaper?height=100")).status == 200
+        assert pipeline_of(untrusted).degraded
+    finally:
+        server.stop()

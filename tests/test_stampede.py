@@ -13,7 +13,7 @@ from PIL import Image
 
 from marsserver.errors import BadUpstream
 from marsserver.imaging import Spec
-from marsserver.pipeline import Pipeline, Served
+from marsserver.pipeline import TODAY_KEY, Pipeline, Served
 
 from .helpers import pipeline_of, until
 from .stub import Stub
@@ -32,7 +32,7 @@ async def test_cold_burst_costs_one_list_one_download_one_resize(stub: Stub, cli
 
     requests = [asyncio.create_task(client.get("/wallpaper?photo_number=0&height=600"))
                 for _ in range(BURST)]
-    await until(lambda: waiters_of(pipeline, "today") == BURST)
+    await until(lambda: waiters_of(pipeline, "list:") == BURST)
     feed.set()
     await until(lambda: waiters_of(pipeline, "wallpaper:") == BURST)
     image.set()
@@ -83,7 +83,8 @@ async def test_disconnected_clients_do_not_cancel_work_others_wait_for(stub: Stu
     assert pipeline.in_flight() == {}
 
 
-async def test_last_waiter_leaving_stops_the_work_and_leaks_nothing(stub: Stub, client_for):
+async def test_last_waiter_leaving_keeps_started_work_and_leaks_nothing(stub: Stub, client_for,
+                                                                        resizes):
     client = await client_for(stub.settings())
     pipeline = pipeline_of(client)
     await pipeline.today()
@@ -91,17 +92,21 @@ async def test_last_waiter_leaving_stops_the_work_and_leaks_nothing(stub: Stub, 
 
     waiters = [asyncio.create_task(pipeline.wallpaper(0, Spec(500))) for _ in range(5)]
     await until(lambda: waiters_of(pipeline, "wallpaper:") == 5)
+    tasks_before = len(asyncio.all_tasks())
     for waiter in waiters:
         waiter.cancel()
     await asyncio.gather(*waiters, return_exceptions=True)
 
+    assert all(waiter.cancelled() for waiter in waiters)
+    assert waiters_of(pipeline, "wallpaper:") == 0  # nobody waits on the wallpaper any more
+    image.set()  # the download had started: it and its resize finish, and are kept
+    await until(lambda: not pipeline.background)
+    assert len(asyncio.all_tasks()) < tasks_before - len(waiters)
     assert pipeline.in_flight() == {}
-    await until(lambda: not [t for t in asyncio.all_tasks() if "fill" in repr(t.get_coro())])
-    image.set()
-    made, served = await pipeline.wallpaper(0, Spec(500))  # a fresh attempt, not the dead flight
-    assert served is Served.MISS
+    made, served = await pipeline.wallpaper(0, Spec(500))
+    assert served is Served.HIT
     assert Image.open(io.BytesIO(made.body)).height == 500
-    assert stub.downloads() == 2
+    assert (stub.downloads(), resizes) == (1, [500])
 
 
 async def test_a_failure_reaches_every_waiter_and_is_not_cached(stub: Stub, client_for):
@@ -135,7 +140,7 @@ async def test_a_failed_list_reaches_every_waiter_then_is_retried(stub: Stub, cl
     stub.fail("feed", 500)
 
     waiters = [asyncio.create_task(pipeline.today()) for _ in range(10)]
-    await until(lambda: waiters_of(pipeline, "today") == 10)
+    await until(lambda: waiters_of(pipeline, "list:") == 10)
     feed.set()
     outcomes = await asyncio.gather(*waiters, return_exceptions=True)
 
@@ -172,9 +177,11 @@ async def test_list_expires_after_its_ttl(stub: Stub, client_for):
     _, second = await pipeline.today()
     assert (first, second, stub.calls["feed"]) == (Served.MISS, Served.HIT, 1)
 
-    await until(lambda: pipeline._cache._cache.get("today") is None)
+    await until(lambda: pipeline.cache.peek(TODAY_KEY) is None)
     _, third = await pipeline.today()
-    assert (third, stub.calls["feed"]) == (Served.MISS, 2)
+    # The first fetch, the refresh made just before it fell due (a request had asked for it),
+    # and, once that expired unasked, a fetch on the next request.
+    assert (third, stub.calls["feed"]) == (Served.MISS, 3)
 
 
 async def test_wallpapers_are_keyed_by_photo_identity_not_position(stub: Stub, client_for):
@@ -184,7 +191,7 @@ async def test_wallpapers_are_keyed_by_photo_identity_not_position(stub: Stub, c
     before, _ = await pipeline.wallpaper(0, Spec(200))
 
     stub.feed_images = [newcomer, *stub.feed_images]  # a new photo arrives at the top
-    await until(lambda: pipeline._cache._cache.get("today") is None)
+    await until(lambda: pipeline.cache.peek(TODAY_KEY) is None)
     now_first, served_first = await pipeline.wallpaper(0, Spec(200))
     now_second, served_second = await pipeline.wallpaper(1, Spec(200))
 

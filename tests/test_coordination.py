@@ -1,0 +1,456 @@
+"""The coordination layer under faults: one fill path, data not code in Redis, failures that
+reach every waiter and expire, slow Redis that is only slow, clean answers on cancellation.
+
+Each test is one scenario of the independent review (r1..r17 in the closing note of the
+coordination issue), run against real `redis-server`s and real aiohttp apps. A `Gated` source
+stands in for NASA: it counts calls and holds answers until the test lets them go.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import pickle
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+import redis.asyncio as redis
+from aiohttp import TCPConnector, web
+from aiohttp.test_utils import TestClient
+from PIL import Image
+from pytest_aiohttp import AiohttpClient
+
+from marsserver import Settings, create_app
+from marsserver.coalesce import Background, SingleFlight
+from marsserver.entries import Failure
+from marsserver.errors import BadUpstream, Overloaded, ServiceError, Unavailable
+from marsserver.imaging import Spec
+from marsserver.pipeline import FAILED, MAX_FAILURE_TTL, TODAY_KEY, Pipeline, Served
+from marsserver.redis_cache import STRIKES, SharedCache, Unreachable
+from marsserver.sources import Listing, Photo
+
+from .helpers import pipeline_of, until
+from .redis_server import RedisServer
+from .slowproxy import SlowProxy
+from .stub import IMAGES
+
+IMAGE = IMAGES[0].read_bytes()
+Client = TestClient[web.Request, web.Application]
+
+
+class Gated:
+    """A source that counts calls, fails when told, and holds answers behind gates."""
+
+    name: ClassVar[str] = "gated"
+
+    def __init__(self, photos: int = 2) -> None:
+        self.calls = {"list": 0, "image": 0}
+        self.fail: dict[str, BaseException] = {}
+        self.gates: dict[str, asyncio.Event] = {}
+        self.sol = 1
+        self.frames = tuple(Photo(id=str(n), camera="NAV", taken="2024-01-01T00:00:00Z",
+                                  img_src=f"https://mars.nasa.gov/img/{n}.jpg")
+                            for n in range(photos))
+
+    def hold(self, kind: str) -> asyncio.Event:
+        self.gates[kind] = asyncio.Event()
+        return self.gates[kind]
+
+    async def _pass(self, kind: str) -> None:
+        self.calls[kind] += 1
+        if kind in self.gates:
+            await self.gates[kind].wait()
+        if kind in self.fail:
+            raise self.fail[kind]
+
+    async def latest(self) -> Listing:
+        await self._pass("list")
+        return Listing("gated", "curiosity", self.sol, self.frames)
+
+    async def image(self, link: str) -> bytes:
+        await self._pass("image")
+        return IMAGE
+
+
+@pytest.fixture
+async def redis_url(tmp_path: Path) -> AsyncIterator[str]:
+    server = RedisServer(tmp_path)
+    server.start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def app_for(aiohttp_client: AiohttpClient) -> Callable[..., Awaitable[Client]]:
+    """An instance of the service around `source`; several share a Redis like processes do."""
+    async def make(source: Gated, **settings: Any) -> Client:
+        app = create_app(Settings(**{"source": "demo", **settings}), source=source)
+        return await aiohttp_client(app, connector=TCPConnector(limit=0))
+    return make
+
+
+async def stale(*pipelines: Pipeline) -> None:
+    """Wait (on the clock, not a guess) until each instance's list is past `info_ttl`."""
+    await until(lambda: all(p.list_fresh_for() <= 0 for p in pipelines))
+
+
+# 1. One path and one lock order for every fill ---------------------------------------------
+
+async def test_a_refresh_and_a_request_share_one_flight_and_never_deadlock(app_for, redis_url,
+                                                                          clock):
+    """r2: a refresh holding the lease while a request needs the list (the list left memory)."""
+    source = Gated()
+    client = await app_for(source, cache=redis_url, info_ttl=30, max_stale=30, lease=0.5,
+                           timeout=0.5, retries=0)
+    pipeline = pipeline_of(client)
+    await pipeline.today()
+    clock.now += 31
+    gate = source.hold("list")
+    _, served = await pipeline.today()  # serves stale, starts the refresh
+    assert served is Served.STALE
+    await until(lambda: source.calls["list"] == 2)  # the refresh holds the lease and calls NASA
+    await pipeline.cache.front.delete(TODAY_KEY)  # the list leaves this instance's memory
+    request = asyncio.create_task(pipeline.today())
+    await until(lambda: pipeline.in_flight().get(TODAY_KEY) == 2)  # joined the refresh's flight
+    gate.set()
+    async with asyncio.timeout(5):
+        _, served = await request
+    assert (served, source.calls["list"]) == (Served.COALESCED, 2)
+    assert pipeline.list_fresh_for() > 0
+
+
+async def test_one_staleness_costs_one_list_call_across_instances(app_for, redis_url, clock):
+    """r13: the loser of the refresh lease finds the winner's list instead of fetching again."""
+    source = Gated()
+    clients = [await app_for(source, cache=redis_url, info_ttl=30) for _ in range(3)]
+    pipelines = [pipeline_of(c) for c in clients]
+    for pipeline in pipelines:
+        await pipeline.today()  # the first fetches, the others read it from Redis
+    assert source.calls["list"] == 1
+    clock.now += 31
+    gate = source.hold("list")
+    for pipeline in pipelines:
+        assert (await pipeline.today())[1] is Served.STALE
+    await until(lambda: source.calls["list"] == 2)
+    gate.set()
+    await until(lambda: not any(p.background for p in pipelines))
+    assert source.calls["list"] == 2
+    assert [(await p.today())[1] for p in pipelines] == [Served.HIT] * 3
+
+
+# 2. What Redis holds is data, not code -----------------------------------------------------
+
+class _Planted:
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Path.touch, (Path(__file__).parent / "PLANTED",))
+
+
+@pytest.mark.parametrize("planted", [pickle.dumps(_Planted()), b"garbage", b"marsserver/2\n{"
+                                     + b"[" * 100_000, b'marsserver/2\n{"kind":"list"}\n'])
+async def test_a_planted_value_is_a_miss_never_code(app_for, redis_url, planted, caplog):
+    """r1: nothing read from Redis is unpickled; what does not parse is a miss, logged once."""
+    source = Gated()
+    writer = await app_for(source, cache=redis_url)
+    reader = await app_for(source, cache=redis_url)
+    assert (await writer.get("/api/photos")).status == 200
+    shared = redis.Redis.from_url(redis_url)
+    keys = await shared.keys("*:list:sol=latest*")
+    assert len(keys) == 1
+    await shared.set(keys[0], planted, px=60_000)
+
+    responses = [await reader.get("/api/photos") for _ in range(3)]
+    assert [r.status for r in responses] == [200] * 3
+    assert not (Path(__file__).parent / "PLANTED").exists()
+    assert source.calls["list"] == 2  # the planted value was a miss, then ours replaced it
+    assert sum("unreadable Redis entry" in r.message for r in caplog.records) == 1
+    await shared.aclose()
+
+
+# 3. Deployments sharing a Redis stay apart -------------------------------------------------
+
+async def test_two_deployments_on_one_redis_read_only_their_own_lists(aiohttp_client, redis_url):
+    """r9: a Curiosity and a Perseverance deployment, and two mounts of one app."""
+    curiosity, perseverance = Gated(photos=1), Gated(photos=3)
+    host = web.Application()
+    host.add_subapp("/a/", create_app(Settings(source="demo", cache=redis_url), source=curiosity))
+    host.add_subapp("/b/", create_app(Settings(source="demo", rover="perseverance",
+                                               cache=redis_url), source=perseverance))
+    client = await aiohttp_client(host)
+    a = await (await client.get("/a/api/photos")).json()
+    b = await (await client.get("/b/api/photos")).json()
+    assert (a["count"], b["count"]) == (1, 3)
+    assert b["photos"][0]["wallpaper_url"].startswith("/b/")
+    keys = await redis.Redis.from_url(redis_url).keys("*:list:sol=latest*")
+    assert len(keys) == 2
+
+
+# 4. A cold instance rides out an outage ----------------------------------------------------
+
+async def test_a_cold_instance_serves_the_stale_list_redis_holds(app_for, redis_url):
+    """r17: the remembered failure must not hide a list another instance stored."""
+    source = Gated()
+    warm = await app_for(source, cache=redis_url, info_ttl=0.2, error_ttl=60, retries=0)
+    assert (await warm.get("/api/photos")).status == 200
+    source.fail["list"] = BadUpstream("NASA is down")
+    await until(lambda: pipeline_of(warm).list_fresh_for() <= 0)
+    assert (await warm.get("/api/photos")).headers["X-Cache"] == "STALE"
+    await until(lambda: pipeline_of(warm).upstream_failing())
+
+    cold = await app_for(source, cache=redis_url, info_ttl=0.2, error_ttl=60, retries=0)
+    response = await cold.get("/api/photos")
+    assert (response.status, response.headers["X-Cache"]) == (200, "STALE")
+    assert (await cold.get("/wallpaper?height=64")).status == 200
+    assert source.calls["list"] == 2  # one good fetch, one failed refresh: remembered since
+
+
+# 5. Failures are remembered briefly and once -----------------------------------------------
+
+async def test_a_huge_retry_after_is_capped(app_for, redis_url):
+    """r3a: a Retry-After of 999999 s must not block a key for days, across restarts."""
+    source = Gated()
+    source.fail["list"] = Unavailable("NASA asks us to wait", retry_after=999_999)
+    client = await app_for(source, cache=redis_url)
+    assert (await client.get("/api/photos")).status == 503
+    shared = redis.Redis.from_url(redis_url)
+    (key,) = await shared.keys("*failed:list:sol=latest*")
+    assert MAX_FAILURE_TTL * 1000 - 5000 < await shared.pttl(key) <= MAX_FAILURE_TTL * 1000
+    assert MAX_FAILURE_TTL == 3600
+    await shared.aclose()
+
+
+async def test_a_derived_failure_expires_with_its_cause(app_for):
+    """r3b: a wallpaper that failed because its source failed is remembered no longer."""
+    source = Gated()
+    client = await app_for(source, error_ttl=60)
+    pipeline = pipeline_of(client)
+    await pipeline.today()
+    source.fail["image"] = BadUpstream("image host broke")
+    assert (await client.get("/wallpaper?height=100")).status == 502
+    source_failure, = (v for k, v in pipeline.cache.view().items()
+                       if k.startswith(FAILED + "source:"))
+    await asyncio.sleep(0.01)  # the wallpaper is asked again later: its record must not be new
+    assert (await client.get("/wallpaper?height=100")).status == 502
+    derived, = (v for k, v in pipeline.cache.view().items()
+                if k.startswith(FAILED + "wallpaper:"))
+    assert isinstance(derived, Failure)
+    assert derived.until == source_failure.until
+    assert source.calls["image"] == 1
+
+
+# 6. Failures reach every waiter, in every process ------------------------------------------
+
+@pytest.mark.parametrize(("error", "settings"), [
+    (BadUpstream("NASA 500"), {"error_ttl": 0}),
+    (Overloaded("resize queue full", retry_after=1), {}),
+    (RuntimeError("a bug"), {"error_ttl": 0}),
+])
+async def test_a_failure_not_remembered_still_reaches_followers_elsewhere(
+        app_for, redis_url, error, settings):
+    """r5: followers in other processes get the leader's failure; nobody repeats the call."""
+    source = Gated()
+    gate = source.hold("list")
+    source.fail["list"] = error
+    pipelines = [pipeline_of(await app_for(source, cache=redis_url, retries=0, **settings))
+                 for _ in range(3)]
+    calls = [asyncio.create_task(p.today()) for p in pipelines for _ in range(5)]
+    await until(lambda: source.calls["list"] == 1
+                and sum(sum(p.in_flight().values()) for p in pipelines) == 15)
+    gate.set()
+    outcomes = await asyncio.gather(*calls, return_exceptions=True)
+    assert all(isinstance(outcome, ServiceError) for outcome in outcomes)
+    assert len({type(outcome) for outcome in outcomes}) == 1
+    assert source.calls["list"] == 1
+
+
+async def test_an_unexpected_refresh_error_is_logged_remembered_and_retrieved(app_for, caplog):
+    """r4: not "Task exception was never retrieved", and not one NASA call per stale request."""
+    source = Gated()
+    client = await app_for(source, info_ttl=0.2, error_ttl=60)
+    pipeline = pipeline_of(client)
+    await pipeline.today()
+    source.fail["list"] = RuntimeError("a bug in the adapter")
+    await stale(pipeline)
+    for _ in range(5):
+        assert (await client.get("/api/photos")).headers["X-Cache"] == "STALE"
+        await until(lambda: not pipeline.background)
+    assert source.calls["list"] == 2
+    assert pipeline.upstream_failing()
+    assert sum("a bug in the adapter" in str(r.exc_info) for r in caplog.records) == 1
+
+
+# 7. Work that started is finished and kept -------------------------------------------------
+
+async def test_a_resize_whose_waiters_all_left_is_finished_and_kept(app_for, resizes):
+    """r7: the thread cannot be stopped, so its result is stored, not thrown away."""
+    source = Gated()
+    pipeline = pipeline_of(await app_for(source))
+    await pipeline.today()
+    gate = source.hold("image")
+    waiters = [asyncio.create_task(pipeline.wallpaper(0, Spec(300))) for _ in range(4)]
+    await until(lambda: source.calls["image"] == 1)
+    for waiter in waiters:
+        waiter.cancel()
+    await asyncio.gather(*waiters, return_exceptions=True)
+    assert all(waiter.cancelled() for waiter in waiters)
+    gate.set()
+    await until(lambda: not pipeline.background)
+    made, served = await pipeline.wallpaper(0, Spec(300))
+    assert served is Served.HIT
+    assert Image.open(io.BytesIO(made.body)).height == 300
+    assert (resizes, source.calls["image"]) == ([300], 1)
+    assert pipeline.in_flight() == {}
+
+
+# 8. Cancellation from outside is a clean answer ---------------------------------------------
+
+async def test_work_cancelled_from_outside_answers_every_waiter_with_a_json_503(app_for):
+    """r8: shutdown (or an embedding app) cancels the work: clients get 503s, not resets."""
+    source = Gated()
+    client = await app_for(source)
+    pipeline = pipeline_of(client)
+    await pipeline.today()
+    source.hold("image")
+    requests = [asyncio.create_task(client.get("/wallpaper?height=200")) for _ in range(6)]
+    await until(lambda: sum(n for key, n in pipeline.in_flight().items()
+                            if key.startswith("wallpaper:")) == 6)
+    await pipeline.background.close()  # what shutdown does to work in progress
+    responses = await asyncio.gather(*requests)
+    assert [r.status for r in responses] == [503] * 6
+    assert {(await r.json())["error"] for r in responses} == {"unavailable"}
+    assert {r.headers["Retry-After"] for r in responses} == {"1"}
+
+
+async def test_singleflight_tells_waiters_when_the_flight_was_cancelled_elsewhere():
+    flights: SingleFlight[str, str] = SingleFlight()
+    started = asyncio.Event()
+
+    async def work() -> str:
+        started.set()
+        await asyncio.Event().wait()
+        return "never"
+
+    waiters = [asyncio.create_task(flights.do("k", work)) for _ in range(3)]
+    await started.wait()
+    next(iter(t for t in asyncio.all_tasks() if t.get_coro().__qualname__ == work.__qualname__)
+         ).cancel()
+    outcomes = await asyncio.gather(*waiters, return_exceptions=True)
+    assert all(isinstance(outcome, Unavailable) for outcome in outcomes)
+    assert flights.waiters() == {}
+
+
+# 9. A slow Redis is slow, not down ---------------------------------------------------------
+
+async def test_three_instances_on_a_redis_300ms_away_cost_one_list_and_one_download(
+        app_for, redis_url, resizes):
+    """r6, r12: every Redis call takes 300 ms or more; nothing is declared down."""
+    source = Gated()
+    port = int(redis_url.rsplit(":", 1)[1].split("/")[0])
+    proxy = await SlowProxy(port, delay=0.15).start()  # each way: 300 ms round trips
+    try:
+        clients = [await app_for(source, cache=proxy.url()) for _ in range(3)]
+        burst = [asyncio.create_task(clients[n % 3].get("/wallpaper?height=360"))
+                 for n in range(30)]
+        responses = await asyncio.gather(*burst)
+        assert [r.status for r in responses] == [200] * 30
+        assert len({await r.read() for r in responses}) == 1
+        assert (source.calls["list"], source.calls["image"], resizes) == (1, 1, [360])
+        assert not any(pipeline_of(c).degraded for c in clients)
+        await asyncio.gather(*(c.close() for c in clients))
+    finally:
+        await proxy.close()
+
+
+async def test_one_slow_call_is_not_an_outage(redis_url):
+    """Only connection errors, or STRIKES failures in a row, mean down."""
+    cache = SharedCache(redis.Redis.from_url(redis_url), None, None, "t", timeout=0.05)  # type: ignore[arg-type]
+
+    async def slow() -> None:
+        await asyncio.sleep(1)
+
+    for attempt in range(1, STRIKES + 1):
+        with pytest.raises(Unreachable):
+            await cache.call(slow)
+        assert cache.degraded is (attempt == STRIKES)
+    await cache.close()
+
+
+# Also: SingleFlight under random joins, cancellations and failures ------------------------
+
+async def test_singleflight_survives_random_joins_cancellations_and_failures():
+    flights: SingleFlight[int, int] = SingleFlight()
+    background = Background()
+    rng = random.Random(20261126)
+    gates = {key: asyncio.Event() for key in range(4)}
+
+    async def work(key: int) -> int:
+        await gates[key].wait()
+        if rng.random() < 0.3:
+            raise BadUpstream("random failure")
+        return key
+
+    async def caller(key: int) -> int:
+        value, _ = await flights.do(key, lambda: background.finish(work(key)))
+        return value
+
+    tasks: list[asyncio.Task[int]] = []
+    for _ in range(400):
+        action = rng.random()
+        key = rng.randrange(4)
+        if action < 0.6:
+            tasks.append(asyncio.create_task(caller(key)))
+        elif action < 0.8 and tasks:
+            rng.choice(tasks).cancel()
+        else:
+            gates[key].set()
+            gates[key] = asyncio.Event()
+        await asyncio.sleep(0)
+    for gate in gates.values():
+        gate.set()
+    outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+    for task, outcome in zip(tasks, outcomes, strict=True):
+        assert task.cancelled() or isinstance(outcome, (int, BadUpstream))
+    await until(lambda: not background)
+    assert flights.waiters() == {}
+
+
+# 10. Headers tell shared caches the truth --------------------------------------------------
+
+async def test_stale_answers_advertise_only_what_is_left_of_the_stale_window(app_for, clock):
+    """r10: info_ttl 300 + max_stale 600; at age 850 only 50 s of staleness are left."""
+    source = Gated()
+    client = await app_for(source, info_ttl=300, max_stale=600, error_ttl=60)
+    fresh = await client.get("/api/photos")
+    assert fresh.headers["Cache-Control"] == (
+        "public, max-age=300, stale-while-revalidate=600, stale-if-error=600")
+    assert "Age" not in fresh.headers
+
+    clock.now += 120
+    later = await client.get("/api/photos")
+    assert later.headers["Cache-Control"] == (
+        "public, max-age=180, stale-while-revalidate=600, stale-if-error=600")
+
+    source.fail["list"] = BadUpstream("NASA is down")
+    clock.now += 730  # age 850
+    stale_answer = await client.get("/api/photos")
+    assert stale_answer.headers["X-Cache"] == "STALE"
+    assert stale_answer.headers["Cache-Control"] == (
+        "public, max-age=1, stale-while-revalidate=49, stale-if-error=49")
+    assert stale_answer.headers["Age"] == "850"
+    assert "Warning" not in stale_answer.headers
+
+
+async def test_a_list_someone_asked_for_is_refreshed_before_it_falls_stale(app_for):
+    """Refresh ahead: a cache in front hides requests, so the service does not wait for one."""
+    source = Gated()
+    pipeline = pipeline_of(await app_for(source, info_ttl=0.4))
+    first, _ = await pipeline.today()
+    await until(lambda: source.calls["list"] == 2)  # 0.1 s before it would have gone stale
+    await until(lambda: not pipeline.background)
+    today, served = await pipeline.today()
+    assert served is Served.HIT
+    assert today.fetched_at > first.fetched_at

@@ -1,0 +1,127 @@
+"""Any sol, any camera, through the service: each its own cache entry and flight, honest 404s,
+old sols cached longer, and the gallery browsing between them (on the offline demo source)."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import ClassVar
+
+from marsserver import Settings, create_app
+from marsserver.sources import Listing, Photo, Query
+
+from .helpers import pipeline_of, until
+from .test_coordination import Gated
+
+
+class Sols(Gated):
+    """A feed whose newest sol is 100, where every sol has two photos from two cameras."""
+
+    name: ClassVar[str] = "sols"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.queries: list[Query] = []
+
+    async def photos(self, query: Query) -> Listing:
+        self.queries.append(query)
+        await self._pass("list")
+        sol = 100 if query.sol is None else query.sol
+        photos = tuple(Photo(id=f"{sol}-{camera}", camera=camera, taken="2024-01-01T00:00:00Z",
+                             img_src=f"https://mars.nasa.gov/{sol}/{camera}.jpg")
+                       for camera in ("NAV_LEFT_B", "MAST_LEFT")
+                       if not query.cameras or camera in query.cameras)
+        return Listing("sols", "curiosity", sol, photos, newest_sol=100,
+                       dropped={"thumbnail": 3, "strip": 1})
+
+    async def latest(self) -> Listing:
+        return await self.photos(Query())
+
+
+async def test_forty_concurrent_requests_for_a_past_sol_cost_one_upstream_call(aiohttp_client):
+    source = Sols()
+    client = await aiohttp_client(create_app(Settings(source="demo"), source=source))
+    await client.get("/api/photos")  # the newest list, which says how far sols go
+    gate = source.hold("list")
+    burst = [asyncio.create_task(client.get("/api/photos?sol=42")) for _ in range(40)]
+    await until(lambda: sum(pipeline_of(client).in_flight().values()) == 40)
+    gate.set()
+    responses = await asyncio.gather(*burst)
+    assert [r.status for r in responses] == [200] * 40
+    assert {(await r.json())["sol"] for r in responses} == {42}
+    assert source.queries == [Query(), Query(42)]
+
+
+async def test_sols_and_cameras_are_cache_entries_of_their_own(aiohttp_client):
+    source = Sols()
+    client = await aiohttp_client(create_app(Settings(source="demo"), source=source))
+    newest = await (await client.get("/api/photos")).json()
+    past = await (await client.get("/api/photos?sol=99&camera=mast_left")).json()
+    again = await client.get("/api/photos?camera=MAST_LEFT&sol=99")
+    assert (newest["sol"], newest["count"], past["sol"], past["count"]) == (100, 2, 99, 1)
+    assert past["cameras"] == ["MAST_LEFT"]
+    assert past["photos"][0]["camera_name"] != "MAST_LEFT"  # a human name
+    assert past["photos"][0]["wallpaper_url"] == (
+        "/wallpaper?photo_number=0&sol=99&camera=MAST_LEFT")
+    assert again.headers["X-Cache"] == "HIT"
+    assert source.queries == [Query(), Query(99, ("MAST_LEFT",))]
+
+    wallpaper = await client.get("/wallpaper?photo_number=0&sol=99&camera=MAST_LEFT&height=64")
+    assert wallpaper.status == 200
+    assert source.calls["image"] == 1
+
+
+async def test_a_sol_beyond_the_newest_is_a_404_and_a_malformed_one_a_400(aiohttp_client):
+    client = await aiohttp_client(create_app(Settings(source="demo")))
+    beyond = await client.get("/api/photos?sol=4001")
+    assert beyond.status == 404
+    assert await beyond.json() == {"error": "not_found",
+                                   "detail": "sol 4001 is beyond the newest sol, 4000"}
+    for bad in ("-1", "1.5", "x", "100000"):
+        response = await client.get(f"/api/photos?sol={bad}")
+        assert (response.status, (await response.json())["error"]) == (400, "bad_parameter")
+    assert (await client.get("/wallpaper?sol=4001")).status == 404
+    assert (await client.get("/api/photos?camera=nav%20left")).status == 400
+
+
+async def test_a_camera_with_no_photos_that_sol_is_a_404_that_says_so(aiohttp_client):
+    client = await aiohttp_client(create_app(Settings(source="demo")))
+    response = await client.get("/api/photos?sol=3990&camera=MCZ_LEFT")
+    assert response.status == 404
+    assert "MCZ_LEFT" in (await response.json())["detail"]
+
+
+async def test_old_sols_are_cached_and_offered_to_caches_for_longer(aiohttp_client, clock):
+    client = await aiohttp_client(create_app(Settings(source="demo", info_ttl=60,
+                                                      old_sol_after=14, old_sol_ttl=7200)))
+    recent = await client.get("/api/photos?sol=3986")  # 14 sols behind: still recent
+    old = await client.get("/api/photos?sol=3985")  # 15 behind
+    assert recent.headers["Cache-Control"].startswith("public, max-age=60,")
+    assert old.headers["Cache-Control"].startswith("public, max-age=7200,")
+    clock.now += 61
+    assert (await client.get("/api/photos?sol=3985")).headers["X-Cache"] == "HIT"
+    assert (await client.get("/api/photos?sol=3986")).headers["X-Cache"] == "STALE"
+
+
+async def test_dropped_items_are_counted_by_reason(aiohttp_client):
+    client = await aiohttp_client(create_app(Settings(source="demo"), source=Sols()))
+    await client.get("/api/photos")
+    await client.get("/api/photos?sol=7")
+    metrics = await (await client.get("/metrics")).text()
+    assert 'marsserver_feed_items_dropped_total{reason="thumbnail",source="sols"} 6.0' in metrics
+    assert 'marsserver_feed_items_dropped_total{reason="strip",source="sols"} 2.0' in metrics
+
+
+async def test_the_gallery_links_to_neighbouring_sols_and_each_camera(aiohttp_client):
+    client = await aiohttp_client(create_app(Settings(source="demo")))
+    page = await (await client.get("/?sol=3990", headers={"Accept": "text/html"})).text()
+    assert '<a href="/?sol=3989">&larr; sol 3989</a>' in page
+    assert '<a href="/?sol=3991">sol 3991 &rarr;</a>' in page
+    cameras = re.findall(r'<a href="/\?sol=3990&amp;camera=(\w+)"', page)
+    listing = await (await client.get("/api/photos?sol=3990")).json()
+    assert sorted(cameras) == sorted({photo["camera"] for photo in listing["photos"]})
+    newest = await (await client.get("/", headers={"Accept": "text/html"})).text()
+    assert "sol 4001" not in newest  # nothing past the newest sol
+    for camera in cameras:
+        filtered = await client.get(f"/api/photos?sol=3990&camera={camera}")
+        assert filtered.status == 200

@@ -1,44 +1,182 @@
-"""Resizing real rover images: exact height, aspect ratio, grayscale kept, bad input refused."""
+"""Resizing real rover images: sizes, modes, formats, letterbox bands, quality against a
+Lanczos reference, and bad input refused."""
 
 from __future__ import annotations
 
 import io
 
 import pytest
-from PIL import Image
+from PIL import Image, ImageChops, ImageFile
 
+from bench.resize import lanczos, psnr
 from marsserver.errors import BadParameter, BadUpstream
 from marsserver.imaging import Spec, wallpaper
 
 from .stub import FIXTURES
 
 NAVCAM = (FIXTURES / "images" / "sol_4638-NAV_RIGHT_B_12.jpg").read_bytes()  # 1024x1024 L
-MASTCAM_Z = (FIXTURES / "images" / "sol_1605-MCZ_LEFT_22.jpg").read_bytes()  # 1200x874 RGB
+# 1200x874 RGB, the most detailed frame: the one furthest from Lanczos in bench/resize.py.
+MASTCAM_Z = (FIXTURES / "images" / "sol_1605-MCZ_LEFT_22.jpg").read_bytes()
+SOURCES = {"L": NAVCAM, "RGB": MASTCAM_Z}
+SIZES = {"L": (1024, 1024), "RGB": (1200, 874)}
 BIG = 10**9
+LOSSLESS = 40.0  # dB from the reference: no visible difference
+LOSSY = 30.0  # dB between a JPEG or WebP at quality 85 and the same pixels losslessly
 
 
 def opened(data: bytes) -> Image.Image:
     return Image.open(io.BytesIO(data))
 
 
+def made(source: bytes, height: int, **spec: object) -> Image.Image:
+    if spec.get("format") == "png":
+        spec["quality"] = 0
+    return opened(wallpaper(source, Spec(height, **spec), max_pixels=BIG))
+
+
+def test_psnr_tells_a_one_pixel_shift_from_the_real_thing():
+    """The quality checks below can fail: the metric sees a shift of one pixel."""
+    reference = lanczos(MASTCAM_Z, 600)
+    shifted = ImageChops.offset(reference, 1, 0)
+    assert psnr(reference, reference) == float("inf")
+    assert psnr(reference, shifted) < 30
+
+
 @pytest.mark.parametrize("height", [16, 300, 874, 1080, 2160])
 def test_output_is_exactly_the_requested_height_with_the_aspect_ratio_kept(height):
-    image = opened(wallpaper(MASTCAM_Z, Spec(height), max_pixels=BIG))
-    assert image.format == "JPEG"
-    assert image.height == height
-    assert image.width == round(1200 * height / 874)
-    assert image.mode == "RGB"
+    image = made(MASTCAM_Z, height)
+    assert (image.format, image.mode) == ("JPEG", "RGB")
+    assert image.size == (round(1200 * height / 874), height)
 
 
-def test_grayscale_stays_grayscale():
-    image = opened(wallpaper(NAVCAM, Spec(512), max_pixels=BIG))
-    assert (image.mode, image.size) == ("L", (512, 512))
+@pytest.mark.parametrize("mode", ["L", "RGB"])
+@pytest.mark.parametrize(("fmt", "pillow_format"), [("jpeg", "JPEG"), ("webp", "WEBP"),
+                                                     ("png", "PNG")])
+def test_every_format_has_the_size_and_mode_asked_for(mode, fmt, pillow_format):
+    """Grayscale stays grayscale where the format has it; WebP has only colour, so gray."""
+    image = made(SOURCES[mode], 600, width=800, fit="cover", format=fmt)
+    assert (image.format, image.size) == (pillow_format, (800, 600))
+    if fmt == "webp" and mode == "L":
+        assert image.mode == "RGB"
+        red, green, blue = image.split()
+        assert ImageChops.difference(red, green).getextrema()[1] <= 4
+        assert ImageChops.difference(red, blue).getextrema()[1] <= 4
+    else:
+        assert image.mode == mode
+
+
+@pytest.mark.parametrize("fmt", ["jpeg", "webp"])
+def test_quality_sets_how_many_bytes_lossy_formats_spend(fmt):
+    sizes = [len(wallpaper(MASTCAM_Z, Spec(600, format=fmt, quality=quality), max_pixels=BIG))
+             for quality in (30, 60, 90)]
+    assert sizes == sorted(sizes)
+    assert len(set(sizes)) == 3
+
+
+@pytest.mark.parametrize("mode", ["L", "RGB"])
+@pytest.mark.parametrize("height", [300, 400, 512, 600, 1080])  # 512: half the Navcam
+def test_scaled_wallpapers_look_like_a_full_size_lanczos_resize(mode, height):
+    """Whatever shortcut resizing takes (DCT scaling, cheaper filters), the result stays
+    within 40 dB PSNR of decoding everything and resizing with Lanczos; lossless output
+    measures the resize alone, and JPEG must add no more than its own loss."""
+    reference = lanczos(SOURCES[mode], height)
+    assert psnr(reference, made(SOURCES[mode], height, format="png")) >= LOSSLESS
+    assert psnr(reference, made(SOURCES[mode], height)) >= LOSSY
+
+
+def test_odd_sized_jpegs_are_not_stretched_by_dct_scaling():
+    """Decoded at 1/2 scale, 1199x873 becomes 600x437 with half a pixel of padding at the
+    right and the bottom; resizing all of it would stretch the picture by that half pixel."""
+    odd = io.BytesIO()
+    opened(MASTCAM_Z).crop((0, 0, 1199, 873)).save(odd, "JPEG", quality=95)
+    reference = lanczos(odd.getvalue(), 300)
+    assert psnr(reference, made(odd.getvalue(), 300, format="png")) >= LOSSLESS
+
+
+@pytest.mark.parametrize(("width", "height"), [(1280, 720), (600, 1200), (200, 200)])
+def test_cover_is_the_centre_of_the_photo_resized(width, height):
+    source_width, source_height = SIZES["RGB"]
+    if source_width / source_height > width / height:
+        kept = source_height * width / height
+        box = ((source_width - kept) / 2, 0, (source_width + kept) / 2, source_height)
+    else:
+        kept = source_width * height / width
+        box = (0, (source_height - kept) / 2, source_width, (source_height + kept) / 2)
+    reference = lanczos(MASTCAM_Z, height, width, box)
+    assert psnr(reference, made(MASTCAM_Z, height, width=width, fit="cover",
+                                format="png")) >= LOSSLESS
+
+
+def letterboxed(mode: str, width: int, height: int) -> tuple[tuple[int, int, int, int],
+                                                             list[tuple[int, int, int, int]]]:
+    """Where the photo lands in a `width` x `height` contain canvas, and the two bars."""
+    source_width, source_height = SIZES[mode]
+    scale = min(width / source_width, height / source_height)
+    inner_width, inner_height = round(source_width * scale), round(source_height * scale)
+    left, top = (width - inner_width) // 2, (height - inner_height) // 2
+    right, bottom = left + inner_width, top + inner_height
+    if inner_width < width:  # bars left and right
+        return (left, top, right, bottom), [(0, 0, left, height), (right, 0, width, height)]
+    return (left, top, right, bottom), [(0, 0, width, top), (0, bottom, width, height)]
+
+
+def brightest(image: Image.Image, box: tuple[int, int, int, int]) -> int:
+    extrema = image.crop(box).getextrema()
+    return max(high for _, high in extrema) if image.mode == "RGB" else extrema[1]
+
+
+def away_from(bar: tuple[int, int, int, int], photo: tuple[int, int, int, int],
+              margin: int) -> tuple[int, int, int, int]:
+    """`bar` without the `margin` pixels next to the photo."""
+    left, top, right, bottom = bar
+    if right == photo[0]:
+        right -= margin
+    if left == photo[2]:
+        left += margin
+    if bottom == photo[1]:
+        bottom -= margin
+    if top == photo[3]:
+        top += margin
+    return left, top, right, bottom
+
+
+# Wider than the photo (bars left and right) and taller (bars above and below).
+CANVASES = [(1280, 720), (600, 1200)]
+
+
+@pytest.mark.parametrize("mode", ["L", "RGB"])
+@pytest.mark.parametrize(("width", "height"), CANVASES)
+def test_contain_puts_the_whole_photo_between_pure_black_bars(mode, width, height):
+    image = made(SOURCES[mode], height, width=width, fit="contain", format="png")
+    photo, bars = letterboxed(mode, width, height)
+    assert (image.mode, image.size) == (mode, (width, height))
+    assert all(bar[2] - bar[0] >= 100 and bar[3] - bar[1] >= 100 for bar in bars)
+    for bar in bars:
+        assert brightest(image, bar) == 0
+    reference = lanczos(SOURCES[mode], photo[3] - photo[1], photo[2] - photo[0])
+    assert psnr(reference, image.crop(photo)) >= LOSSLESS
+
+
+@pytest.mark.parametrize("mode", ["L", "RGB"])
+@pytest.mark.parametrize(("width", "height"), CANVASES)
+@pytest.mark.parametrize("fmt", ["jpeg", "webp"])
+def test_lossy_letterbox_bars_are_black_but_for_ringing_at_the_photo(mode, width, height, fmt):
+    """Lossy codecs ring in the blocks the photo's edge crosses (up to ~20 levels here);
+    past one 16 px block the bars must be black again."""
+    image = made(SOURCES[mode], height, width=width, fit="contain", format=fmt)
+    photo, bars = letterboxed(mode, width, height)
+    for bar in bars:
+        assert brightest(image, bar) <= 32
+        assert brightest(image, away_from(bar, photo, 16)) <= 2
+    lossless = made(SOURCES[mode], height, width=width, fit="contain", format="png")
+    assert psnr(lossless.convert(image.mode), image) >= LOSSY
 
 
 def test_png_sources_are_accepted():
     png = io.BytesIO()
     opened(MASTCAM_Z).save(png, "PNG")
-    assert opened(wallpaper(png.getvalue(), Spec(100), max_pixels=BIG)).height == 100
+    image = opened(wallpaper(png.getvalue(), Spec(300, format="png", quality=0), max_pixels=BIG))
+    assert psnr(lanczos(MASTCAM_Z, 300), image) >= LOSSLESS
 
 
 @pytest.mark.parametrize("data", [b"<html>not an image</html>", MASTCAM_Z[: len(MASTCAM_Z) // 3],
@@ -55,7 +193,11 @@ def test_formats_other_than_jpeg_and_png_are_refused():
         wallpaper(gif.getvalue(), Spec(100), max_pixels=BIG)
 
 
-def test_images_over_the_pixel_budget_are_refused_before_decoding():
+def test_images_over_the_pixel_budget_are_refused_before_decoding(monkeypatch):
+    def no_decoding(self: ImageFile.ImageFile) -> None:
+        raise AssertionError("decoded a source over the pixel budget")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", no_decoding)
     with pytest.raises(BadUpstream, match="too large: 1200x874"):
         wallpaper(MASTCAM_Z, Spec(100), max_pixels=1200 * 874 - 1)
 
@@ -70,6 +212,6 @@ def test_a_sliver_of_a_source_cannot_become_a_gigantic_output():
 def test_16_bit_grayscale_is_scaled_not_clipped_to_white():
     png = io.BytesIO()
     Image.new("I;16", (64, 64), 32768).save(png, "PNG")
-    image = opened(wallpaper(png.getvalue(), Spec(32), max_pixels=BIG))
+    image = opened(wallpaper(png.getvalue(), Spec(32, format="png", quality=0), max_pixels=BIG))
     assert image.mode == "L"
-    assert 120 <= image.getpixel((16, 16)) <= 136
+    assert image.getextrema() == (128, 128)

@@ -20,7 +20,7 @@ from aiohttp import web
 from . import handlers, openapi, views
 from .cache import BoundedMemoryCache, Cache
 from .coalesce import Background
-from .entries import Codec, Today
+from .entries import Codec, Rendition, Today
 from .malformed import quiet_malformed_requests
 from .metrics import Metrics
 from .pipeline import Pipeline, make_today
@@ -59,6 +59,7 @@ def create_app(settings: Settings | None = None, *, source: Source | None = None
     app.router.add_get("/", handlers.index, name="index")
     app.router.add_get("/api/photos", handlers.photos, name="photos")
     app.router.add_get("/wallpaper", handlers.wallpaper, name="wallpaper")
+    app.router.add_get("/photos/{id}/wallpaper", handlers.permalink, name="permalink")
     app.router.add_get("/presets", handlers.presets, name="presets")
     app.router.add_get("/healthz", handlers.healthz, name="healthz")
     app.router.add_get("/metrics", handlers.metrics, name="metrics")
@@ -81,7 +82,8 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         upstream = Upstream(session, default_image_hosts(settings), settings.max_source_bytes,
                             retries=settings.retries, metrics=metrics, source=settings.source)
         source = app.get(SOURCE) or make_source(settings, upstream)
-        app[handlers.OPENAPI] = openapi.encoded(str(app.router["index"].url_for()))
+        app[handlers.OPENAPI] = Rendition.of(openapi.encoded(str(app.router["index"].url_for())),
+                                             "application/json")
         paths = views.Paths(index=str(app.router["index"].url_for()),
                             wallpaper=str(app.router["wallpaper"].url_for()))
         background = Background()

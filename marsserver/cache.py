@@ -58,6 +58,8 @@ class Cache(Protocol):
 
     async def set(self, key: str, value: Any, ttl: float) -> Any: ...
 
+    async def set_many(self, values: Mapping[str, Any], ttl: float) -> Any: ...
+
     async def publish(self, key: str, value: Any, ttl: float) -> Any: ...
 
     async def delete(self, key: str) -> Any: ...
@@ -123,6 +125,10 @@ class BoundedMemoryCache(SimpleMemoryCache):  # type: ignore[misc]  # aiocache i
 
     async def publish(self, key: str, value: Any, ttl: float) -> None:
         """No other process to tell: this process's flights already delivered it."""
+
+    async def set_many(self, values: Mapping[str, Any], ttl: float) -> None:
+        for key, value in values.items():
+            await self.set(key, value, ttl=ttl)
 
     def peek(self, key: str) -> Any:
         """`get` without aiocache's per-call machinery (plugins, env checks, wait_for).

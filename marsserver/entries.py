@@ -103,7 +103,20 @@ class Failure:
         return 256 + len(self.detail)
 
 
-Entry = Rendition | Today | Failure | bytes
+@dataclass(frozen=True, slots=True)
+class Known:
+    """A photo some listing named, kept so its permalink answers after the list moved on."""
+
+    photo: Photo
+    rover: str
+    sol: int
+
+    @property
+    def nbytes(self) -> int:
+        return 512
+
+
+Entry = Rendition | Today | Failure | Known | bytes
 MakeToday = Callable[[Listing, Query, float, float], Today]
 
 
@@ -120,6 +133,9 @@ class Codec:
             return _pack({"kind": "rendition", "media_type": entry.media_type,
                           "made_at": entry.made_at, "last_modified": entry.last_modified,
                           "filename": entry.filename}, entry.body)
+        if isinstance(entry, Known):
+            return _pack({"kind": "photo", "photo": dataclasses.asdict(entry.photo),
+                          "rover": entry.rover, "sol": entry.sol})
         if isinstance(entry, Today):
             return _pack({"kind": "list", "fetched_at": entry.fetched_at,
                           "fresh_for": entry.fresh_for, "sol": entry.query.sol,
@@ -141,6 +157,9 @@ class Codec:
                                     _field(header, "fetched_at", float))
         if kind == "failure":
             return _failure(header)
+        if kind == "photo":
+            return Known(_photo(header.get("photo")), _field(header, "rover", str),
+                         _field(header, "sol", int))
         raise Unreadable(f"unknown kind {kind!r}")
 
 

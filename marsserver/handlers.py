@@ -11,17 +11,19 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 import time
 from collections.abc import Awaitable, Callable
+from email.utils import parsedate_to_datetime
 
 from aiohttp import web
 
-from . import params
+from . import params, views
 from .entries import Rendition
-from .errors import BadParameter, ServiceError, Unavailable
+from .errors import BadParameter, NotFound, ServiceError, Unavailable
 from .imaging import PRESETS, Spec
 from .metrics import CONTENT_TYPE
-from .pipeline import Pipeline, Served
+from .pipeline import TODAY_KEY, Pipeline, Served
 from .settings import Settings
 from .sources import LATEST, Query
 
@@ -29,10 +31,13 @@ log = logging.getLogger(__name__)
 
 PIPELINE = web.AppKey("pipeline", Pipeline)
 SETTINGS = web.AppKey("settings", Settings)
-OPENAPI = web.AppKey("openapi", bytes)
+OPENAPI = web.AppKey("openapi", Rendition)
 Parsed = tuple[int, Spec, bool, bool, Query]  # number, spec, negotiated?, download, which list
 QUERIES = web.AppKey("queries", dict[tuple[str, str], Parsed])
 MAX_REMEMBERED_QUERIES = 4096
+IMMUTABLE = "public, max-age=31536000, immutable"
+DOCUMENT = "public, max-age=3600"  # /presets and /openapi.json change only with a new version
+PHOTO_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -89,6 +94,21 @@ async def wallpaper(request: web.Request) -> web.Response:
     return _respond(request, rendition, served, headers, "Accept" if negotiated else None)
 
 
+async def permalink(request: web.Request) -> web.Response:
+    """One photo by its id, as `/wallpaper` makes it: the same bytes for as long as the
+    service can find the photo, so caches may keep it forever."""
+    photo_id = request.match_info["id"]
+    if not PHOTO_ID.fullmatch(photo_id):
+        raise NotFound(f"no photo {photo_id[:80]!r}")
+    _, spec, negotiated, download, _ = _parsed(request)
+    rendition, served = await request.app[PIPELINE].permalink(photo_id, spec)
+    headers = {"Cache-Control": IMMUTABLE}
+    if download and rendition.filename:
+        headers["Content-Disposition"] = f'attachment; filename="{rendition.filename}"'
+    return _respond(request, rendition, served, headers, "Accept" if negotiated else None,
+                    dated=True)
+
+
 def _parsed(request: web.Request) -> Parsed:
     """The wallpaper query, parsed once per distinct (query string, Accept): hot wallpapers
     are asked for with the same few URLs, and parsing costs more than the cache lookup."""
@@ -109,14 +129,19 @@ def _parsed(request: web.Request) -> Parsed:
     return parsed
 
 
+PRESETS_JSON = Rendition.of(json.dumps({name: {"width": w, "height": h}
+                                         for name, (w, h) in PRESETS.items()}).encode(),
+                             "application/json")
+
+
 async def presets(request: web.Request) -> web.Response:
-    """The named screen sizes `/wallpaper?preset=` accepts."""
-    return web.json_response({name: {"width": w, "height": h} for name, (w, h) in PRESETS.items()})
+    """The named screen sizes `/wallpaper?preset=` accepts (fixed while this version runs)."""
+    return _respond(request, PRESETS_JSON, Served.HIT, {"Cache-Control": DOCUMENT}, None)
 
 
 async def openapi(request: web.Request) -> web.Response:
     """This app's OpenAPI 3.1 document (encoded once, at start-up)."""
-    return web.Response(body=request.app[OPENAPI], content_type="application/json")
+    return _respond(request, request.app[OPENAPI], Served.HIT, {"Cache-Control": DOCUMENT}, None)
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -126,39 +151,75 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 async def healthz(request: web.Request) -> web.Response:
+    """Always 200 while the instance can serve what it has; `degraded` says it is missing
+    something: the shared cache, or NASA (the last list fetch failed and no fresh list is
+    held)."""
     pipeline = request.app[PIPELINE]
-    return web.json_response({"status": "degraded" if pipeline.degraded else "ok",
-                              "source": pipeline.source.name,
-                              "in_flight": len(pipeline.in_flight())})
+    upstream = "failing" if pipeline.upstream_failing() else "ok"
+    return web.json_response({
+        "status": "degraded" if pipeline.degraded or upstream == "failing" else "ok",
+        "upstream": upstream, "source": pipeline.source.name,
+        "in_flight": len(pipeline.in_flight())})
 
 
 def _respond(request: web.Request, rendition: Rendition, served: Served,
-             headers: dict[str, str], vary: str | None) -> web.Response:
-    """The rendition, or 304 when the client already has it (GET and HEAD alike)."""
+             headers: dict[str, str], vary: str | None, dated: bool = False) -> web.Response:
+    """The rendition, 304 when the client already has it, 412 when it holds another version
+    (GET and HEAD alike). Only `dated` answers carry Last-Modified: one per photo, never one
+    per position in a list, where a cache could answer for another photo."""
     headers["ETag"] = rendition.etag
     headers["X-Cache"] = served.value
     if vary:
         headers["Vary"] = vary
-    if rendition.last_modified:
+    if dated and rendition.last_modified:
         headers["Last-Modified"] = rendition.last_modified
-    if _has(request.headers.get("If-None-Match"), rendition.etag):
+    if_match = request.headers.get("If-Match")
+    if if_match is not None and not _matches(if_match, rendition.etag, weak=False):
+        return error_response(412, "precondition_failed", "If-Match names another version "
+                              f"than {rendition.etag}", {"ETag": rendition.etag})
+    if _not_modified(request, rendition, dated):
         return web.Response(status=304, headers=headers)
     headers["Content-Type"] = rendition.media_type
     return web.Response(body=rendition.body, headers=headers)
 
 
-def _has(if_none_match: str | None, etag: str) -> bool:
-    """RFC 9110 weak comparison, as If-None-Match uses: `*`, or any listed tag, W/ or not."""
-    if not if_none_match:
+def _not_modified(request: web.Request, rendition: Rendition, dated: bool) -> bool:
+    """RFC 9110: If-None-Match decides when present; If-Modified-Since only without it."""
+    if_none_match = request.headers.get("If-None-Match")
+    if if_none_match is not None:
+        return _matches(if_none_match, rendition.etag, weak=True)
+    since = request.if_modified_since
+    if not (dated and since and rendition.last_modified):
         return False
-    tags = (tag.strip().removeprefix("W/") for tag in if_none_match.split(","))
-    return any(tag in ("*", etag) for tag in tags)
+    try:
+        return parsedate_to_datetime(rendition.last_modified) <= since
+    except ValueError:
+        return False
+
+
+def _matches(header: str, etag: str, weak: bool) -> bool:
+    """RFC 9110 comparison: `*`, or any listed tag; If-None-Match compares weakly (W/ or not),
+    If-Match strongly (a weak tag never matches)."""
+    tags = (tag.strip() for tag in header.split(","))
+    return any(tag in ("*", etag) or (weak and tag.removeprefix("W/") == etag) for tag in tags)
 
 
 def error_response(status: int, code: str, detail: str,
                    headers: dict[str, str] | None = None) -> web.Response:
     return web.Response(status=status, headers=headers, content_type="application/json",
                         text=json.dumps({"error": code, "detail": detail}))
+
+
+def _error_page(request: web.Request, error: ServiceError, retry_after: int | None,
+                headers: dict[str, str] | None) -> web.Response:
+    """What a person in a browser sees: what failed, what still works, when to retry."""
+    pipeline, settings = request.app[PIPELINE], request.app[SETTINGS]
+    page = views.error_page(error.status, error.detail, retry_after,
+                            newest_cached=pipeline.cache.peek(TODAY_KEY) is not None,
+                            index=str(request.app.router["index"].url_for()),
+                            offline_hint=settings.source == "msl" and error.status >= 500)
+    return web.Response(status=error.status, headers=headers, body=page,
+                        content_type="text/html", charset="utf-8")
 
 
 @web.middleware
@@ -169,6 +230,8 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
     except ServiceError as error:
         retry_after = error.retry_after if isinstance(error, Unavailable) else None
         headers = {"Retry-After": str(retry_after)} if retry_after else None
+        if params.prefers(request.headers.get("Accept", ""), "text/html", "application/json"):
+            return _error_page(request, error, retry_after, headers)
         return error_response(error.status, error.code, error.detail, headers)
     except web.HTTPException as error:
         if error.status < 400:

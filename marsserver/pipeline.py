@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, TypeVar
 from . import imaging, views
 from .cache import Cache
 from .coalesce import Background, SingleFlight
-from .entries import Failure, Rendition, Today
+from .entries import Failure, Known, Rendition, Today
 from .errors import BadUpstream, InternalError, NotFound, Overloaded, ServiceError, Unavailable
 from .imaging import Spec
 from .metrics import Metrics
@@ -53,6 +53,7 @@ log = logging.getLogger(__name__)
 V = TypeVar("V")
 
 LIST = "list:"
+PHOTO = "photo:"
 FAILED = "failed:"
 LARGE_JPEG = 1200  # feeds' "large" JPEGs are this wide; bigger outputs use full_res if offered
 MAX_FAILURE_TTL = 3600.0  # no failure is remembered longer, whatever Retry-After said
@@ -94,6 +95,7 @@ class Pipeline:
         self._wallpapers: SingleFlight[str, Rendition] = SingleFlight()
         self.resizes_pending = 0
         self._refresh_timer: asyncio.TimerHandle | None = None
+        self._feed_failing = False
         self.metrics.watch(self._in_flight_at, lambda: self.resizes_pending)
 
     def in_flight(self) -> dict[str, int]:
@@ -159,9 +161,12 @@ class Pipeline:
         return 0.0 if today is None else today.fresh_for - (time.time() - today.fetched_at)
 
     def upstream_failing(self) -> bool:
-        """Whether the last attempt to fetch the newest list failed (and is still remembered)."""
+        """Whether the last attempt to fetch the newest list failed (here, or in another
+        instance, remembered) and no fresh list is held."""
         failure: Failure | None = self.cache.peek(FAILED + TODAY_KEY)
-        return failure is not None and failure.remembered
+        today: Today | None = self.cache.peek(TODAY_KEY)
+        return ((self._feed_failing or (failure is not None and failure.remembered))
+                and (today is None or self._stale(today)))
 
     async def wallpaper(self, number: int, spec: Spec,
                         query: Query = LATEST) -> tuple[Rendition, Served]:
@@ -170,11 +175,14 @@ class Pipeline:
         photos = today.listing.photos
         if not 0 <= number < len(photos):
             raise NotFound(f"photo_number {number} is beyond the list's {len(photos)} photos")
-        photo = photos[number]
-        link = _source_link(photo, spec)
+        known = Known(photos[number], today.listing.rover, today.listing.sol)
+        return await self._wallpaper_of(known, spec)
+
+    async def _wallpaper_of(self, known: Known, spec: Spec) -> tuple[Rendition, Served]:
+        link = _source_link(known.photo, spec)
         return await self._get(self._wallpapers, f"wallpaper:{spec.key}:{link}",
                                self._settings.image_ttl,
-                               partial(self._render, today.listing, photo, link, spec))
+                               partial(self._render, known, link, spec))
 
     def _stale(self, today: Today) -> bool:
         return time.time() - today.fetched_at >= today.fresh_for
@@ -221,12 +229,42 @@ class Pipeline:
 
     async def _fetch(self, query: Query, newest: int | None) -> Today:
         # `latest()` for the newest: a source written before sols and cameras still serves it.
-        listing = await (self.source.latest() if query == LATEST else self.source.photos(query))
+        listing = await (self._latest() if query == LATEST else self.source.photos(query))
         for reason, count in listing.dropped.items():
             self.metrics.dropped(self.source.name, reason).inc(count)
+        # Each photo's permalink keeps answering for as long as its wallpapers are kept.
+        await self.cache.set_many({PHOTO + photo.id: Known(photo, listing.rover, listing.sol)
+                                   for photo in listing.photos}, ttl=self._settings.image_ttl)
         return make_today(listing, query, self._fresh_for(query, newest), self._paths)
 
-    async def _render(self, listing: Listing, photo: Photo, link: str, spec: Spec) -> Rendition:
+    async def _latest(self) -> Listing:
+        """The newest list; one WARNING when the feed starts failing, one INFO when it is
+        back (an outage is one episode in the log, not a line per request)."""
+        try:
+            listing = await self.source.latest()
+        except ServiceError as error:
+            if not self._feed_failing:
+                self._feed_failing = True
+                log.warning("the %s feed is failing (%s): serving what is cached; the demo "
+                            "source (--source demo) runs offline", self.source.name,
+                            error.detail)
+            raise
+        if self._feed_failing:
+            self._feed_failing = False
+            log.info("the %s feed answers again", self.source.name)
+        return listing
+
+    async def permalink(self, photo_id: str, spec: Spec) -> tuple[Rendition, Served]:
+        """The photo `photo_id` (from any listing made within `image_ttl`) as `spec` says."""
+        known: Known | None = self.cache.peek(PHOTO + photo_id)
+        if known is None:
+            known = (await self.cache.lookup(PHOTO + photo_id, FAILED + PHOTO + photo_id))[0]
+        if known is None:
+            raise NotFound(f"no photo {photo_id!r} is known here (permalinks last "
+                           f"{self._settings.image_ttl:.0f} s after a listing named them)")
+        return await self._wallpaper_of(known, spec)
+
+    async def _render(self, known: Known, link: str, spec: Spec) -> Rendition:
         source_key = f"source:{link}"
         data, _ = await self._get(self._sources, source_key, self._settings.image_ttl,
                                   partial(self.source.image, link))
@@ -236,8 +274,10 @@ class Pipeline:
         try:
             resize = partial(self._timed_resize, data, spec)
             body = await asyncio.get_running_loop().run_in_executor(self._executor, resize)
-            return Rendition.of(body, spec.media_type, last_modified=views.http_date(photo.taken),
-                                filename=views.filename(listing, photo, spec))
+            return Rendition.of(body, spec.media_type,
+                                last_modified=views.http_date(known.photo.taken),
+                                filename=views.filename(known.rover, known.sol, known.photo,
+                                                        spec))
         except BadUpstream:
             await self.cache.delete(source_key)  # a source we cannot decode is not worth keeping
             raise

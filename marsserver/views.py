@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from html import escape
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from .cameras import human_name
 from .errors import BadParameter
@@ -29,6 +29,11 @@ class Paths:
     index: str = "/"
     wallpaper: str = "/wallpaper"
 
+    def permalink(self, photo: Photo, **parameters: object) -> str:
+        """The URL naming `photo` itself, cacheable forever: `{index}photos/{id}/wallpaper`."""
+        query = f"?{urlencode(parameters)}" if parameters else ""
+        return f"{self.index.rstrip('/')}/photos/{quote(photo.id, safe='')}/wallpaper{query}"
+
 
 def query_string(query: Query, **extra: object) -> str:
     """URL parameters naming `query` (nothing for the newest sol, any camera) and `extra`."""
@@ -44,7 +49,8 @@ def listing_json(listing: Listing, query: Query, paths: Paths) -> bytes:
     photos = [
         {"number": n, "id": p.id, "camera": p.camera, "camera_name": human_name(p.camera),
          "taken": p.taken, "img_src": p.img_src, "credit": p.credit,
-         "wallpaper_url": f"{paths.wallpaper}?{query_string(query, photo_number=n)}"}
+         "wallpaper_url": f"{paths.wallpaper}?{query_string(query, photo_number=n)}",
+         "permalink": paths.permalink(p)}
         for n, p in enumerate(listing.photos)
     ]
     return json.dumps({"source": listing.source, "rover": listing.rover, "sol": listing.sol,
@@ -54,8 +60,7 @@ def listing_json(listing: Listing, query: Query, paths: Paths) -> bytes:
 
 def gallery_html(listing: Listing, query: Query, paths: Paths) -> bytes:
     rover = listing.rover.capitalize()
-    cards = "\n".join(_card(n, photo, listing, query, paths)
-                      for n, photo in enumerate(listing.photos))
+    cards = "\n".join(_card(photo, listing, paths) for photo in listing.photos)
     return f"""<!doctype html>
 <html lang="en">
 <head>
@@ -128,24 +133,76 @@ def _navigation(listing: Listing, query: Query, paths: Paths) -> str:
             f'<nav aria-label="cameras">{" ".join(cameras)}</nav>')
 
 
-def _card(number: int, photo: Photo, listing: Listing, query: Query, paths: Paths) -> str:
-    base = f"{paths.wallpaper}?{query_string(query, photo_number=number)}"
+def _card(photo: Photo, listing: Listing, paths: Paths) -> str:
+    """One photo; every link is its permalink, which caches in front can keep forever."""
     camera, taken = escape(human_name(photo.camera)), escape(photo.taken)
     sizes = " ".join(
-        f'<a href="{escape(base)}&amp;preset={name}">{name} <small>{w}x{h}</small></a>'
-        for name, (w, h) in PRESETS.items()
+        f'<a href="{escape(paths.permalink(photo, preset=name))}">{name} '
+        f"<small>{w}x{h}</small></a>" for name, (w, h) in PRESETS.items()
     )
     rover = escape(listing.rover.capitalize())
     alt = f"{rover} {camera} photo from sol {listing.sol}, taken {taken}"
+    thumbnail = escape(paths.permalink(photo, height=THUMBNAIL_HEIGHT))
+    download = escape(paths.permalink(photo, preset="1080p", download=1))
     return f"""<li class="photo">
-<img src="{escape(base)}&amp;height={THUMBNAIL_HEIGHT}" alt="{alt}" loading="lazy">
+<img src="{thumbnail}" alt="{alt}" loading="lazy">
 <div class="meta">
 <p><strong>{camera}</strong>, sol {listing.sol}, taken {taken}</p>
 <p>Credit: {escape(photo.credit)}</p>
 <p class="sizes">{sizes}</p>
-<a class="download" href="{escape(base)}&amp;preset=1080p&amp;download=1">Download 1080p</a>
+<a class="download" href="{download}">Download 1080p</a>
 </div>
 </li>"""
+
+
+ERROR_TITLES = {400: "That request does not work", 404: "Nothing here",
+                500: "Something broke on our side", 502: "NASA's photo feed cannot be read",
+                503: "Not right now", 504: "NASA's photo feed does not answer"}
+
+
+def error_page(status: int, detail: str, retry_after: int | None, *, newest_cached: bool,
+               index: str, offline_hint: bool) -> bytes:
+    """An error in the gallery's style, in plain words, for people in a browser."""
+    title = ERROR_TITLES.get(status, "Something went wrong")
+    advice = [f"<p>{escape(detail)}.</p>"]
+    if retry_after:
+        advice.append(f"<p>Try again in {retry_after} seconds.</p>")
+    elif status >= 500:
+        advice.append("<p>Try again in a minute or two.</p>")
+    if newest_cached:
+        advice.append(f'<p>The newest photos are still here: <a href="{escape(index)}">'
+                      "go to the gallery</a>.</p>")
+    elif status >= 500:
+        advice.append("<p>No earlier photos are cached yet, so there is nothing to show "
+                      "meanwhile.</p>")
+    if offline_hint:
+        advice.append("<p>Running this yourself without internet access? "
+                      "<code>marsserver --source demo</code> serves generated photos "
+                      "offline.</p>")
+    body = "\n".join(advice)
+    return f"""<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{escape(title)}: Mars wallpapers</title>
+<style>
+  body {{ font: 16px/1.5 system-ui, sans-serif; margin: 0; background: #1b1210; color: #f3e9e4; }}
+  main {{ max-width: 40rem; margin: auto; padding: 2rem 1rem; }}
+  h1 {{ font-size: 1.6rem; }}
+  a {{ color: #ffd27a; }}
+  code {{ background: #2b1d19; padding: .1rem .3rem; border-radius: .2rem; }}
+</style>
+</head>
+<body>
+<main>
+<h1>{escape(title)}</h1>
+{body}
+<p><small>HTTP {status}</small></p>
+</main>
+</body>
+</html>
+""".encode()
 
 
 def http_date(taken: str) -> str | None:
@@ -158,10 +215,13 @@ def http_date(taken: str) -> str | None:
                            .astimezone(UTC), usegmt=True)
 
 
-def filename(listing: Listing, photo: Photo, spec: Spec) -> str:
+def filename(rover: str, sol: int, photo: Photo, spec: Spec) -> str:
     """A download name that says what it is: rover, sol, camera and size."""
     size = f"{spec.width}x{spec.height}" if spec.width else f"h{spec.height}"
-    camera = "".join(c if c.isascii() and (c.isalnum() or c in "-_") else "_"
-                     for c in photo.camera)  # the header stays plain ASCII, whatever the feed says
     extension = "jpg" if spec.format == "jpeg" else spec.format
-    return f"{listing.rover}-sol{listing.sol}-{camera}-{size}.{extension}"
+    return f"{_plain(rover)}-sol{sol}-{_plain(photo.camera)}-{size}.{extension}"
+
+
+def _plain(text: str) -> str:
+    """The header stays plain ASCII, whatever the feed (or a shared cache) says."""
+    return "".join(c if c.isascii() and (c.isalnum() or c in "-_") else "_" for c in text)[:64]

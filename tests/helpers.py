@@ -40,6 +40,11 @@ def cache_keys(client: TestClient[web.Request, web.Application]) -> set[str]:
     return set(pipeline_of(client).cache.view())
 
 
+def work_entries(client: TestClient[web.Request, web.Application]) -> list[str]:
+    """Cache keys of lists, sources, wallpapers and failures: not the photo index."""
+    return [key for key in pipeline_of(client).cache.view() if not key.startswith("photo:")]
+
+
 async def until(predicate: Callable[[], bool], within: float = 10.0) -> None:
     """Wait for a condition other tasks will make true (yielding, not guessing a delay)."""
     async with asyncio.timeout(within):

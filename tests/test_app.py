@@ -12,7 +12,7 @@ from marsserver import Listing, Settings, create_app
 from marsserver.errors import BadUpstream
 from marsserver.sources.demo import CAMERAS
 
-from .helpers import pipeline_of
+from .helpers import pipeline_of, work_entries
 
 MSL = Settings(source="msl")
 FEED = "https://mars.nasa.gov/api/v1/raw_image_items/?condition_1=msl:mission&order=sol+desc&page=0&per_page=100"
@@ -68,7 +68,7 @@ async def test_very_long_query_strings_are_a_json_400(demo_client, length):
 async def test_unknown_parameters_do_not_create_cache_entries(demo_client):
     for extra in ("a=1", "b=2", "cachebuster=3", "HEIGHT=5"):
         assert (await demo_client.get(f"/wallpaper?height=64&{extra}")).status == 200
-    assert len(pipeline_of(demo_client).cache.view()) == 3  # the list, the source, one wallpaper
+    assert len(work_entries(demo_client)) == 3  # the list, the source, one wallpaper
 
 
 async def test_a_photo_number_beyond_the_list_is_404(demo_client):
@@ -137,7 +137,8 @@ async def test_unexpected_errors_are_a_json_500_without_a_traceback(aiohttp_clie
 async def test_healthz_is_ready_and_idle(demo_client):
     response = await demo_client.get("/healthz")
     assert response.status == 200
-    assert await response.json() == {"status": "ok", "source": "demo", "in_flight": 0}
+    assert await response.json() == {"status": "ok", "upstream": "ok", "source": "demo",
+                                     "in_flight": 0}
 
 
 async def test_two_apps_in_one_process_share_nothing(aiohttp_client):
@@ -168,4 +169,4 @@ async def test_remembered_queries_stay_bounded(demo_client):
         assert (await demo_client.get(f"/wallpaper?height=64&n={n}")).status == 200
     assert (await demo_client.get("/wallpaper?height=0")).status == 400  # errors not kept
     assert 0 < len(demo_client.app[QUERIES]) <= MAX_REMEMBERED_QUERIES
-    assert len(pipeline_of(demo_client).cache.view()) == 3
+    assert len(work_entries(demo_client)) == 3

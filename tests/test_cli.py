@@ -79,7 +79,8 @@ def test_the_demo_server_starts_logs_where_it_listens_and_answers():
         assert re.fullmatch(r"http://127\.0\.0\.1:[1-9]\d*", server.url)
         assert "source demo" in server.wait_for("listening on ")[0]
         with urllib.request.urlopen(server.url + "/healthz", timeout=10) as response:
-            assert json.load(response) == {"status": "ok", "source": "demo", "in_flight": 0}
+            assert json.load(response) == {"status": "ok", "upstream": "ok", "source": "demo",
+                                             "in_flight": 0}
     assert server.process.returncode == 0
 
 

@@ -39,8 +39,11 @@ async def test_two_instances_under_two_prefixes_share_nothing_and_know_their_url
         assert url.startswith(f"{prefix}/wallpaper?")
         assert (await client.get(url + "&height=64")).status == 200
         html = await (await client.get(f"{prefix}/", headers={"Accept": "text/html"})).text()
-        assert f'src="{prefix}/wallpaper?photo_number=0&amp;height=240"' in html
-        assert f'href="{prefix}/wallpaper?photo_number=0&amp;preset=4k"' in html
+        photo = listing["photos"][0]
+        assert photo["permalink"].startswith(f"{prefix}/photos/")
+        assert f'src="{photo["permalink"]}?height=240"' in html
+        assert f'href="{photo["permalink"]}?preset=4k"' in html
+        assert (await client.get(photo["permalink"] + "?height=64")).status == 200
         contract = await (await client.get(f"{prefix}/openapi.json")).json()
         assert contract["servers"] == [{"url": prefix}]
 

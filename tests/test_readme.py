@@ -76,19 +76,20 @@ def _names(text: str) -> set[str]:
 async def test_every_route_in_the_readme_answers_as_it_says(demo_client):
     routes = {route.strip("`").removeprefix("GET ").split("?")[0]: answer
               for route, answer in table("route")}
-    assert set(routes) == {"/", "/api/photos", "/wallpaper", "/presets", "/healthz", "/metrics",
-                           "/openapi.json"}
-    for path in routes:
-        response = await demo_client.get(path + ("?photo_number=0&height=64"
-                                                 if path == "/wallpaper" else ""))
-        assert response.status == 200, path
+    assert set(routes) == {"/", "/api/photos", "/wallpaper", "/photos/{id}/wallpaper",
+                           "/presets", "/healthz", "/metrics", "/openapi.json"}
     listing = await (await demo_client.get("/api/photos")).json()
+    examples = {"/wallpaper": "/wallpaper?photo_number=0&height=64",
+                "/photos/{id}/wallpaper": listing["photos"][0]["permalink"] + "?height=64"}
+    for path in routes:
+        response = await demo_client.get(examples.get(path, path))
+        assert response.status == 200, path
     outer, each = documented_keys(routes["/api/photos"])
     assert set(listing) == outer
     assert all(set(photo) == each for photo in listing["photos"])
     health = await (await demo_client.get("/healthz")).json()
     assert set(health) == _names(routes["/healthz"])
-    assert health["status"] == "ok"
+    assert (health["status"], health["upstream"]) == ("ok", "ok")
 
 
 def test_every_documented_flag_is_in_help_with_its_documented_default():

@@ -176,7 +176,8 @@ async def test_wallpaper_max_age_is_what_is_left_and_counts_down(
     later = await client.get("/wallpaper?height=200")
 
     assert made.headers["Cache-Control"] == f"public, max-age={at_start}"
-    assert made.headers["Last-Modified"] == "Mon, 01 Jan 2024 12:00:00 GMT"
+    # A position in a list has no date of its own: a cache could answer for another photo.
+    assert "Last-Modified" not in made.headers
     assert (later.headers["X-Cache"], later.headers["Cache-Control"]) == (
         "HIT", f"public, max-age={after_20_s}")
 
@@ -249,10 +250,10 @@ async def test_perseverance_starts_from_large_jpegs_and_full_res_for_big_outputs
 
 def test_download_names_stay_plain_ascii_whatever_the_feed_says():
     from marsserver.imaging import Spec
-    from marsserver.sources import Listing, Photo
+    from marsserver.sources import Photo
     from marsserver.views import filename
 
     photo = Photo("1", 'Mastcam\u00e9\u0661"\r\nX', "t", "u")
-    name = filename(Listing("msl", "curiosity", 5, (photo,)), photo, Spec(1080, 1920, "cover"))
+    name = filename("curiosity", 5, photo, Spec(1080, 1920, "cover"))
     assert name == "curiosity-sol5-Mastcam_____X-1920x1080.jpg"
     assert name.isascii()

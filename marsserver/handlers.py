@@ -14,7 +14,7 @@ import math
 import re
 import time
 from collections.abc import Awaitable, Callable
-from email.utils import parsedate_to_datetime
+from email.utils import formatdate, parsedate_to_datetime
 
 from aiohttp import web
 
@@ -23,6 +23,7 @@ from .entries import Rendition
 from .errors import BadParameter, NotFound, ServiceError, Unavailable
 from .imaging import PRESETS, Spec
 from .metrics import CONTENT_TYPE
+from .openapi import PHOTO_ID_PATTERN
 from .pipeline import TODAY_KEY, Pipeline, Served
 from .settings import Settings
 from .sources import LATEST, Query
@@ -37,7 +38,7 @@ QUERIES = web.AppKey("queries", dict[tuple[str, str], Parsed])
 MAX_REMEMBERED_QUERIES = 4096
 IMMUTABLE = "public, max-age=31536000, immutable"
 DOCUMENT = "public, max-age=3600"  # /presets and /openapi.json change only with a new version
-PHOTO_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}")
+PHOTO_ID = re.compile(PHOTO_ID_PATTERN)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -62,7 +63,10 @@ async def _listing(request: web.Request, html: bool, vary: str | None = None) ->
     headers = {"Cache-Control": _list_cache_control(time.time() - today.fetched_at,
                                                     today.fresh_for, settings.max_stale)}
     if served is Served.STALE:
+        # The list as NASA gave it `Age` seconds ago: Date says when that was, so a cache
+        # (or REDbot) does not take the Age for one an intermediary added.
         headers["Age"] = str(int(time.time() - today.fetched_at))
+        headers["Date"] = formatdate(today.fetched_at, usegmt=True)
     return _respond(request, today.html if html else today.json, served, headers, vary)
 
 
@@ -98,7 +102,7 @@ async def permalink(request: web.Request) -> web.Response:
     """One photo by its id, as `/wallpaper` makes it: the same bytes for as long as the
     service can find the photo, so caches may keep it forever."""
     photo_id = request.match_info["id"]
-    if not PHOTO_ID.fullmatch(photo_id):
+    if not PHOTO_ID.match(photo_id):
         raise NotFound(f"no photo {photo_id[:80]!r}")
     _, spec, negotiated, download, _ = _parsed(request)
     rendition, served = await request.app[PIPELINE].permalink(photo_id, spec)

@@ -131,6 +131,10 @@ WALLPAPER_PARAMETERS = [*LIST_PARAMETERS,
 ]
 
 
+PRECONDITION_FAILED = _error("If-Match names another version than the current ETag")
+PHOTO_ID_PATTERN = "^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
+
+
 def _listing_operation(summary: str, html: bool) -> Schema:
     content: Schema = {"application/json": {"schema": {"$ref": "#/components/schemas/Listing"}}}
     if html:
@@ -139,6 +143,7 @@ def _listing_operation(summary: str, html: bool) -> Schema:
         "200": {"description": "the photos", "content": content, "headers": CACHE_HEADERS},
         "304": NOT_MODIFIED,
         "400": _error("a parameter is wrong; detail names it"),
+        "412": PRECONDITION_FAILED,
         "404": _error("no such sol yet, or no photos from those cameras that sol"),
         **UPSTREAM_ERRORS}}
 
@@ -164,6 +169,26 @@ def document(base_path: str) -> Schema:
                     "304": NOT_MODIFIED,
                     "400": _error("a parameter is wrong; detail names it and the range"),
                     "404": _error("photo_number is beyond the list, or no such sol or camera"),
+                    "412": PRECONDITION_FAILED,
+                    **UPSTREAM_ERRORS,
+                },
+            }},
+            "/photos/{id}/wallpaper": {"get": {
+                "summary": "one photo by its id (a listed photo's permalink), as a wallpaper",
+                "parameters": [
+                    {"name": "id", "in": "path", "required": True,
+                     "schema": {"type": "string", "pattern": PHOTO_ID_PATTERN},
+                     "description": "the photo's id, as listed"},
+                    *(p for p in WALLPAPER_PARAMETERS
+                      if p["name"] not in ("photo_number", "sol", "camera"))],
+                "responses": {
+                    "200": {"description": "the wallpaper; the same bytes for as long as the "
+                            "photo is known, cacheable forever", "headers": CACHE_HEADERS,
+                            "content": dict.fromkeys(MEDIA_TYPES.values(), binary)},
+                    "304": NOT_MODIFIED,
+                    "400": _error("a parameter is wrong; detail names it and the range"),
+                    "404": _error("no photo with this id is known"),
+                    "412": PRECONDITION_FAILED,
                     **UPSTREAM_ERRORS,
                 },
             }},

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import zlib
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -79,7 +80,9 @@ class Stub:
     def feed(self, links: list[str]) -> dict[str, Any]:
         """A real recorded feed item, repeated with each of `links` as its image."""
         template = fixture_json("msl-raw/msl_raw_image_items_sol5000_navleftb.json")["items"][0]
-        items = [{**template, "id": 1000 + n, "https_url": link} for n, link in enumerate(links)]
+        # Ids follow the image, as a real feed's do: a permalink names one photo for good.
+        items = [{**template, "id": zlib.crc32(link.encode()), "https_url": link}
+                 for link in links]
         return {"items": items, "more": True, "page": 0, "per_page": 100}
 
     async def _feed(self, request: web.Request) -> web.StreamResponse:

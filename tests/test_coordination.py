@@ -441,6 +441,7 @@ async def test_stale_answers_advertise_only_what_is_left_of_the_stale_window(app
     assert stale_answer.headers["Cache-Control"] == (
         "public, max-age=1, stale-while-revalidate=49, stale-if-error=49")
     assert stale_answer.headers["Age"] == "850"
+    assert stale_answer.headers["Date"] == "Tue, 14 Nov 2023 22:13:20 GMT"  # fetched: now - Age
     assert "Warning" not in stale_answer.headers
 
 

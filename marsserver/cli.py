@@ -20,6 +20,7 @@ from typing import NoReturn
 
 from aiohttp import web
 
+from .accesslog import run_app_options
 from .app import create_app
 from .settings import LOOPS, ROVERS, SOURCES, Settings, env_name, flag_name
 
@@ -46,8 +47,6 @@ def parser() -> argparse.ArgumentParser:
         default = field.default if field.default is not None else "source's own"
         if isinstance(default, tuple):
             default = ",".join(default)
-        if isinstance(default, bool):
-            default = "on" if default else "off"
         cli.add_argument(
             flag_name(field.name), dest=field.name, metavar=field.name.upper(),
             choices={"source": SOURCES, "loop": LOOPS, "rover": ROVERS}.get(field.name),
@@ -163,9 +162,10 @@ def serve(settings: Settings, reuse_port: bool = False) -> None:
         log.info("marsserver listening on %s, source %s, %s loop", address, settings.source,
                  type(loop).__module__.split(".")[0])
 
+    app = create_app(settings)
     try:
-        web.run_app(create_app(settings), host=settings.host, port=settings.port, print=started,
+        web.run_app(app, host=settings.host, port=settings.port, print=started,
                     shutdown_timeout=SHUTDOWN_TIMEOUT, loop=loop, reuse_port=reuse_port or None,
-                    access_log=logging.getLogger("aiohttp.access") if settings.access_log else None)
+                    **run_app_options(app, settings.access_log))
     except OSError as error:
         sys.exit(f"marsserver: cannot listen on {settings.host}:{settings.port}: {error.strerror}")

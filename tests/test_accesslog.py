@@ -1,0 +1,268 @@
+"""The access log: the exact lines, one timestamp per second, batched writes, a bounded buffer,
+nothing lost at shutdown, and the wiring through a real aiohttp server and the settings."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+import re
+import threading
+from collections.abc import Callable
+from types import SimpleNamespace
+
+import pytest
+from aiohttp import HttpVersion, HttpVersion11, web
+from aiohttp.test_utils import make_mocked_request
+
+from marsserver import Settings, accesslog
+from marsserver.accesslog import AccessLog, run_app_options
+
+MAY_DAY = 1714564800.0  # 2024-05-01T12:00:00Z
+HEADERS = {"Referer": "http://example.test/", "User-Agent": "wallpaper-fetcher/1.0"}
+
+
+class Sink(io.StringIO):
+    """A text stream that remembers each write, and can fail like a closed pipe."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[str] = []
+        self.broken = False
+        self.on_write: Callable[[str], object] = lambda text: None
+
+    def write(self, text: str) -> int:
+        if self.broken:
+            raise BrokenPipeError
+        self.writes.append(text)
+        self.on_write(text)
+        return super().write(text)
+
+    def written(self) -> asyncio.Queue[str]:
+        """Each write, delivered on the event loop (the writer thread does the writing)."""
+        loop, writes = asyncio.get_running_loop(), asyncio.Queue[str]()
+        self.on_write = lambda text: loop.call_soon_threadsafe(writes.put_nowait, text)
+        return writes
+
+
+def request(path="/wallpaper?photo_number=1&height=600", headers=HEADERS, method="GET",
+            version=HttpVersion11):
+    return make_mocked_request(method, path, headers, version=version).clone(remote="192.0.2.7")
+
+
+RESPONSE = SimpleNamespace(status=200, body_length=5120)
+
+
+def logged(mode, *requests, duration=0.25):
+    """The text AccessLog writes for `requests`, its clock at MAY_DAY + 0.75 s."""
+    sink = Sink()
+    log = AccessLog(mode, sink, clock=lambda: MAY_DAY + 0.75)
+    for one in requests:
+        log.record(one, RESPONSE, duration)
+    log.close()
+    return sink.getvalue()
+
+
+async def test_on_is_aiohttps_default_line_in_utc_with_the_duration():
+    assert logged("on", request()) == (
+        '192.0.2.7 [01/May/2024:12:00:00 +0000] "GET /wallpaper?photo_number=1&height=600 '
+        'HTTP/1.1" 200 5120 "http://example.test/" "wallpaper-fetcher/1.0" 250.000ms\n')
+
+
+async def test_json_is_one_object_per_line_with_the_same_facts():
+    line = logged("json", request(), duration=0.0125)
+    assert line == (
+        '{"time":"2024-05-01T12:00:00.737Z","remote":"192.0.2.7","method":"GET",'
+        '"path":"/wallpaper?photo_number=1&height=600","version":"1.1","status":200,'
+        '"bytes":5120,"referer":"http://example.test/","user_agent":"wallpaper-fetcher/1.0",'
+        '"duration_ms":12.500}\n')
+    assert json.loads(line)["duration_ms"] == 12.5
+
+
+async def test_missing_headers_are_a_dash_or_null():
+    bare = request("/", headers={}, method="HEAD", version=HttpVersion(1, 0))
+    assert logged("on", bare).endswith('"HEAD / HTTP/1.0" 200 5120 "-" "-" 250.000ms\n')
+    fields = json.loads(logged("json", bare))
+    assert (fields["referer"], fields["user_agent"], fields["version"]) == (None, None, "1.0")
+
+
+@pytest.mark.parametrize("mode", ["on", "json"])
+async def test_a_client_cannot_break_out_of_its_field_or_forge_a_line(mode):
+    hostile = {"User-Agent": 'x" 500 "\\', "Referer": "a\x1b[31m\u00e9"}
+    text = logged(mode, request("/a\\b", headers=hostile))
+    assert text.count("\n") == 1
+    if mode == "on":
+        assert text.endswith(r'"GET /a\\b HTTP/1.1" 200 5120 "a\u001b[31m\u00e9" '
+                             r'"x\" 500 \"\\" 250.000ms' + "\n")
+    else:
+        fields = json.loads(text)
+        assert (fields["path"], fields["user_agent"], fields["referer"]) == (
+            "/a\\b", hostile["User-Agent"], hostile["Referer"])
+
+
+async def test_the_timestamp_is_formatted_once_per_second(monkeypatch):
+    formatted: list[int] = []
+    real = accesslog._common_time
+    monkeypatch.setattr(accesslog, "_common_time", lambda s: formatted.append(s) or real(s))
+    times = iter([MAY_DAY + 0.1, MAY_DAY + 0.6, MAY_DAY + 0.999, MAY_DAY + 1.0, MAY_DAY + 1.5])
+    sink = Sink()
+    log = AccessLog("on", sink, clock=lambda: next(times))
+    for _ in range(5):
+        log.record(request(), RESPONSE, 0.0)
+    log.close()
+    stamps = [line.split(" ")[1] for line in sink.getvalue().splitlines()]
+    assert stamps == ["[01/May/2024:12:00:00"] * 3 + ["[01/May/2024:12:00:01"] * 2
+    assert formatted == [int(MAY_DAY), int(MAY_DAY) + 1]
+
+
+async def test_lines_wait_in_memory_and_reach_the_sink_in_one_write():
+    sink = Sink()
+    log = AccessLog("on", sink, clock=lambda: MAY_DAY)
+    for _ in range(100):
+        log.record(request(), RESPONSE, 0.001)
+    assert sink.writes == []
+    assert log.flush()
+    assert len(sink.writes) == 1
+    assert sink.writes[0].count("\n") == 100
+    log.close()
+
+
+async def test_the_batch_is_written_after_the_interval_without_a_flush():
+    sink = Sink()
+    written = sink.written()
+    log = AccessLog("on", sink, clock=lambda: MAY_DAY, interval=0)
+    log.record(request(), RESPONSE, 0.001)
+    log.record(request(), RESPONSE, 0.001)
+    assert (await asyncio.wait_for(written.get(), 5)).count("\n") == 2
+    log.close()
+
+
+async def test_a_full_batch_is_written_at_once_not_after_the_interval():
+    sink = Sink()
+    written = sink.written()
+    line = logged("on", request())
+    log = AccessLog("on", sink, clock=lambda: MAY_DAY + 0.75, interval=3600,
+                    batch_bytes=3 * len(line))
+    for _ in range(3):
+        log.record(request(), RESPONSE, 0.25)
+    assert await asyncio.wait_for(written.get(), 5) == 3 * line
+    log.close()
+
+
+async def test_a_stuck_sink_bounds_the_buffer_and_counts_what_it_drops(caplog):
+    entered, release = threading.Event(), threading.Event()
+
+    class StuckSink(Sink):
+        def write(self, text: str) -> int:
+            entered.set()
+            release.wait(10)
+            return super().write(text)
+
+    sink = StuckSink()
+    line = logged("on", request())
+    log = AccessLog("on", sink, clock=lambda: MAY_DAY + 0.75, interval=3600,
+                    batch_bytes=len(line), max_bytes=3 * len(line))
+    log.record(request(), RESPONSE, 0.25)  # handed to the writer, which now hangs
+    assert entered.wait(5)
+    for _ in range(50):  # the event loop goes on: 4 lines fill the buffer, 46 are dropped
+        log.record(request(), RESPONSE, 0.25)
+    assert log.dropped == 46
+    release.set()
+    log.close()
+    assert sink.getvalue() == 5 * line
+    assert "dropped 46 lines" in caplog.text
+
+
+async def test_a_failing_sink_loses_its_batch_but_not_the_next():
+    sink = Sink()
+    sink.broken = True
+    log = AccessLog("on", sink, clock=lambda: MAY_DAY + 0.75)
+    log.record(request(), RESPONSE, 0.25)
+    log.record(request(), RESPONSE, 0.25)
+    assert log.flush()
+    sink.broken = False
+    log.record(request(), RESPONSE, 0.25)
+    log.close()
+    assert log.dropped == 2
+    assert sink.getvalue().count("\n") == 1
+
+
+def test_the_logger_follows_its_logging_level_like_aiohttps():
+    quiet = logging.getLogger("tests.accesslog.quiet")
+    quiet.setLevel(logging.WARNING)
+    loud = logging.getLogger("tests.accesslog.loud")
+    loud.setLevel(logging.INFO)
+    cls = AccessLog().logger_class
+    assert not cls(quiet, "").enabled
+    assert cls(loud, "").enabled
+
+
+def test_unknown_modes_are_refused():
+    with pytest.raises(ValueError, match="on, json"):
+        AccessLog("verbose")
+
+
+async def hello(request: web.Request) -> web.Response:
+    return web.Response(text="hello")
+
+
+async def raw_get(server, target: str, *headers: str) -> bytes:
+    """Every byte of the answer to one GET: what the log's byte count must match."""
+    reader, writer = await asyncio.open_connection(server.host, server.port)
+    head = [f"GET {target} HTTP/1.1", "Host: test", "Connection: close", *headers]
+    writer.write(("\r\n".join(head) + "\r\n\r\n").encode())
+    answer = await reader.read()
+    writer.close()
+    await writer.wait_closed()
+    return answer
+
+
+async def test_a_real_request_gives_one_line_and_shutdown_writes_it(aiohttp_server):
+    app = web.Application()
+    app.router.add_get("/hello", hello)
+    sink = Sink()
+    log = AccessLog("json", sink, interval=3600)
+    log.attach(app)
+    logger = logging.getLogger("tests.accesslog.server")
+    logger.setLevel(logging.INFO)
+    server = await aiohttp_server(app, access_log_class=log.logger_class, access_log=logger)
+    answer = await raw_get(server, "/hello?x=1", "User-Agent: probe", "Referer: http://r.test/")
+    assert answer.startswith(b"HTTP/1.1 200 OK")
+    assert answer.endswith(b"hello")
+    assert sink.writes == []  # still buffered: the interval is an hour
+    await server.close()  # the app's cleanup flushes
+    [line] = sink.getvalue().splitlines()
+    fields = json.loads(line)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", fields.pop("time"))
+    assert 0 <= fields.pop("duration_ms") < 10_000
+    assert fields == {
+        "remote": "127.0.0.1", "method": "GET", "path": "/hello?x=1", "version": "1.1",
+        "status": 200, "bytes": len(answer), "referer": "http://r.test/", "user_agent": "probe"}
+
+
+async def test_the_cli_options_log_to_stderr_and_off_means_no_logger(
+        aiohttp_server, capsys, caplog):
+    caplog.set_level(logging.INFO, logger="aiohttp.access")
+    assert run_app_options(web.Application(), "off") == {"access_log": None}
+    app = web.Application()
+    app.router.add_get("/hello", hello)
+    server = await aiohttp_server(app, **run_app_options(app, "on"))
+    answer = await raw_get(server, "/hello", "User-Agent: probe")
+    await server.close()
+    [line] = capsys.readouterr().err.splitlines()
+    assert re.fullmatch(r'127\.0\.0\.1 \[\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d \+0000\] '
+                        rf'"GET /hello HTTP/1\.1" 200 {len(answer)} "-" "probe" [\d.]+ms', line)
+
+
+@pytest.mark.parametrize(("text", "mode"), [
+    ("on", "on"), ("off", "off"), ("JSON", "json"), ("true", "on"), ("1", "on"), ("yes", "on"),
+    ("false", "off"), ("0", "off"), ("no", "off"),
+])
+def test_the_setting_takes_on_off_json_and_the_old_boolean_spellings(text, mode):
+    assert Settings.from_strings({"access_log": text}).access_log == mode
+
+
+def test_the_setting_refuses_other_modes():
+    with pytest.raises(ValueError, match="access_log must be one of on, off, json"):
+        Settings.from_strings({"access_log": "verbose"})

@@ -2,12 +2,15 @@
 
 Rendered once per fetch of the list (not per request). The gallery needs no JavaScript and
 no external assets (it works offline); it is plain, accessible HTML: alt text on every
-thumbnail, visible keyboard focus, one list of photos.
+thumbnail, visible keyboard focus, one list of photos. Dates and camera names are written for
+people (the feed's codes stay in small print); thumbnails come in 1x and 2x, so high-DPI
+screens get sharp ones; the error page wears the same frame.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime
@@ -59,47 +62,21 @@ def listing_json(listing: Listing, query: Query, paths: Paths) -> bytes:
 
 
 def gallery_html(listing: Listing, query: Query, paths: Paths) -> bytes:
-    rover = listing.rover.capitalize()
+    """One sol's photos as a page; every URL in it is under `paths.index`, wherever mounted."""
+    rover = escape(listing.rover.capitalize())
+    count = len(listing.photos)
+    lede = f'{count} photo{"" if count == 1 else "s"}{escape(_which(query))}'
+    header = f"""<div class="title">
+<h1>{rover}: sol {listing.sol}</h1>
+{_sol_links(listing, query, paths)}
+</div>
+<p>{lede}, as wallpapers for any screen.</p>
+{_notice(listing)}{_camera_links(listing, query, paths)}"""
     cards = "\n".join(_card(photo, listing, paths) for photo in listing.photos)
-    return f"""<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{escape(rover)}, sol {listing.sol}: Mars wallpapers</title>
-<style>
-  body {{ font: 16px/1.5 system-ui, sans-serif; margin: 0; background: #1b1210; color: #f3e9e4; }}
-  header, main {{ max-width: 72rem; margin: auto; padding: 1rem; }}
-  h1 {{ font-size: 1.6rem; margin: .5rem 0 0; }}
-  ul.photos {{ list-style: none; padding: 0; display: grid; gap: 1rem;
-              grid-template-columns: repeat(auto-fill, minmax(18rem, 1fr)); }}
-  li.photo {{ background: #2b1d19; border-radius: .5rem; overflow: hidden; }}
-  li.photo img {{ display: block; width: 100%; height: 14rem; object-fit: cover;
-                  background: #000; }}
-  .meta {{ padding: .5rem .75rem .75rem; }}
-  .meta p {{ margin: .2rem 0; font-size: .9rem; color: #d9c3ba; }}
-  .sizes a, .download {{ display: inline-block; margin: .25rem .25rem 0 0; padding: .15rem .5rem;
-            border-radius: .3rem; background: #4a2d25; color: #fff; text-decoration: none; }}
-  .download {{ background: #b8532f; }}
-  a:focus-visible {{ outline: 3px solid #ffd27a; outline-offset: 2px; }}
-  nav a {{ color: #ffd27a; margin-right: .75rem; }}
-  nav a[aria-current] {{ color: #fff; font-weight: bold; text-decoration: none; }}
-</style>
-</head>
-<body>
-<header>
-<h1>{escape(rover)}: sol {listing.sol}</h1>
-<p>{len(listing.photos)} photos{escape(_which(query))}, as wallpapers for any screen.</p>
-{_navigation(listing, query, paths)}
-</header>
-<main>
-<ul class="photos">
-{cards}
-</ul>
-</main>
-</body>
-</html>
-""".encode()
+    credits = tuple(dict.fromkeys(photo.credit for photo in listing.photos))
+    footer = _footer(paths.index, credits, query_string(query))
+    return _page(f"{rover}, sol {listing.sol}", paths.index, header,
+                 f'<ul class="photos">\n{cards}\n</ul>', footer)
 
 
 def _which(query: Query) -> str:
@@ -109,8 +86,16 @@ def _which(query: Query) -> str:
     return f" from {cameras}" if cameras else ""
 
 
-def _navigation(listing: Listing, query: Query, paths: Paths) -> str:
-    """Plain links: the sols on either side, and a filter for each camera in this sol."""
+def _notice(listing: Listing) -> str:
+    """Said up front, not only in the credits: nobody should take a demo image for Mars."""
+    if listing.source != "demo":
+        return ""
+    return ('<p class="notice" role="note"><strong>Demo:</strong> these images are generated '
+            "by marsserver, not taken on Mars.</p>\n")
+
+
+def _sol_links(listing: Listing, query: Query, paths: Paths) -> str:
+    """Plain links to the sols on either side (no later sol than the newest one known)."""
     sols = []
     if listing.sol > 0:
         sols.append((listing.sol - 1, f"&larr; sol {listing.sol - 1}"))
@@ -118,6 +103,11 @@ def _navigation(listing: Listing, query: Query, paths: Paths) -> str:
         sols.append((listing.sol + 1, f"sol {listing.sol + 1} &rarr;"))
     links = [f'<a href="{escape(f"{paths.index}?{query_string(Query(sol, query.cameras))}")}">'
              f"{label}</a>" for sol, label in sols]
+    return f'<nav aria-label="sols">{" ".join(links)}</nav>'
+
+
+def _camera_links(listing: Listing, query: Query, paths: Paths) -> str:
+    """A filter for each camera in this sol, by its human name (the feed's code in `title`)."""
     here = Query(listing.sol)
     cameras = [f'<a href="{escape(paths.index)}?{escape(query_string(here))}"'
                f'{"" if query.cameras else " aria-current=true"}>all cameras</a>']
@@ -128,31 +118,53 @@ def _navigation(listing: Listing, query: Query, paths: Paths) -> str:
             continue  # a feed's odd camera name: listed on its photos, but not filterable
         current = " aria-current=true" if query.cameras == only.cameras else ""
         href = escape(f"{paths.index}?{query_string(only)}")
-        cameras.append(f'<a href="{href}"{current}>{escape(human_name(code))}</a>')
-    return (f'<nav aria-label="sols">{" ".join(links)}</nav>\n'
-            f'<nav aria-label="cameras">{" ".join(cameras)}</nav>')
+        cameras.append(f'<a href="{href}" title="{escape(code)}"{current}>'
+                       f"{escape(human_name(code))}</a>")
+    return f'<nav aria-label="cameras">{" ".join(cameras)}</nav>'
 
 
 def _card(photo: Photo, listing: Listing, paths: Paths) -> str:
     """One photo; every link is its permalink, which caches in front can keep forever."""
-    camera, taken = escape(human_name(photo.camera)), escape(photo.taken)
+    name = human_name(photo.camera)
+    code = "" if name == photo.camera else f" <small>{escape(photo.camera)}</small>"
     sizes = " ".join(
-        f'<a href="{escape(paths.permalink(photo, preset=name))}">{name} '
-        f"<small>{w}x{h}</small></a>" for name, (w, h) in PRESETS.items()
+        f'<a href="{escape(paths.permalink(photo, preset=preset))}">{preset} '
+        f"<small>{w}&times;{h}</small></a>" for preset, (w, h) in PRESETS.items()
     )
-    rover = escape(listing.rover.capitalize())
-    alt = f"{rover} {camera} photo from sol {listing.sol}, taken {taken}"
-    thumbnail = escape(paths.permalink(photo, height=THUMBNAIL_HEIGHT))
-    download = escape(paths.permalink(photo, preset="1080p", download=1))
+    alt = escape(f"{listing.rover.capitalize()} {name} photo from sol {listing.sol}, "
+                 f"taken {human_date(photo.taken)}")
+    small, large = (escape(paths.permalink(photo, height=height))
+                    for height in (THUMBNAIL_HEIGHT, 2 * THUMBNAIL_HEIGHT))
+    # A file people set as their wallpaper: JPEG, which every desktop takes, not WebP.
+    download = escape(paths.permalink(photo, preset="1080p", format="jpeg", download=1))
     return f"""<li class="photo">
-<img src="{thumbnail}" alt="{alt}" loading="lazy">
+<img src="{small}" srcset="{small} 1x, {large} 2x" alt="{alt}" loading="lazy">
 <div class="meta">
-<p><strong>{camera}</strong>, sol {listing.sol}, taken {taken}</p>
-<p>Credit: {escape(photo.credit)}</p>
+<h2>{escape(name)}{code}</h2>
+<p>{_time(photo.taken)}</p>
 <p class="sizes">{sizes}</p>
 <a class="download" href="{download}">Download 1080p</a>
+<p class="credit">Credit: {escape(photo.credit)}</p>
 </div>
 </li>"""
+
+
+def _time(taken: str) -> str:
+    """A feed's date for people, with the machine-readable moment kept in `<time>`."""
+    moment = _moment(taken)
+    if moment is None:
+        return escape(taken)
+    return f'<time datetime="{moment.isoformat()}">{escape(human_date(taken))}</time>'
+
+
+def _footer(index: str, credits: tuple[str, ...] = (), api_query: str = "") -> str:
+    """The machine-readable twins of the page, and whose images these are."""
+    photos = f"{index}api/photos" + (f"?{api_query}" if api_query else "")
+    links = " ".join(f'<a href="{escape(href)}">{label}</a>' for href, label in (
+        (photos, "Photos as JSON"), (f"{index}openapi.json", "OpenAPI contract"),
+        (f"{index}presets", "Screen presets")))
+    credit = f"<p>Images: {escape('; '.join(credits))}.</p>\n" if credits else ""
+    return f'<footer>\n<nav aria-label="API">For programs: {links}</nav>\n{credit}</footer>'
 
 
 ERROR_TITLES = {400: "That request does not work", 404: "Nothing here",
@@ -163,8 +175,8 @@ ERROR_TITLES = {400: "That request does not work", 404: "Nothing here",
 def error_page(status: int, detail: str, retry_after: int | None, *, newest_cached: bool,
                index: str, offline_hint: bool) -> bytes:
     """An error in the gallery's style, in plain words, for people in a browser."""
-    title = ERROR_TITLES.get(status, "Something went wrong")
-    advice = [f"<p>{escape(detail)}.</p>"]
+    title = escape(ERROR_TITLES.get(status, "Something went wrong"))
+    advice = [f"<p>{escape(detail[:1].upper() + detail[1:])}.</p>"]
     if retry_after:
         advice.append(f"<p>Try again in {retry_after} seconds.</p>")
     elif status >= 500:
@@ -180,39 +192,124 @@ def error_page(status: int, detail: str, retry_after: int | None, *, newest_cach
                       "<code>marsserver --source demo</code> serves generated photos "
                       "offline.</p>")
     body = "\n".join(advice)
+    main = f'<div class="error">\n{body}\n<p><small>HTTP {status}</small></p>\n</div>'
+    return _page(title, index, f"<h1>{title}</h1>", main, _footer(index))
+
+
+def _page(title: str, index: str, header: str, main: str, footer: str) -> bytes:
+    """The frame every page shares: one look, one stylesheet inline (nothing to fetch)."""
     return f"""<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{escape(title)}: Mars wallpapers</title>
-<style>
-  body {{ font: 16px/1.5 system-ui, sans-serif; margin: 0; background: #1b1210; color: #f3e9e4; }}
-  main {{ max-width: 40rem; margin: auto; padding: 2rem 1rem; }}
-  h1 {{ font-size: 1.6rem; }}
-  a {{ color: #ffd27a; }}
-  code {{ background: #2b1d19; padding: .1rem .3rem; border-radius: .2rem; }}
-</style>
+<title>{title}: Mars wallpapers</title>
+<style>{STYLE}</style>
 </head>
 <body>
+<header>
+<a class="brand" href="{escape(index)}">Mars wallpapers</a>
+{header}
+</header>
 <main>
-<h1>{escape(title)}</h1>
-{body}
-<p><small>HTTP {status}</small></p>
+{main}
 </main>
+{footer}
 </body>
 </html>
 """.encode()
 
 
-def http_date(taken: str) -> str | None:
-    """A feed's date (ISO 8601, with a zone or UTC without) as an HTTP date; None if unreadable."""
+# Content sits in a centred column of at most 72rem; header and footer bands span the window.
+STYLE = """
+  :root { color-scheme: dark; }
+  * { box-sizing: border-box; }
+  body { display: flex; flex-direction: column; min-height: 100vh; margin: 0;
+         font: 16px/1.5 system-ui, sans-serif; background: #1b1210; color: #f3e9e4; }
+  header, main, footer { padding: 1rem max(1rem, calc((100% - 72rem) / 2)); }
+  main { flex: 1; }
+  header { background: #251814; border-bottom: 1px solid #3d2a23; }
+  header p { margin: .25rem 0 0; color: #dcc8bf; }
+  a { color: #ffd27a; }
+  a:focus-visible { outline: 3px solid #ffd27a; outline-offset: 2px; }
+  .brand { font-size: .8rem; letter-spacing: .08em; text-transform: uppercase;
+           color: #e0a184; text-decoration: none; }
+  .title { display: flex; flex-wrap: wrap; align-items: center; justify-content: space-between;
+           gap: .25rem 1rem; }
+  h1 { font-size: 1.75rem; line-height: 1.25; margin: 0; }
+  nav { display: flex; flex-wrap: wrap; gap: .4rem; }
+  header nav[aria-label=cameras] { margin-top: .75rem; }
+  header nav a { padding: .15rem .75rem; border: 1px solid #5c3b31; border-radius: 1rem;
+                 font-size: .9rem; text-decoration: none; }
+  header nav a:hover { border-color: #ffd27a; }
+  header nav a[aria-current] { background: #ffd27a; border-color: #ffd27a; color: #1b1210;
+                               font-weight: 600; }
+  .notice { margin-top: .6rem; padding: .35rem .75rem; border-left: 4px solid #ffd27a;
+            border-radius: .25rem; background: #3a2620; color: #f3e9e4; }
+  ul.photos { list-style: none; margin: 0; padding: 0; display: grid; gap: 1rem;
+              grid-template-columns: repeat(auto-fill, minmax(min(18rem, 100%), 1fr)); }
+  li.photo { display: flex; flex-direction: column; background: #2b1d19; border-radius: .5rem;
+             overflow: hidden; }
+  li.photo img { display: block; width: 100%; height: 15rem; object-fit: cover;
+                 background: #000; }
+  .meta { display: flex; flex: 1; flex-direction: column; padding: .6rem .75rem .75rem;
+          overflow-wrap: anywhere; }
+  .meta h2 { font-size: 1.05rem; margin: 0; }
+  .meta p { margin: .1rem 0; font-size: .9rem; color: #dcc8bf; }
+  .meta small { color: #b89c91; font-size: .8rem; font-weight: normal; }
+  .meta .sizes { display: flex; flex-wrap: wrap; gap: .3rem; margin: .6rem 0; }
+  .sizes a { padding: .1rem .45rem; border-radius: .3rem; background: #4a2d25; color: #fff;
+             font-size: .85rem; text-decoration: none; }
+  .sizes a small { color: #e3cbc1; }
+  .sizes a:hover { background: #6a3f33; }
+  .download { align-self: flex-start; margin-top: auto; padding: .3rem .9rem;
+              border-radius: .3rem; background: #b8532f; color: #fff; font-weight: 600;
+              text-decoration: none; }
+  .download:hover { background: #cf6240; }
+  .meta .credit { margin-top: .6rem; font-size: .8rem; color: #b89c91; }
+  .error { max-width: 40rem; }
+  .error small { color: #b89c91; }
+  code { background: #2b1d19; padding: .1rem .3rem; border-radius: .2rem; }
+  footer { margin-top: 1rem; border-top: 1px solid #3d2a23; background: #251814;
+           color: #b89c91; font-size: .9rem; }
+  footer nav { gap: .25rem 1.25rem; }
+  footer p { margin: .4rem 0 0; }
+  @media (max-width: 40rem) {
+    h1 { font-size: 1.5rem; }
+    header nav[aria-label=cameras] { flex-wrap: nowrap; overflow-x: auto; scrollbar-width: none;
+      mask-image: linear-gradient(to right, #000 85%, transparent); padding-right: 3.5rem; }
+    header nav a { white-space: nowrap; }
+  }
+"""
+
+
+def human_date(taken: str) -> str:
+    """`2024-01-01T12:00:00Z` -> `1 Jan 2024, 12:00 UTC` (a bare date stays a date); what
+    the feed said when it cannot be read. Month names are fixed, whatever the locale."""
+    moment = _moment(taken)
+    if moment is None:
+        return taken
+    day = f"{moment.day} {MONTHS[moment.month - 1]} {moment.year}"
+    return day if _DATE.fullmatch(taken) else f"{day}, {moment:%H:%M} UTC"
+
+
+MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _moment(taken: str) -> datetime | None:
+    """A feed's date (ISO 8601, with a zone or UTC without) in UTC; None if unreadable."""
     try:
         moment = datetime.fromisoformat(taken.replace("Z", "+00:00"))
     except ValueError:
         return None
-    return format_datetime((moment if moment.tzinfo else moment.replace(tzinfo=UTC))
-                           .astimezone(UTC), usegmt=True)
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
+
+
+def http_date(taken: str) -> str | None:
+    """A feed's date (ISO 8601, with a zone or UTC without) as an HTTP date; None if unreadable."""
+    moment = _moment(taken)
+    return None if moment is None else format_datetime(moment, usegmt=True)
 
 
 def filename(rover: str, sol: int, photo: Photo, spec: Spec) -> str:

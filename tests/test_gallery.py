@@ -1,55 +1,131 @@
 """The gallery in a real browser: Debian's Chromium driven by Playwright, against the demo app.
 
-Checks what a person would: every thumbnail decoded, alt text, keyboard focus, a preset link
-that opens a wallpaper of that size. Saves a screenshot to test-artifacts/gallery.png.
+Checks what a person would notice, on a desktop window and on a phone: every thumbnail
+decoded (the sharp 2x one on the phone's high-DPI screen), no empty band under the header,
+no sideways scrolling, a visible keyboard focus, footer links that answer, and preset and
+download links that give what they say. Saves both screenshots to tests/screenshots/, the
+README's pictures of the gallery.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import AsyncIterator
 from pathlib import Path
 
-from playwright.async_api import async_playwright
+import pytest
+from playwright.async_api import Browser, Page, async_playwright
 
 from marsserver import Settings, create_app
 
-from .helpers import require_tool
+from .helpers import README_PRESETS, require_tool
 
-ARTIFACTS = Path(__file__).parent.parent / "test-artifacts"
+SCREENSHOTS = Path(__file__).parent / "screenshots"
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+PHOTOS_OF_THE_NEWEST_DEMO_SOL = 5
+MAX_GAP_UNDER_HEADER = 48  # px from the header's last line to the first card
+PHONE = {"width": 390, "height": 844}
+PERMALINK = re.compile(r"/photos/demo-4000-\d/wallpaper\?")
 
 
-async def test_gallery_shows_every_photo_and_its_preset_links_work(aiohttp_server):
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
     chromium = require_tool("chromium", "Debian's chromium; .ci/run installs it")
-    server = await aiohttp_server(create_app(Settings(source="demo")))
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=chromium, args=FLAGS)
         try:
-            page = await browser.new_page(viewport={"width": 1280, "height": 2400})
-            await page.goto(str(server.make_url("/")))
-            await page.wait_for_function(
-                "Array.from(document.images).every(i => i.complete)", timeout=20_000)
-            images = await page.eval_on_selector_all(
-                "img", "all => all.map(i => [i.naturalWidth, i.naturalHeight, i.alt])")
-            assert len(images) == 5
-            assert all(width > 0 and height == 240 for width, height, _ in images)
-            assert all("sol 4000" in alt for _, _, alt in images)
-            assert "NASA/JPL-Caltech" not in await page.content()  # the demo's own credit
-            assert "marsserver demo (generated)" in await page.content()
-
-            await page.keyboard.press("Tab")
-            assert await page.evaluate("document.activeElement.tagName") == "A"
-
-            ARTIFACTS.mkdir(exist_ok=True)
-            await page.set_viewport_size({"width": 1280, "height": 900})
-            await page.screenshot(path=str(ARTIFACTS / "gallery.png"))
-
-            await page.click("li.photo >> nth=0 >> text=4k")
-            await page.wait_for_function("document.images.length == 1 "
-                                         "&& document.images[0].complete")
-            size = await page.evaluate("[document.images[0].naturalWidth, "
-                                       "document.images[0].naturalHeight]")
-            assert size == [3840, 2160]
-            assert "preset=4k" in page.url
+            yield browser
         finally:
             await browser.close()
+
+
+@pytest.fixture
+async def gallery_url(aiohttp_server) -> str:
+    server = await aiohttp_server(create_app(Settings(source="demo")))
+    return str(server.make_url("/"))
+
+
+async def open_gallery(browser: Browser, url: str, **device: object) -> Page:
+    """The gallery with every thumbnail loaded: each is scrolled to (they load lazily)."""
+    page = await (await browser.new_context(**device)).new_page()
+    await page.goto(url)
+    for image in await page.locator("li.photo img").all():
+        await image.scroll_into_view_if_needed()
+    await page.wait_for_function("Array.from(document.images).every(i => i.complete)",
+                                 timeout=20_000)
+    await page.evaluate("window.scrollTo(0, 0)")
+    return page
+
+
+async def thumbnails(page: Page) -> list[dict[str, object]]:
+    return await page.eval_on_selector_all("li.photo img", """all => all.map(i => ({
+        width: i.naturalWidth, height: i.naturalHeight, alt: i.alt, src: i.currentSrc}))""")
+
+
+async def gap_under_header(page: Page) -> float:
+    """The empty band a person sees between the header's last line and the first card."""
+    return await page.evaluate("""() =>
+        document.querySelector("li.photo").getBoundingClientRect().top
+        - document.querySelector("header").lastElementChild.getBoundingClientRect().bottom""")
+
+
+async def test_on_a_desktop_every_thumbnail_shows_and_every_link_works(browser, gallery_url):
+    page = await open_gallery(browser, gallery_url, viewport={"width": 1280, "height": 900})
+    images = await thumbnails(page)
+    assert len(images) == PHOTOS_OF_THE_NEWEST_DEMO_SOL
+    assert all(i["width"] > 0 and i["height"] == 240 for i in images)
+    assert all("height=240" in i["src"] for i in images)  # 1x screen, 1x source
+    assert all("sol 4000, taken 1 Jan 2024" in i["alt"] for i in images)
+    assert 0 <= await gap_under_header(page) < MAX_GAP_UNDER_HEADER
+    assert await page.get_by_role("note").inner_text() == (
+        "Demo: these images are generated by marsserver, not taken on Mars.")
+    assert "Navigation camera, left (demo)" in await page.locator("li.photo").nth(1).inner_text()
+
+    await page.keyboard.press("Tab")
+    focus = await page.evaluate("""[document.activeElement.tagName,
+        getComputedStyle(document.activeElement).outlineStyle]""")
+    assert focus == ["A", "solid"]
+    await page.keyboard.press("Shift+Tab")  # the screenshot shows the page, not a focus ring
+    SCREENSHOTS.mkdir(exist_ok=True)
+    await page.screenshot(path=str(SCREENSHOTS / "gallery.png"))
+
+    footer = await page.eval_on_selector_all("footer a", "all => all.map(a => a.href)")
+    assert [link.split("/", 3)[3] for link in footer] == ["api/photos", "openapi.json", "presets"]
+    for link in footer:
+        assert (await page.request.get(link)).status == 200, link
+
+    async with page.expect_download() as download:
+        await page.locator("li.photo").first.get_by_role("link", name="Download 1080p").click()
+    # A JPEG, whatever the browser accepts: the button asks for one.
+    assert (await download.value).suggested_filename == (
+        "curiosity-sol4000-DEMO_MAST-1920x1080.jpg")
+
+    await page.locator("li.photo").first.get_by_role("link", name="4k").click()
+    await page.wait_for_function("document.images.length == 1 && document.images[0].complete")
+    size = await page.evaluate("[document.images[0].naturalWidth, "
+                               "document.images[0].naturalHeight]")
+    assert tuple(size) == README_PRESETS["4k"]
+    assert PERMALINK.search(page.url)
+    assert page.url.endswith("preset=4k")
+
+
+async def test_on_a_phone_thumbnails_are_sharp_and_nothing_scrolls_sideways(browser,
+                                                                             gallery_url):
+    page = await open_gallery(browser, gallery_url, viewport=PHONE, device_scale_factor=2,
+                              is_mobile=True, has_touch=True)
+    images = await thumbnails(page)
+    assert len(images) == PHOTOS_OF_THE_NEWEST_DEMO_SOL
+    # The 2x source: 480 pixels high, which the browser counts as 240 CSS pixels.
+    assert all("height=480" in i["src"] and i["height"] == 240 for i in images)
+    # Not `innerWidth`: a mobile browser widens that to fit whatever overflows.
+    assert await page.evaluate("document.scrollingElement.scrollWidth") <= PHONE["width"]
+    assert 0 <= await gap_under_header(page) < MAX_GAP_UNDER_HEADER
+    await page.screenshot(path=str(SCREENSHOTS / "gallery-phone.png"))
+
+    await page.locator("li.photo").nth(2).get_by_role("link", name="phone").click()
+    await page.wait_for_function("document.images.length == 1 && document.images[0].complete")
+    size = await page.evaluate("[document.images[0].naturalWidth, "
+                               "document.images[0].naturalHeight]")
+    assert tuple(size) == README_PRESETS["phone"]
+    assert PERMALINK.search(page.url)

@@ -26,7 +26,7 @@ async def test_a_permalink_is_cacheable_forever_and_answers_conditional_requests
     assert made.headers["Last-Modified"] == "Mon, 01 Jan 2024 12:07:00 GMT"  # the photo's own
     assert made.headers["Content-Type"] == "image/png"
     etag = made.headers["ETag"]
-    assert etag.startswith('"') and not etag.startswith('W/')
+    assert etag.startswith('"')  # strong: no W/
 
     for conditional in ({"If-None-Match": etag}, {"If-None-Match": f'W/{etag}, "x"'},
                         {"If-Modified-Since": "Mon, 01 Jan 2024 12:07:00 GMT"},
@@ -132,7 +132,7 @@ async def test_the_offline_hint_is_only_for_the_default_source(aiohttp_client: A
     page = await client.get("/api/photos?sol=4001", headers=HTML)
     text = await page.text()
     assert page.status == 404
-    assert "sol 4001 is beyond the newest sol" in text
+    assert "sol 4001 is beyond the newest sol" in text.lower()
     assert "--source demo" not in text
     assert "go to the gallery" in text  # the newest photos are still there
 

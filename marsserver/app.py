@@ -21,6 +21,7 @@ from . import handlers, openapi, views
 from .cache import BoundedMemoryCache, Cache
 from .coalesce import Background
 from .entries import Codec, Rendition, Today
+from .hits import Hits
 from .malformed import quiet_malformed_requests
 from .metrics import Metrics
 from .pipeline import Pipeline, make_today
@@ -89,6 +90,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         background = Background()
         codec = Codec(partial(_make_today, paths=paths))
         cache, leases = await _cache_for(settings, codec, background, paths.index)
+        app[handlers.HITS] = Hits(cache, max_bytes=settings.cache_bytes // 8)
         app[handlers.PIPELINE] = pipeline = Pipeline(
             source, cache, executor, settings, paths=paths, metrics=metrics,
             leases=leases, background=background)

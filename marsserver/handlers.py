@@ -19,12 +19,13 @@ from email.utils import formatdate, parsedate_to_datetime
 from aiohttp import web
 
 from . import params, views
-from .entries import Rendition
+from .entries import Rendition, Today
 from .errors import BadParameter, NotFound, ServiceError, Unavailable
+from .hits import Hits
 from .imaging import PRESETS, Spec
 from .metrics import CONTENT_TYPE
 from .openapi import PHOTO_ID_PATTERN
-from .pipeline import TODAY_KEY, Pipeline, Served
+from .pipeline import TODAY_KEY, Pipeline, Served, list_key
 from .settings import Settings
 from .sources import LATEST, Query
 
@@ -35,6 +36,7 @@ SETTINGS = web.AppKey("settings", Settings)
 OPENAPI = web.AppKey("openapi", Rendition)
 Parsed = tuple[int, Spec, bool, bool, Query]  # number, spec, negotiated?, download, which list
 QUERIES = web.AppKey("queries", dict[tuple[str, str], Parsed])
+HITS = web.AppKey("hits", Hits)
 MAX_REMEMBERED_QUERIES = 4096
 IMMUTABLE = "public, max-age=31536000, immutable"
 DOCUMENT = "public, max-age=3600"  # /presets and /openapi.json change only with a new version
@@ -55,47 +57,70 @@ async def photos(request: web.Request) -> web.Response:
 
 
 async def _listing(request: web.Request, html: bool, vary: str | None = None) -> web.Response:
+    key = Hits.key("html" if html else "json", request)
+    ready = request.app[HITS].answer(key, request.headers)
+    if ready is not None:
+        return ready
     pipeline, settings = request.app[PIPELINE], request.app[SETTINGS]
     if len(request.query_string) > params.MAX_QUERY:
         raise BadParameter(f"query string longer than {params.MAX_QUERY} bytes")
     query = params.photo_query(request.query) if request.query_string else LATEST
     today, served = await pipeline.listing(query)
-    headers = {"Cache-Control": _list_cache_control(time.time() - today.fetched_at,
-                                                    today.fresh_for, settings.max_stale)}
+    now = time.time()
+    fresh = today.fresh_for - (now - today.fetched_at)
+    headers = {"Cache-Control": _list_cache_control(fresh, settings.max_stale)}
     if served is Served.STALE:
         # The list as NASA gave it `Age` seconds ago: Date says when that was, so a cache
         # (or REDbot) does not take the Age for one an intermediary added.
-        headers["Age"] = str(int(time.time() - today.fetched_at))
+        headers["Age"] = str(int(now - today.fetched_at))
         headers["Date"] = formatdate(today.fetched_at, usegmt=True)
-    return _respond(request, today.html if html else today.json, served, headers, vary)
+    response = _respond(request, today.html if html else today.json, served, headers, vary)
+    if served is not Served.STALE:
+        # Exact until max-age ticks (and before the list falls due for its refresh).
+        until = min(now + fresh % 1, now + (fresh + settings.max_stale) % 1,
+                    pipeline.due_at(today))
+        request.app[HITS].keep(key, response, until, pipeline.made_from(query),
+                               pipeline.count_hits("list"))
+    return response
 
 
-def _list_cache_control(age: float, fresh_for: float, max_stale: float) -> str:
+def _list_cache_control(fresh: float, max_stale: float) -> str:
     """Freshness and stale windows counted from now, never past what the service itself does:
-    fresh for `fresh_for` (`info_ttl`, or longer for an old sol), then servable stale until
-    `fresh_for + max_stale`.
+    `fresh` seconds more (of `info_ttl`, or longer for an old sol), then servable stale for
+    `max_stale` more.
 
     `max-age` is never 0: nginx takes a 304 that says `max-age=0` as "keep the old response
     for its own max-age again", so a list that is (nearly) stale is fresh for one second more,
     and a shared cache asks again a second later, when the refresh has usually landed.
     """
-    fresh = max(1, math.ceil(fresh_for - age))
-    stale = max(0, int(fresh_for + max_stale - age) - fresh)
-    return f"public, max-age={fresh}, stale-while-revalidate={stale}, stale-if-error={stale}"
+    max_age = max(1, math.ceil(fresh))
+    stale = max(0, int(fresh + max_stale) - max_age)
+    return f"public, max-age={max_age}, stale-while-revalidate={stale}, stale-if-error={stale}"
 
 
 async def wallpaper(request: web.Request) -> web.Response:
     """Photo `photo_number` of today's list, fitted to a screen, in the format asked for."""
+    key = Hits.key("wallpaper", request)
+    ready = request.app[HITS].answer(key, request.headers)
+    if ready is not None:
+        return ready
     number, spec, negotiated, download, query = _parsed(request)
     pipeline = request.app[PIPELINE]
     rendition, served = await pipeline.wallpaper(number, spec, query)
     # The URL names a position in today's list: cacheable only while the list is.
-    remaining = min(request.app[SETTINGS].image_ttl - (time.time() - rendition.made_at),
-                    pipeline.list_fresh_for(query))
-    headers = {"Cache-Control": f"public, max-age={max(0, int(remaining))}"}
+    now = time.time()
+    image_left = request.app[SETTINGS].image_ttl - (now - rendition.made_at)
+    list_left = pipeline.list_fresh_for(query)
+    headers = {"Cache-Control": f"public, max-age={max(0, int(min(image_left, list_left)))}"}
     if download and rendition.filename:
         headers["Content-Disposition"] = f'attachment; filename="{rendition.filename}"'
-    return _respond(request, rendition, served, headers, "Accept" if negotiated else None)
+    response = _respond(request, rendition, served, headers, "Accept" if negotiated else None)
+    today: Today | None = pipeline.cache.peek(list_key(query))
+    if today is not None:
+        until = min(now + image_left % 1, now + list_left % 1, pipeline.due_at(today))
+        request.app[HITS].keep(key, response, until, pipeline.made_from(query, number, spec),
+                               pipeline.count_hits("list", "wallpaper"))
+    return response
 
 
 async def permalink(request: web.Request) -> web.Response:

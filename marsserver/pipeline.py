@@ -184,14 +184,41 @@ class Pipeline:
                                self._settings.image_ttl,
                                partial(self._render, known, link, spec))
 
+    def due_at(self, today: Today) -> float:
+        """When `today` falls due for a refresh (wall clock)."""
+        return today.fetched_at + today.fresh_for - min(REFRESH_AHEAD, today.fresh_for / 4)
+
+    def made_from(self, query: Query, number: int | None = None,
+                  spec: Spec | None = None) -> tuple[tuple[str, object], ...]:
+        """The cache entries an answer for `query` (and photo `number` as `spec`) came from,
+        as held now; empty when one is missing. An answer stays exact while they stay."""
+        key = list_key(query)
+        today: Today | None = self.cache.peek(key)
+        if today is None:
+            return ()
+        if spec is None or number is None:
+            return ((key, today),)
+        link = _source_link(today.listing.photos[number], spec)
+        wallpaper = self.cache.peek(f"wallpaper:{spec.key}:{link}")
+        return () if wallpaper is None else ((key, today), (f"wallpaper:{spec.key}:{link}",
+                                                            wallpaper))
+
+    def count_hits(self, *stages: str) -> Callable[[], None]:
+        """Count a cache hit at each of `stages`, as serving one through the pipeline would."""
+        counters = [self.metrics.cache_results[stage, "hit"] for stage in stages]
+
+        def count() -> None:
+            for counter in counters:
+                counter.inc()
+        return count
+
     def _stale(self, today: Today) -> bool:
         return time.time() - today.fetched_at >= today.fresh_for
 
     def _due(self, today: Today) -> bool:
         """Due for a refresh: stale, or about to be. Refreshing a little ahead means a cache
         in front that revalidates when the list expires gets the new one at once."""
-        ahead = min(REFRESH_AHEAD, today.fresh_for / 4)
-        return time.time() - today.fetched_at >= today.fresh_for - ahead
+        return time.time() >= self.due_at(today)
 
     def _not_stale(self, today: Today) -> bool:
         return not self._stale(today)
@@ -203,8 +230,7 @@ class Pipeline:
         """Someone wants the newest list: refresh it when it falls due, even if nobody asks
         then (a cache in front answers them), so the next revalidation finds the new list."""
         if today.query == LATEST and self._refresh_timer is None:
-            due = (today.fetched_at + today.fresh_for - min(REFRESH_AHEAD, today.fresh_for / 4)
-                   - time.time())
+            due = self.due_at(today) - time.time()
             self._refresh_timer = asyncio.get_running_loop().call_later(
                 due, self._fall_due, today)
 

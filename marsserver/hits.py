@@ -1,0 +1,76 @@
+"""Answers ready to send again: a response cache in front of the handlers, for cached hits.
+
+On a hit the service itself does little, but that little (parsing the query, two cache
+lookups, counting down max-age, building headers) cost more than aiohttp's own work for the
+request. So the answer to a hit is kept per (route, query string, Accept), together with what
+it was made from: the cache entries it came from (compared by identity) and the moment it stops
+being exact (the end of the second its max-age was counted in, or when its list falls due for a
+refresh). It is sent again only while all of that holds, and never to conditional requests, so
+ETag, 304, 412, Cache-Control, X-Cache and the metrics stay what the full path would say.
+
+Bounded by entries and by the bytes it keeps alive: bodies are shared with the cache, and only
+those the cache has since dropped cost memory here.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from aiohttp import web
+from multidict import CIMultiDictProxy
+
+from .cache import Cache
+
+MAX_ENTRIES = 1024
+CONDITIONAL = ("If-None-Match", "If-Match", "If-Modified-Since")
+
+Key = tuple[str, str, str]  # route, query string, Accept
+
+
+@dataclass(frozen=True, slots=True)
+class Ready:
+    body: bytes
+    headers: Mapping[str, str]
+    until: float  # wall-clock time after which the full path must answer again
+    made_from: tuple[tuple[str, object], ...]  # cache key -> the entry it held
+    count: Callable[[], None]  # what the full path would have counted
+
+
+class Hits:
+    """The ready answers of one app."""
+
+    def __init__(self, cache: Cache, max_bytes: int) -> None:
+        self._cache = cache
+        self._max_bytes = max_bytes
+        self._ready: dict[Key, Ready] = {}
+        self._bytes = 0
+
+    @staticmethod
+    def key(route: str, request: web.Request) -> Key:
+        return route, request.query_string, request.headers.get("Accept", "")
+
+    def answer(self, key: Key, headers: CIMultiDictProxy[str]) -> web.Response | None:
+        """The ready answer for `key`, if it is still exactly what the full path would send."""
+        ready = self._ready.get(key)
+        if ready is None or time.time() >= ready.until or any(h in headers for h in CONDITIONAL):
+            return None
+        for entry_key, entry in ready.made_from:
+            if self._cache.peek(entry_key) is not entry:
+                return None
+        ready.count()
+        return web.Response(body=ready.body, headers=ready.headers)
+
+    def keep(self, key: Key, response: web.Response, until: float,
+             made_from: tuple[tuple[str, object], ...], count: Callable[[], None]) -> None:
+        """Remember a full-path answer that was a plain 200 made from `made_from`."""
+        body = response.body
+        if not made_from or response.status != 200 or not isinstance(body, bytes):
+            return
+        if len(self._ready) >= MAX_ENTRIES or self._bytes + len(body) > self._max_bytes:
+            self._ready.clear()  # bounded; the hot answers come straight back
+            self._bytes = 0
+        headers = {**response.headers, "X-Cache": "HIT"}
+        self._ready[key] = Ready(body, headers, until, made_from, count)
+        self._bytes += len(body)

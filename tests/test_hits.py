@@ -1,0 +1,101 @@
+"""Ready answers for cached hits: sent again only while they are exactly what the full path
+would send (headers, X-Cache, metrics), never to conditional requests, never past a change."""
+
+from __future__ import annotations
+
+import re
+
+from aiohttp.test_utils import TestClient
+
+from .helpers import Clock, pipeline_of, until
+
+WALLPAPER = "/wallpaper?photo_number=1&height=120"
+
+
+async def answers(client: TestClient, path: str, **headers: str) -> list[tuple[str, ...]]:
+    """Status, X-Cache, Cache-Control, ETag and a body digest of three requests in a row."""
+    seen = []
+    for _ in range(3):
+        response = await client.get(path, headers=headers)
+        body = await response.read()
+        seen.append((str(response.status), response.headers.get("X-Cache", ""),
+                     response.headers.get("Cache-Control", ""), response.headers.get("ETag", ""),
+                     response.headers.get("Vary", ""), str(hash(body))))
+    return seen
+
+
+async def test_a_ready_answer_is_the_full_paths_answer_marked_hit(demo_client, clock: Clock):
+    first, second, third = await answers(demo_client, WALLPAPER)
+    assert first[1] == "MISS"
+    assert second[1:] == third[1:]
+    assert (second[1], second[2:]) == ("HIT", first[2:])
+    for path, accept in (("/", "text/html"), ("/", "application/json"), ("/api/photos", "")):
+        made, *again = await answers(demo_client, path, Accept=accept)
+        assert [a[2:] for a in again] == [made[2:]] * 2, (path, accept)
+        assert [a[1] for a in again] == ["HIT", "HIT"]
+
+
+async def test_max_age_still_counts_down_every_second(demo_client, clock: Clock):
+    await demo_client.get(WALLPAPER)
+    ages = []
+    for _ in range(3):
+        response = await demo_client.get(WALLPAPER)
+        ages.append(int(re.findall(r"max-age=(\d+)", response.headers["Cache-Control"])[0]))
+        clock.now += 1
+    assert ages == [300, 299, 298]  # the list (info_ttl 300) runs out before the image
+
+
+async def test_conditional_requests_always_take_the_full_path(demo_client):
+    made = await demo_client.get(WALLPAPER)
+    await demo_client.get(WALLPAPER)  # now ready
+    etag = made.headers["ETag"]
+    assert (await demo_client.get(WALLPAPER, headers={"If-None-Match": etag})).status == 304
+    assert (await demo_client.get(WALLPAPER, headers={"If-Match": '"other"'})).status == 412
+    assert (await demo_client.get(WALLPAPER, headers={"If-Match": etag})).status == 200
+
+
+async def test_a_refreshed_list_is_never_answered_with_the_old_one(stub, client_for,
+                                                                   clock: Clock):
+    client = await client_for(stub.settings(info_ttl=60))
+    before = [await (await client.get("/api/photos")).json() for _ in range(2)]
+    stub.feed_images = stub.feed_images[:1]
+    clock.now += 58.5  # due for its refresh (2 s ahead): the ready answer must step aside
+    response = await client.get("/api/photos")
+    assert response.headers["X-Cache"] == "HIT"  # still fresh, and the refresh has started
+    await until(lambda: not pipeline_of(client).background)
+    after = await client.get("/api/photos")
+    assert (before[0]["count"], (await after.json())["count"]) == (3, 1)
+    assert after.headers["ETag"] != response.headers["ETag"]
+
+
+async def test_a_stale_list_is_never_a_ready_hit(stub, client_for, clock: Clock):
+    stub.fail("feed", 500)
+    client = await client_for(stub.settings(info_ttl=60, retries=0, error_ttl=600))
+    stub.faults.clear()
+    await client.get("/api/photos")
+    await client.get("/api/photos")
+    stub.fail("feed", 500)
+    clock.now += 61
+    served = [(await client.get("/api/photos")).headers["X-Cache"] for _ in range(3)]
+    assert served == ["STALE"] * 3
+
+
+async def test_ready_hits_count_as_hits(demo_client):
+    for _ in range(5):
+        await demo_client.get(WALLPAPER)
+    metrics = await (await demo_client.get("/metrics")).text()
+    assert 'marsserver_cache_requests_total{cache="wallpaper",result="hit"} 4.0' in metrics
+    assert 'marsserver_cache_requests_total{cache="wallpaper",result="miss"} 1.0' in metrics
+    assert 'marsserver_cache_requests_total{cache="list",result="hit"} 4.0' in metrics
+
+
+async def test_an_evicted_wallpaper_is_not_answered_from_memory_kept_elsewhere(demo_client,
+                                                                              resizes):
+    await demo_client.get(WALLPAPER)
+    await demo_client.get(WALLPAPER)
+    cache = pipeline_of(demo_client).cache
+    wallpaper = next(key for key in cache.view() if key.startswith("wallpaper:"))
+    await cache.delete(wallpaper)
+    again = await demo_client.get(WALLPAPER)
+    assert again.headers["X-Cache"] == "MISS"
+    assert resizes == [120, 120]

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import shutil
 import socket
 import subprocess
 import time
 from pathlib import Path
+
+from .helpers import require_tool
 
 
 def free_port() -> int:
@@ -24,6 +25,7 @@ class RedisServer:
         self.workdir = workdir
         self.tls = tls
         self.process: subprocess.Popen[bytes] | None = None
+        self.binary = require_tool("redis-server", "apt-get install redis-server; .ci/run does")
 
     @property
     def url(self) -> str:
@@ -38,7 +40,7 @@ class RedisServer:
                      "--tls-key-file", str(self.tls / "server.key"),
                      "--tls-ca-cert-file", str(self.tls / "ca.crt"), "--tls-auth-clients", "no"]
         self.process = subprocess.Popen(
-            [shutil.which("redis-server") or "redis-server", *ports, "--bind", "127.0.0.1",
+            [self.binary, *ports, "--bind", "127.0.0.1",
              "--save", "", "--appendonly", "no", "--dir", str(self.workdir)],
             stdout=subprocess.DEVNULL)
         deadline = time.monotonic() + 10

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import subprocess
-import sys
 import threading
 from typing import Any
 
@@ -15,7 +13,7 @@ import pytest
 from marsserver import imaging
 from marsserver.imaging import Spec
 
-from .helpers import pipeline_of, until
+from .helpers import Marsserver, pipeline_of, until
 from .stub import Stub
 
 
@@ -57,27 +55,20 @@ async def test_a_full_resize_queue_sheds_new_uncached_work_but_serves_hits(
 
 async def test_sigterm_finishes_in_flight_requests_and_exits_cleanly(stub: Stub):
     held = stub.hold(stub.feed_images[0])
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "marsserver", "--port", "0", "--api-url", stub.settings().api_url,
-        "--image-hosts", f"127.0.0.1:{stub.port}", stderr=subprocess.PIPE)
-    assert process.stderr is not None
-    line = (await process.stderr.readline()).decode()
-    url = line.split("listening on ")[1].split(",")[0]
-
-    async with aiohttp.ClientSession() as session:
-        in_flight = asyncio.create_task(session.get(url + "/wallpaper?height=100"))
-        await until(lambda: stub.calls[stub.feed_images[0]] == 1)
-        process.send_signal(signal.SIGTERM)
-        await until_refused(url)  # it stopped accepting...
-        held.set()
-        response = await in_flight  # ...but finished what it had started
-        assert response.status == 200
-        assert len(await response.read()) > 0
-
-    assert await asyncio.wait_for(process.wait(), 20) == 0
-    log = (await process.stderr.read()).decode()
+    async with Marsserver("--api-url", stub.settings().api_url,
+                          "--image-hosts", f"127.0.0.1:{stub.port}") as server:
+        async with aiohttp.ClientSession() as session:
+            in_flight = asyncio.create_task(session.get(server.url + "/wallpaper?height=100"))
+            await until(lambda: stub.calls[stub.feed_images[0]] == 1)
+            server.process.send_signal(signal.SIGTERM)
+            await until_refused(server.url)  # it stopped accepting...
+            held.set()
+            response = await in_flight  # ...but finished what it had started
+            assert response.status == 200
+            assert len(await response.read()) > 0
+        assert await asyncio.to_thread(server.process.wait, 20) == 0, server.log
     for symptom in ("Traceback", "Task was destroyed", "Unclosed", "Exception"):
-        assert symptom not in log
+        assert symptom not in server.log
 
 
 async def until_refused(url: str) -> None:

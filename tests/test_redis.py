@@ -1,18 +1,17 @@
 """Scaling out, against a real Redis: shared cache, cross-instance single flight, failover.
 
 Uses MARS_TEST_REDIS_URL when set (a database the tests may flush), else starts its own
-`redis-server` on a free port. Without either the module is skipped, except under CI, where
-a missing Redis fails (`.ci/run` makes sure there is one).
+`redis-server` on a free port. A missing redis-server fails the tests (`require_tool`): a skip
+would let a run without Redis look green; MARSSERVER_SKIP_MISSING_TOOLS=1 skips, never on CI
+(`.ci/run` makes sure there is one).
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -24,16 +23,9 @@ import redis.asyncio as redis
 from marsserver.pipeline import TODAY_KEY
 from marsserver.redis_cache import SCHEMA_VERSION
 
-from .helpers import Marsserver, pipeline_of, until
+from .helpers import Marsserver, pipeline_of, require_tool, until
 from .redis_server import RedisServer, free_port
 from .stub import FEED_PATH, Stub
-
-SERVER = shutil.which("redis-server")
-pytestmark = pytest.mark.skipif(
-    not (os.environ.get("MARS_TEST_REDIS_URL") or SERVER) and not os.environ.get("CI"),
-    reason="no Redis: set MARS_TEST_REDIS_URL or install redis-server (CI never skips)")
-needs_own_server = pytest.mark.skipif(SERVER is None and not os.environ.get("CI"),
-                                      reason="stopping Redis needs our own redis-server")
 
 
 @pytest.fixture
@@ -159,7 +151,6 @@ async def test_a_failure_made_elsewhere_reaches_the_followers(stub, client_for, 
     assert stub.calls["feed"] == 1
 
 
-@needs_own_server
 async def test_a_redis_outage_degrades_to_memory_and_recovers(stub, client_for, redis_server):
     (client,) = await instances(client_for, stub, redis_server.url, count=1)
     assert (await client.get("/wallpaper?height=100")).status == 200
@@ -204,35 +195,34 @@ async def test_with_redis_unreachable_a_stale_list_is_still_served(stub, client_
     assert stub.calls["feed"] == 2  # one good fetch, one failed refresh, then remembered
 
 
-def two_workers(port: int) -> tuple[subprocess.Popen[str], list[str]]:
-    """`marsserver --workers 2` on `port`, once its start line and both workers' are out."""
-    parent = subprocess.Popen(
-        [sys.executable, "-m", "marsserver", "--source", "demo", "--port", str(port),
-         "--workers", "2", "--access-log", "off"], stderr=subprocess.PIPE, text=True)
-    assert parent.stderr is not None
-    return parent, [parent.stderr.readline() for _ in range(3)]
+def two_workers(port: int) -> Marsserver:
+    """`marsserver --workers 2` on `port`, once both workers listen."""
+    parent = Marsserver("--source", "demo", "--port", str(port), "--workers", "2",
+                        "--access-log", "off").start()
+    parent.wait_for("listening on", times=2)
+    return parent
 
 
 def test_workers_share_one_port_and_stop_together():
     port = free_port()
-    parent, lines = two_workers(port)
+    parent = two_workers(port)
     try:
-        assert "started 2 workers" in lines[0]
-        assert sum(f"listening on http://127.0.0.1:{port}" in line for line in lines) == 2
+        assert any("started 2 workers" in line for line in parent.lines)
+        assert sum(f"listening on http://127.0.0.1:{port}" in line for line in parent.lines) == 2
         for _ in range(4):
             with socket.create_connection(("127.0.0.1", port), timeout=5) as connection:
                 connection.sendall(b"GET /healthz HTTP/1.0\r\n\r\n")
                 assert connection.recv(100).startswith(b"HTTP/1.0 200 OK")
     finally:
-        parent.terminate()
-        assert parent.wait(timeout=30) == 0
+        assert parent.stop() == 0
 
 
 def test_a_worker_dying_stops_the_rest_and_the_status_says_so():
-    parent, lines = two_workers(free_port())
-    pids = [int(pid) for pid in lines[0].split("workers: ")[1].split(", ")]
+    parent = two_workers(free_port())
+    started = next(line for line in parent.lines if "started 2 workers" in line)
+    pids = [int(pid) for pid in started.split("workers: ")[1].split(", ")]
     os.kill(pids[0], 9)
-    assert parent.wait(timeout=30) == 128 + 9
+    assert parent.stop() == 128 + 9
     for pid in pids[1:]:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
@@ -240,8 +230,10 @@ def test_a_worker_dying_stops_the_rest_and_the_status_says_so():
 
 def throwaway_certificates(directory: Path) -> Path:
     """A CA and a server certificate for 127.0.0.1 signed by it, made with openssl."""
+    openssl = require_tool("openssl", "apt-get install openssl; .ci/run does")
+
     def run(*args: str) -> None:
-        subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True)
+        subprocess.run([openssl, *args], cwd=directory, check=True, capture_output=True)
 
     run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=test CA",
         "-keyout", "ca.key", "-out", "ca.crt")

@@ -1,0 +1,106 @@
+"""Settings checked through the running app, not only parsed: what each promises happens."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import redis.asyncio as redis
+from aiohttp import web
+from pytest_aiohttp import AiohttpClient
+
+from marsserver import Settings, create_app
+from marsserver.pipeline import TODAY_KEY
+
+from .helpers import Clock, pipeline_of, until
+from .redis_server import RedisServer
+from .stub import Stub
+
+
+async def test_cache_bytes_bounds_what_the_running_app_holds(stub: Stub, client_for):
+    bound = 400_000
+    client = await client_for(stub.settings(cache_bytes=bound))
+    cache = pipeline_of(client).cache
+    sizes = []
+    for height in range(200, 1400, 100):
+        assert (await client.get(f"/wallpaper?height={height}")).status == 200
+        sizes.append(cache.nbytes)
+    assert max(sizes) <= bound
+    assert sum(key.startswith("wallpaper:x200-") for key in cache.view()) == 0  # evicted
+    assert (await client.get("/wallpaper?height=1300")).headers["X-Cache"] == "HIT"
+
+
+async def test_error_ttl_is_how_long_a_failure_is_replayed(stub: Stub, client_for, clock: Clock):
+    client = await client_for(stub.settings(error_ttl=30, retries=0))
+    stub.fail("feed", 500)
+    start = clock.now
+    for seconds in (0, 10, 29.9):
+        clock.now = start + seconds
+        assert (await client.get("/api/photos")).status == 502
+    assert stub.calls["feed"] == 1  # replayed, not asked again, for 30 s
+    clock.now = start + 30.1
+    stub.faults.clear()
+    assert (await client.get("/api/photos")).status == 200
+    assert stub.calls["feed"] == 2
+
+
+async def test_max_stale_is_how_long_an_old_list_outlives_a_failing_nasa(stub: Stub,
+                                                                         client_for):
+    client = await client_for(stub.settings(info_ttl=0.2, max_stale=0.3, retries=0,
+                                            error_ttl=60))
+    pipeline = pipeline_of(client)
+    assert (await client.get("/api/photos")).status == 200
+    stub.fail("feed", 500)
+    await until(lambda: pipeline.list_fresh_for() < 0)
+    assert (await client.get("/api/photos")).headers["X-Cache"] == "STALE"
+    started = time.monotonic()
+    await until(lambda: pipeline.cache.peek(TODAY_KEY) is None)  # gone with its TTL
+    assert time.monotonic() - started < 0.5
+    assert (await client.get("/api/photos")).status == 502
+
+
+async def test_a_lease_is_renewed_for_as_long_as_its_work_runs(stub: Stub, client_for,
+                                                              tmp_path: Path):
+    server = RedisServer(tmp_path)
+    server.start()
+    try:
+        leader, follower = [await client_for(stub.settings(cache=server.url, lease=0.3))
+                            for _ in range(2)]
+        await leader.get("/api/photos")
+        held = stub.hold(stub.feed_images[0])
+        first = asyncio.create_task(leader.get("/wallpaper?height=150"))
+        await until(lambda: stub.downloads() == 1)
+        second = asyncio.create_task(follower.get("/wallpaper?height=150"))
+        shared = redis.Redis.from_url(server.url)
+        leases = await shared.keys("*:lease:source:*")
+        assert len(leases) == 1
+        started = time.monotonic()
+        while time.monotonic() - started < 1.2:  # four lease periods, watched all along
+            assert await shared.exists(leases[0]), "the lease lapsed while its work ran"
+            await asyncio.sleep(0.05)  # polling Redis while the clock runs
+        held.set()
+        responses = await asyncio.gather(first, second)
+        assert [r.status for r in responses] == [200, 200]
+        assert stub.downloads() == 1  # nobody took over work that was still going
+        await shared.aclose()
+    finally:
+        server.stop()
+
+
+async def test_the_api_key_reaches_the_mars_photos_api(aiohttp_client: AiohttpClient,
+                                                       aiohttp_server):
+    seen: list[str] = []
+
+    async def latest(request: web.Request) -> web.Response:
+        seen.append(request.query.get("api_key", ""))
+        return web.json_response({"latest_photos": []})
+
+    api = web.Application()
+    api.router.add_get("/rovers/curiosity/latest_photos", latest)
+    server = await aiohttp_server(api)
+    client = await aiohttp_client(create_app(Settings(
+        source="mars-photos", api_url=f"http://127.0.0.1:{server.port}", api_key="SECRET-KEY",
+        retries=0)))
+    await client.get("/api/photos")
+    assert seen == ["SECRET-KEY"]

@@ -4,7 +4,9 @@ Curiosity under /curiosity/ and Perseverance under /perseverance/, both on the o
 source so this runs anywhere. Swap in `Settings()` / `Settings(rover="perseverance")` for
 NASA's live feeds.
 
-    python examples/host_app.py    # then open http://127.0.0.1:8080/
+    .venv/bin/python examples/host_app.py    # then open http://127.0.0.1:8081/
+
+It listens on 8081, so it runs beside a marsserver on its default 8080.
 """
 
 from __future__ import annotations
@@ -31,4 +33,4 @@ def build() -> web.Application:
 
 
 if __name__ == "__main__":
-    web.run_app(build(), host="127.0.0.1", port=8080)
+    web.run_app(build(), host="127.0.0.1", port=8081)

@@ -23,9 +23,11 @@ from aiohttp import web
 from .accesslog import run_app_options
 from .app import create_app
 from .settings import LOOPS, ROVERS, SOURCES, Settings, env_name, flag_name
+from .sources import NASA_IMAGE_HOSTS
 
 log = logging.getLogger("marsserver")
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameter numbers
+DEFAULTS_IN_WORDS = {"image_hosts": ",".join(NASA_IMAGE_HOSTS)}  # what None stands for
 SHUTDOWN_TIMEOUT = 15.0  # seconds in-flight requests get to finish on SIGTERM / SIGINT
 WORKER_ENV = "MARSSERVER_WORKER"  # set in the environment of workers started by --workers
 
@@ -44,7 +46,9 @@ def parser() -> argparse.ArgumentParser:
                "(e.g. MARS_API_KEY); a flag wins over its variable.",
     )
     for field in dataclasses.fields(Settings):
-        default = field.default if field.default is not None else "source's own"
+        default = DEFAULTS_IN_WORDS.get(field.name, field.default)
+        if default is None:
+            default = "the source's own"
         if isinstance(default, tuple):
             default = ",".join(default)
         cli.add_argument(

@@ -57,7 +57,7 @@ async def photos(request: web.Request) -> web.Response:
 
 
 async def _listing(request: web.Request, html: bool, vary: str | None = None) -> web.Response:
-    key = Hits.key("html" if html else "json", request)
+    key = Hits.key(request)
     ready = request.app[HITS].answer(key, request.headers)
     if ready is not None:
         return ready
@@ -100,7 +100,7 @@ def _list_cache_control(fresh: float, max_stale: float) -> str:
 
 async def wallpaper(request: web.Request) -> web.Response:
     """Photo `photo_number` of today's list, fitted to a screen, in the format asked for."""
-    key = Hits.key("wallpaper", request)
+    key = Hits.key(request)
     ready = request.app[HITS].answer(key, request.headers)
     if ready is not None:
         return ready

@@ -2,7 +2,7 @@
 
 On a hit the service itself does little, but that little (parsing the query, two cache
 lookups, counting down max-age, building headers) cost more than aiohttp's own work for the
-request. So the answer to a hit is kept per (route, query string, Accept), together with what
+request. So the answer to a hit is kept per (path, query string, Accept), together with what
 it was made from: the cache entries it came from (compared by identity) and the moment it stops
 being exact (the end of the second its max-age was counted in, or when its list falls due for a
 refresh). It is sent again only while all of that holds, and never to conditional requests, so
@@ -26,7 +26,7 @@ from .cache import Cache
 MAX_ENTRIES = 1024
 CONDITIONAL = ("If-None-Match", "If-Match", "If-Modified-Since")
 
-Key = tuple[str, str, str]  # route, query string, Accept
+Key = tuple[str, str, str]  # path, query string, Accept
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,8 +48,8 @@ class Hits:
         self._bytes = 0
 
     @staticmethod
-    def key(route: str, request: web.Request) -> Key:
-        return route, request.query_string, request.headers.get("Accept", "")
+    def key(request: web.Request) -> Key:
+        return request.path, request.query_string, request.headers.get("Accept", "")
 
     def answer(self, key: Key, headers: CIMultiDictProxy[str]) -> web.Response | None:
         """The ready answer for `key`, if it is still exactly what the full path would send."""

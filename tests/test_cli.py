@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import re
+import shlex
 import subprocess
 import sys
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -16,6 +19,8 @@ from marsserver.cli import parser, settings_from
 from marsserver.settings import env_name, flag_name
 
 from .helpers import Marsserver
+
+README = (Path(__file__).parent.parent / "README.md").read_text()
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -89,3 +94,27 @@ def test_infinite_durations_are_refused(flag):
     with pytest.raises(SystemExit) as caught:
         settings_from([flag, "inf"], {})
     assert caught.value.code == 2
+
+
+def test_the_readme_gunicorn_command_serves(tmp_path):
+    """The README's gunicorn line, as written but on a free port (the `gunicorn` extra)."""
+    command = re.search(r"MARS_SOURCE=demo (gunicorn .*?)\n```", README, re.DOTALL)
+    assert command is not None
+    args = shlex.split(command.group(1).replace("\\\n", " ").replace("127.0.0.1:8080",
+                                                                      "127.0.0.1:0"))
+    gunicorn = Path(sys.executable).parent / args[0]
+    process = subprocess.Popen([str(gunicorn), *args[1:]], cwd=tmp_path, text=True,
+                               env={**os.environ, "MARS_SOURCE": "demo"},
+                               stderr=subprocess.PIPE)
+    try:
+        assert process.stderr is not None
+        address = ""
+        while not address:
+            line = process.stderr.readline()
+            assert line, "gunicorn exited before listening"
+            address = "".join(re.findall(r"Listening at: (http://\S+)", line))
+        with urllib.request.urlopen(address + "/healthz", timeout=10) as response:
+            assert json.load(response)["status"] == "ok"
+    finally:
+        process.terminate()
+        assert process.wait(timeout=30) == 0

@@ -99,3 +99,12 @@ async def test_an_evicted_wallpaper_is_not_answered_from_memory_kept_elsewhere(d
     again = await demo_client.get(WALLPAPER)
     assert again.headers["X-Cache"] == "MISS"
     assert resizes == [120, 120]
+
+
+async def test_routes_that_share_a_body_keep_their_own_headers(demo_client):
+    """`/` answering JSON varies on Accept; `/api/photos` does not, though the bytes agree."""
+    for _ in range(2):
+        index = await demo_client.get("/", headers={"Accept": "application/json"})
+        api = await demo_client.get("/api/photos", headers={"Accept": "application/json"})
+        assert await index.read() == await api.read()
+        assert (index.headers.get("Vary"), api.headers.get("Vary")) == ("Accept", None)

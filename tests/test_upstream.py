@@ -234,11 +234,12 @@ async def test_odd_retry_after_values_rest_the_default_time(upstream, mock_nasa,
     assert caught.value.retry_after == 60
 
 
-async def test_deeply_nested_json_is_a_bad_upstream(upstream, mock_nasa):
+async def test_deeply_nested_json_is_a_bad_upstream(mock_nasa):
     mock_nasa.get(FEED, body=b"[" * 5000)
-    upstream._max_bytes = 10_000
-    with pytest.raises(BadUpstream, match="did not answer JSON"):
-        await upstream.get_json(FEED, {})
+    async with aiohttp.ClientSession() as session:
+        upstream = Upstream(session, ("mars.nasa.gov",), max_bytes=10_000, retries=0)
+        with pytest.raises(BadUpstream, match="did not answer JSON"):
+            await upstream.get_json(FEED, {})
 
 
 async def test_a_redirect_without_location_fails_at_once(upstream, mock_nasa):

@@ -91,17 +91,27 @@ class Background:
 
     def __init__(self) -> None:
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._by_key: dict[Hashable, asyncio.Task[Any]] = {}
         self._closed = False
 
     def __len__(self) -> int:
         return len(self._tasks)
 
-    async def finish(self, work: Coroutine[Any, Any, T]) -> T:
-        """`await work`, except that cancelling the caller does not cancel the work."""
-        if self._closed:
+    async def finish(self, key: Hashable, work: Coroutine[Any, Any, T]) -> T:
+        """`await work`, except that cancelling the caller does not cancel the work; while
+        work for `key` runs (its first callers may have left), join it instead of repeating
+        it."""
+        running = self._by_key.get(key)
+        if running is not None or self._closed:
             work.close()
+        if running is not None:
+            return await _outcome(running)
+        if self._closed:
             raise Unavailable("the service is shutting down; try again", retry_after=1)
-        return await _outcome(self._keep(asyncio.create_task(work)))
+        task = self._keep(asyncio.create_task(work))
+        self._by_key[key] = task
+        task.add_done_callback(lambda _: self._by_key.pop(key, None))
+        return await _outcome(task)
 
     def spawn(self, work: Coroutine[Any, Any, object], what: str) -> None:
         """Run `work` with nobody waiting; its failure is logged, never lost."""

@@ -186,6 +186,8 @@ def _field(mapping: dict[str, Any], name: str, kind: type, optional: bool = Fals
         return None
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
+    if kind is float and isinstance(value, float) and not 0 <= value < 1e11:
+        raise Unreadable(f"{name} is not a time or a duration: {value!r}")  # NaN, inf, < 0
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise Unreadable(f"{name} missing or not a {kind.__name__}")
     return value

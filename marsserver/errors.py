@@ -39,8 +39,12 @@ class BadParameter(ServiceError):
 
 
 class NotFound(ServiceError):
+    """Nothing there; when NASA said so (no photos for that camera or sol), remembered, so
+    asking again does not cost NASA a call each time."""
+
     status = 404
     code = "not_found"
+    remembered = True
 
 
 class BadUpstream(ServiceError):

@@ -14,18 +14,19 @@ import math
 import re
 import time
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from email.utils import formatdate, parsedate_to_datetime
 
 from aiohttp import web
 
 from . import params, views
-from .entries import Rendition, Today
+from .entries import Rendition
 from .errors import BadParameter, NotFound, ServiceError, Unavailable
 from .hits import Hits
 from .imaging import PRESETS, Spec
 from .metrics import CONTENT_TYPE
 from .openapi import PHOTO_ID_PATTERN
-from .pipeline import TODAY_KEY, Pipeline, Served, list_key
+from .pipeline import TODAY_KEY, Pipeline, Served
 from .settings import Settings
 from .sources import LATEST, Query
 
@@ -79,7 +80,7 @@ async def _listing(request: web.Request, html: bool, vary: str | None = None) ->
         # Exact until max-age ticks (and before the list falls due for its refresh).
         until = min(now + fresh % 1, now + (fresh + settings.max_stale) % 1,
                     pipeline.due_at(today))
-        request.app[HITS].keep(key, response, until, pipeline.made_from(query),
+        request.app[HITS].keep(key, response, until, pipeline.made_from(today),
                                pipeline.count_hits("list"))
     return response
 
@@ -106,20 +107,21 @@ async def wallpaper(request: web.Request) -> web.Response:
         return ready
     number, spec, negotiated, download, query = _parsed(request)
     pipeline = request.app[PIPELINE]
-    rendition, served = await pipeline.wallpaper(number, spec, query)
-    # The URL names a position in today's list: cacheable only while the list is.
+    today, _ = await pipeline.listing(query)
+    rendition, served = await pipeline.wallpaper_in(today, number, spec)
+    # The URL names a position in this list: cacheable only while the list is (this very list,
+    # even if a newer one arrived while the wallpaper was made).
     now = time.time()
     image_left = request.app[SETTINGS].image_ttl - (now - rendition.made_at)
-    list_left = pipeline.list_fresh_for(query)
+    list_left = today.fresh_for - (now - today.fetched_at)
     headers = {"Cache-Control": f"public, max-age={max(0, int(min(image_left, list_left)))}"}
     if download and rendition.filename:
         headers["Content-Disposition"] = f'attachment; filename="{rendition.filename}"'
     response = _respond(request, rendition, served, headers, "Accept" if negotiated else None)
-    today: Today | None = pipeline.cache.peek(list_key(query))
-    if today is not None:
-        until = min(now + image_left % 1, now + list_left % 1, pipeline.due_at(today))
-        request.app[HITS].keep(key, response, until, pipeline.made_from(query, number, spec),
-                               pipeline.count_hits("list", "wallpaper"))
+    until = min(now + image_left % 1, now + list_left % 1, pipeline.due_at(today))
+    request.app[HITS].keep(key, response, until,
+                           pipeline.made_from(today, rendition, number, spec),
+                           pipeline.count_hits("list", "wallpaper"))
     return response
 
 
@@ -202,14 +204,30 @@ def _respond(request: web.Request, rendition: Rendition, served: Served,
         headers["Vary"] = vary
     if dated and rendition.last_modified:
         headers["Last-Modified"] = rendition.last_modified
-    if_match = request.headers.get("If-Match")
-    if if_match is not None and not _matches(if_match, rendition.etag, weak=False):
-        return error_response(412, "precondition_failed", "If-Match names another version "
-                              f"than {rendition.etag}", {"ETag": rendition.etag})
+    if _precondition_failed(request, rendition, dated):
+        return error_response(412, "precondition_failed", "If-Match or If-Unmodified-Since "
+                              f"names another version than {rendition.etag}",
+                              {"ETag": rendition.etag})
     if _not_modified(request, rendition, dated):
         return web.Response(status=304, headers=headers)
     headers["Content-Type"] = rendition.media_type
     return web.Response(body=rendition.body, headers=headers)
+
+
+def _precondition_failed(request: web.Request, rendition: Rendition, dated: bool) -> bool:
+    """RFC 9110: If-Match decides when present; If-Unmodified-Since only without it."""
+    if_match = request.headers.get("If-Match")
+    if if_match is not None:
+        return not _matches(if_match, rendition.etag, weak=False)
+    since, modified = request.if_unmodified_since, _last_modified(rendition)
+    return dated and since is not None and modified is not None and modified > since
+
+
+def _last_modified(rendition: Rendition) -> datetime | None:
+    try:
+        return parsedate_to_datetime(rendition.last_modified or "")
+    except ValueError:
+        return None
 
 
 def _not_modified(request: web.Request, rendition: Rendition, dated: bool) -> bool:
@@ -217,13 +235,8 @@ def _not_modified(request: web.Request, rendition: Rendition, dated: bool) -> bo
     if_none_match = request.headers.get("If-None-Match")
     if if_none_match is not None:
         return _matches(if_none_match, rendition.etag, weak=True)
-    since = request.if_modified_since
-    if not (dated and since and rendition.last_modified):
-        return False
-    try:
-        return parsedate_to_datetime(rendition.last_modified) <= since
-    except ValueError:
-        return False
+    since, modified = request.if_modified_since, _last_modified(rendition)
+    return dated and since is not None and modified is not None and modified <= since
 
 
 def _matches(header: str, etag: str, weak: bool) -> bool:
@@ -235,7 +248,9 @@ def _matches(header: str, etag: str, weak: bool) -> bool:
 
 def error_response(status: int, code: str, detail: str,
                    headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(status=status, headers=headers, content_type="application/json",
+    """A JSON error; browsers get a page instead (`_error_page`), so errors vary on Accept."""
+    return web.Response(status=status, headers={**(headers or {}), "Vary": "Accept"},
+                        content_type="application/json",
                         text=json.dumps({"error": code, "detail": detail}))
 
 
@@ -247,8 +262,8 @@ def _error_page(request: web.Request, error: ServiceError, retry_after: int | No
                             newest_cached=pipeline.cache.peek(TODAY_KEY) is not None,
                             index=str(request.app.router["index"].url_for()),
                             offline_hint=settings.source == "msl" and error.status >= 500)
-    return web.Response(status=error.status, headers=headers, body=page,
-                        content_type="text/html", charset="utf-8")
+    return web.Response(status=error.status, headers={**(headers or {}), "Vary": "Accept"},
+                        body=page, content_type="text/html", charset="utf-8")
 
 
 @web.middleware

@@ -68,9 +68,11 @@ class Hits:
         body = response.body
         if not made_from or response.status != 200 or not isinstance(body, bytes):
             return
-        if len(self._ready) >= MAX_ENTRIES or self._bytes + len(body) > self._max_bytes:
+        if ((key not in self._ready and len(self._ready) >= MAX_ENTRIES)
+                or self._bytes + len(body) > self._max_bytes):
             self._ready.clear()  # bounded; the hot answers come straight back
             self._bytes = 0
         headers = {**response.headers, "X-Cache": "HIT"}
+        replaced = self._ready.get(key)
         self._ready[key] = Ready(body, headers, until, made_from, count)
-        self._bytes += len(body)
+        self._bytes += len(body) - (len(replaced.body) if replaced else 0)

@@ -64,7 +64,7 @@ class Leases:
             holder = await self._acquire(key, token)
             if holder is None:
                 recheck = partial(check, frozenset(holders))
-                return await self._background.finish(self._lead(key, token, lead, recheck))
+                return await self._background.finish(key, self._lead(key, token, lead, recheck))
             holders.add(holder)
             found = await check(frozenset(holders))
             if found is not None:

@@ -122,11 +122,16 @@ class Pipeline:
         return await self.listing(LATEST)
 
     async def listing(self, query: Query) -> tuple[Today, Served]:
-        """The photos `query` asks for: fresh, or stale (and being refreshed), or fetched now."""
-        newest = None if query.sol is None else await self._newest_sol()
-        if newest is not None and query.sol is not None and query.sol > newest:
-            raise NotFound(f"sol {query.sol} is beyond the newest sol, {newest}")
+        """The photos `query` asks for: fresh, or stale (and being refreshed), or fetched now.
+
+        A sol's list held here answers on its own; only a miss needs the newest list (is the
+        sol beyond it? is it old?), so a cached sol keeps answering while NASA is down."""
         key = list_key(query)
+        newest = None
+        if query.sol is not None and self.cache.peek(key) is None:
+            newest = await self._newest_sol()
+            if query.sol > newest:
+                raise NotFound(f"sol {query.sol} is beyond the newest sol, {newest}")
         today, served = await self._get(
             self._lists, key, self._settings.max_stale + self._fresh_for(query, newest),
             partial(self._fetch, query, newest), usable=self._not_stale)
@@ -144,6 +149,14 @@ class Pipeline:
             return today, served
         self.metrics.cache_results["list", "stale"].inc()
         return today, Served.STALE
+
+    def _newest_known(self, today: Today) -> int | None:
+        """The newest sol this instance knows of without asking (for a refresh's freshness)."""
+        latest: Today | None = self.cache.peek(TODAY_KEY)
+        sols = [today.listing.newest_sol]
+        if latest is not None:
+            sols += [latest.listing.sol, latest.listing.newest_sol]
+        return max((sol for sol in sols if sol is not None), default=None)
 
     async def _newest_sol(self) -> int:
         latest, _ = await self.listing(LATEST)
@@ -172,6 +185,11 @@ class Pipeline:
                         query: Query = LATEST) -> tuple[Rendition, Served]:
         """Photo `number` of the list `query` names, made as `spec` says."""
         today, _ = await self.listing(query)
+        return await self.wallpaper_in(today, number, spec)
+
+    async def wallpaper_in(self, today: Today, number: int,
+                           spec: Spec) -> tuple[Rendition, Served]:
+        """Photo `number` of the list `today` (the one the caller answers with), as `spec`."""
         photos = today.listing.photos
         if not 0 <= number < len(photos):
             raise NotFound(f"photo_number {number} is beyond the list's {len(photos)} photos")
@@ -188,20 +206,15 @@ class Pipeline:
         """When `today` falls due for a refresh (wall clock)."""
         return today.fetched_at + today.fresh_for - min(REFRESH_AHEAD, today.fresh_for / 4)
 
-    def made_from(self, query: Query, number: int | None = None,
-                  spec: Spec | None = None) -> tuple[tuple[str, object], ...]:
-        """The cache entries an answer for `query` (and photo `number` as `spec`) came from,
-        as held now; empty when one is missing. An answer stays exact while they stay."""
-        key = list_key(query)
-        today: Today | None = self.cache.peek(key)
-        if today is None:
-            return ()
-        if spec is None or number is None:
-            return ((key, today),)
+    def made_from(self, today: Today, rendition: Rendition | None = None,
+                  number: int = 0, spec: Spec | None = None) -> tuple[tuple[str, object], ...]:
+        """The cache entries an answer was made from (the list, and photo `number`'s wallpaper
+        as `spec`): it stays exact while the cache still holds these very objects."""
+        made = ((list_key(today.query), today),)
+        if rendition is None or spec is None:
+            return made
         link = _source_link(today.listing.photos[number], spec)
-        wallpaper = self.cache.peek(f"wallpaper:{spec.key}:{link}")
-        return () if wallpaper is None else ((key, today), (f"wallpaper:{spec.key}:{link}",
-                                                            wallpaper))
+        return (*made, (f"wallpaper:{spec.key}:{link}", rendition))
 
     def count_hits(self, *stages: str) -> Callable[[], None]:
         """Count a cache hit at each of `stages`, as serving one through the pipeline would."""
@@ -249,7 +262,7 @@ class Pipeline:
         key = list_key(today.query)
         if not self._lists.running(key):
             ttl = self._settings.max_stale + today.fresh_for
-            fetch = partial(self._fetch, today.query, today.listing.newest_sol)
+            fetch = partial(self._fetch, today.query, self._newest_known(today))
             fill = partial(self._fill, key, ttl, fetch, self._not_due)
             self.background.spawn(self._lists.do(key, fill), f"refreshing {key}")
 
@@ -285,6 +298,11 @@ class Pipeline:
         known: Known | None = self.cache.peek(PHOTO + photo_id)
         if known is None:
             known = (await self.cache.lookup(PHOTO + photo_id, FAILED + PHOTO + photo_id))[0]
+        if known is None and self.cache.peek(TODAY_KEY) is None:
+            # A process that has not listed photos yet (a new worker, after a restart): the
+            # newest list names today's photos.
+            await self.listing(LATEST)
+            known = self.cache.peek(PHOTO + photo_id)
         if known is None:
             raise NotFound(f"no photo {photo_id!r} is known here (permalinks last "
                            f"{self._settings.image_ttl:.0f} s after a listing named them)")
@@ -364,7 +382,7 @@ class Pipeline:
         if found is not None:
             return found
         if self._leases is None:
-            return await self.background.finish(lead(""))
+            return await self.background.finish(key, lead(""))
         return await self._leases.run(key, lead, check)
 
     async def _compute_and_store(self, key: str, ttl: float,

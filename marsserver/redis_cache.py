@@ -159,7 +159,8 @@ class SharedCache:
         """Store in Redis only; a failed write is logged by `call` and otherwise ignored."""
         raw = self._codec.dump(value)
         with contextlib.suppress(Unreachable):
-            await self.call(lambda: self.redis.set(key, raw, ttl=float(ttl)))
+            # At least 1 ms: Redis refuses PX 0 (a failure whose cause expires right now).
+            await self.call(lambda: self.redis.set(key, raw, ttl=max(float(ttl), 0.001)))
 
     async def delete(self, key: str) -> None:
         await self.front.delete(key)

@@ -10,6 +10,7 @@ import threading
 import time
 import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any
 from unittest.mock import Mock
 
@@ -21,8 +22,10 @@ from pytest_aiohttp import AiohttpClient, AiohttpServer
 
 from marsserver import Settings, create_app, imaging
 from marsserver.imaging import Spec
+from marsserver.sources import Source
 
 from .helpers import Clock
+from .redis_server import RedisServer
 from .stub import Stub
 
 LoopErrors = list[dict[str, Any]]
@@ -137,3 +140,24 @@ def client_for(aiohttp_client: AiohttpClient,
 async def demo_client(aiohttp_client: AiohttpClient,
                       ) -> TestClient[web.Request, web.Application]:
     return await aiohttp_client(create_app(Settings(source="demo")))
+
+
+@pytest.fixture
+async def redis_url(tmp_path: Path) -> AsyncIterator[str]:
+    """A redis-server of this test's own, on a free port."""
+    server = RedisServer(tmp_path)
+    server.start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def app_for(aiohttp_client: AiohttpClient,
+            ) -> Callable[..., Awaitable[TestClient[web.Request, web.Application]]]:
+    """An instance of the service around `source`; several share a Redis like processes do."""
+    async def make(source: Source, **settings: Any) -> TestClient[web.Request, web.Application]:
+        app = create_app(Settings(**{"source": "demo", **settings}), source=source)
+        return await aiohttp_client(app, connector=TCPConnector(limit=0))
+    return make

@@ -12,16 +12,14 @@ import asyncio
 import io
 import pickle
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
 import redis.asyncio as redis
-from aiohttp import TCPConnector, web
+from aiohttp import web
 from aiohttp.test_utils import TestClient
 from PIL import Image
-from pytest_aiohttp import AiohttpClient
 
 from marsserver import Settings, create_app
 from marsserver.coalesce import Background, SingleFlight
@@ -33,7 +31,6 @@ from marsserver.redis_cache import STRIKES, SharedCache, Unreachable
 from marsserver.sources import Listing, Photo
 
 from .helpers import pipeline_of, until
-from .redis_server import RedisServer
 from .slowproxy import SlowProxy
 from .stub import IMAGES
 
@@ -73,25 +70,6 @@ class Gated:
     async def image(self, link: str) -> bytes:
         await self._pass("image")
         return IMAGE
-
-
-@pytest.fixture
-async def redis_url(tmp_path: Path) -> AsyncIterator[str]:
-    server = RedisServer(tmp_path)
-    server.start()
-    try:
-        yield server.url
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def app_for(aiohttp_client: AiohttpClient) -> Callable[..., Awaitable[Client]]:
-    """An instance of the service around `source`; several share a Redis like processes do."""
-    async def make(source: Gated, **settings: Any) -> Client:
-        app = create_app(Settings(**{"source": "demo", **settings}), source=source)
-        return await aiohttp_client(app, connector=TCPConnector(limit=0))
-    return make
 
 
 async def stale(*pipelines: Pipeline) -> None:
@@ -394,7 +372,7 @@ async def test_singleflight_survives_random_joins_cancellations_and_failures():
         return key
 
     async def caller(key: int) -> int:
-        value, _ = await flights.do(key, lambda: background.finish(work(key)))
+        value, _ = await flights.do(key, lambda: background.finish(key, work(key)))
         return value
 
     tasks: list[asyncio.Task[int]] = []

@@ -11,7 +11,7 @@ import asyncio
 import re
 import subprocess
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -21,7 +21,7 @@ from pytest_aiohttp import AiohttpServer
 from marsserver import create_app
 
 from .helpers import require_tool
-from .redis_server import RedisServer, free_port
+from .redis_server import free_port
 from .stub import Stub
 
 DEPLOYMENT = Path(__file__).parent.parent / "deploy" / "nginx.conf"
@@ -52,14 +52,6 @@ http {{
 }}
 """)
     return main
-
-
-@pytest.fixture
-def redis_url(tmp_path: Path) -> Iterator[str]:
-    server = RedisServer(tmp_path)
-    server.start()
-    yield server.url
-    server.stop()
 
 
 @pytest.fixture

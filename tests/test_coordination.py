@@ -12,6 +12,7 @@ import asyncio
 import io
 import pickle
 import random
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -132,21 +133,26 @@ class _Planted:
                                      + b"[" * 100_000, b'marsserver/2\n{"kind":"list"}\n'])
 async def test_a_planted_value_is_a_miss_never_code(app_for, redis_url, planted, caplog):
     """r1: nothing read from Redis is unpickled; what does not parse is a miss, logged once."""
-    source = Gated()
-    writer = await app_for(source, cache=redis_url)
-    reader = await app_for(source, cache=redis_url)
-    assert (await writer.get("/api/photos")).status == 200
-    shared = redis.Redis.from_url(redis_url)
-    keys = await shared.keys("*:list:sol=latest*")
-    assert len(keys) == 1
-    await shared.set(keys[0], planted, px=60_000)
-
+    source, reader = await planted_list(app_for, redis_url, lambda _: planted)
     responses = [await reader.get("/api/photos") for _ in range(3)]
     assert [r.status for r in responses] == [200] * 3
     assert not (Path(__file__).parent / "PLANTED").exists()
     assert source.calls["list"] == 2  # the planted value was a miss, then ours replaced it
     assert sum("unreadable Redis entry" in r.message for r in caplog.records) == 1
+
+
+async def planted_list(app_for: Callable[..., Awaitable[Client]], redis_url: str,
+                       change: Callable[[bytes], bytes]) -> tuple[Gated, Client]:
+    """Two instances on one Redis; the list the first stored there is then `change`d."""
+    source = Gated()
+    writer = await app_for(source, cache=redis_url)
+    reader = await app_for(source, cache=redis_url)
+    assert (await writer.get("/api/photos")).status == 200
+    shared = redis.Redis.from_url(redis_url)
+    (key,) = await shared.keys("*:list:sol=latest*")
+    await shared.set(key, change(await shared.get(key)), px=60_000)
     await shared.aclose()
+    return source, reader
 
 
 # 3. Deployments sharing a Redis stay apart -------------------------------------------------

@@ -8,7 +8,6 @@ import re
 from typing import ClassVar
 
 import pytest
-import redis.asyncio as redis
 from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 
@@ -23,7 +22,7 @@ from marsserver.views import Paths
 
 from .helpers import pipeline_of, until
 from .stub import IMAGES
-from .test_coordination import IMAGE, Gated
+from .test_coordination import IMAGE, Gated, planted_list
 
 
 class Sols:
@@ -100,19 +99,14 @@ async def test_a_reload_after_a_hang_up_joins_the_work_already_running(app_for, 
 @pytest.mark.parametrize("field", ["fetched_at", "fresh_for"])
 @pytest.mark.parametrize("value", [b"NaN", b"Infinity", b"-1"])
 async def test_a_non_finite_time_in_redis_is_a_miss(app_for, redis_url, field, value):
-    source = Gated()
-    writer = await app_for(source, cache=redis_url)
-    reader = await app_for(source, cache=redis_url)
-    assert (await writer.get("/api/photos")).status == 200
-    shared = redis.Redis.from_url(redis_url)
-    (key,) = await shared.keys("*:list:sol=latest*")
-    raw = await shared.get(key)
-    planted = re.sub(rb'"%s":[0-9.e+]+' % field.encode(), b'"%s":%s' % (field.encode(), value),
-                     raw)
-    assert planted != raw
-    await shared.set(key, planted, px=60_000)
+    def plant(raw: bytes) -> bytes:
+        planted = re.sub(rb'"%s":[0-9.e+]+' % field.encode(),
+                         b'"%s":%s' % (field.encode(), value), raw)
+        assert planted != raw
+        return planted
+
+    _, reader = await planted_list(app_for, redis_url, plant)
     assert [(await reader.get("/api/photos")).status for _ in range(3)] == [200] * 3
-    await shared.aclose()
 
 
 async def test_keeping_the_same_answer_again_does_not_crowd_out_the_others():

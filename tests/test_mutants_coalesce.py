@@ -111,3 +111,39 @@ async def test_finish_joins_work_already_running_for_its_key_and_forgets_it_when
     assert [str(w.message) for w in caught] == []  # the joiner's own work was closed, unrun
     assert await background.finish("wallpaper", work(3)) == "made by 3"
     assert runs == [1, 3]
+
+
+async def test_a_caller_whose_work_is_cancelled_at_shutdown_is_told_to_retry():
+    background = Background()
+    started = asyncio.Event()
+
+    async def work() -> str:
+        started.set()
+        await asyncio.Event().wait()
+        return "never"
+
+    caller = asyncio.create_task(background.finish("wallpaper", work()))
+    await started.wait()
+    await background.close()
+    with pytest.raises(Unavailable) as raised:
+        await caller
+    assert (raised.value.detail, raised.value.retry_after) == (
+        "the work for this request was cancelled (the service may be shutting down); try again",
+        1)
+
+
+async def test_a_caller_cancelled_itself_stays_cancelled_when_shutdown_cancels_its_work_too():
+    background = Background()
+    started = asyncio.Event()
+
+    async def work() -> str:
+        started.set()
+        await asyncio.Event().wait()
+        return "never"
+
+    caller = asyncio.create_task(background.finish("wallpaper", work()))
+    await started.wait()
+    caller.cancel()
+    await background.close()
+    with pytest.raises(asyncio.CancelledError):
+        await caller

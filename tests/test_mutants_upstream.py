@@ -192,3 +192,8 @@ async def test_the_guard_asks_dns_exactly_what_the_connection_asked():
     assert [(a["host"], a["port"]) for a in answers] == [("2606:4700::1111", 8443)]
     assert inner.asked == [("images.example", 8443, socket.AF_INET6)]
 
+
+
+def test_operator_named_hosts_are_trusted_whatever_their_case_or_trailing_dot():
+    assert upstream_module.trusted_names("http://Mirror.Local./api", ("IMG.local.:81",)) == {
+        "mirror.local", "img.local"}

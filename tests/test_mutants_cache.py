@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from aiocache.lock import OptimisticLock, OptimisticLockError
 
-from marsserver.cache import BoundedMemoryCache
+from marsserver.cache import BoundedMemoryCache, size_of
 
 
 async def test_an_entry_exactly_as_large_as_the_cache_fits_and_stays():
@@ -79,3 +79,9 @@ async def test_operations_that_would_bypass_the_size_accounting_say_why_they_are
     with pytest.raises(NotImplementedError) as raised:
         await call(cache)
     assert str(raised.value) == message
+
+
+def test_a_value_the_cache_cannot_size_is_refused_naming_its_type():
+    with pytest.raises(TypeError) as raised:
+        size_of(3.5)
+    assert str(raised.value) == "cannot size a float for the cache"

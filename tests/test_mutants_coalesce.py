@@ -113,8 +113,8 @@ async def test_finish_joins_work_already_running_for_its_key_and_forgets_it_when
     assert runs == [1, 3]
 
 
-async def test_a_caller_whose_work_is_cancelled_at_shutdown_is_told_to_retry():
-    background = Background()
+async def caller_of_endless_work(background: Background) -> asyncio.Task[str]:
+    """A caller waiting on work that never ends by itself, once that work has started."""
     started = asyncio.Event()
 
     async def work() -> str:
@@ -124,6 +124,12 @@ async def test_a_caller_whose_work_is_cancelled_at_shutdown_is_told_to_retry():
 
     caller = asyncio.create_task(background.finish("wallpaper", work()))
     await started.wait()
+    return caller
+
+
+async def test_a_caller_whose_work_is_cancelled_at_shutdown_is_told_to_retry():
+    background = Background()
+    caller = await caller_of_endless_work(background)
     await background.close()
     with pytest.raises(Unavailable) as raised:
         await caller
@@ -134,15 +140,7 @@ async def test_a_caller_whose_work_is_cancelled_at_shutdown_is_told_to_retry():
 
 async def test_a_caller_cancelled_itself_stays_cancelled_when_shutdown_cancels_its_work_too():
     background = Background()
-    started = asyncio.Event()
-
-    async def work() -> str:
-        started.set()
-        await asyncio.Event().wait()
-        return "never"
-
-    caller = asyncio.create_task(background.finish("wallpaper", work()))
-    await started.wait()
+    caller = await caller_of_endless_work(background)
     caller.cancel()
     await background.close()
     with pytest.raises(asyncio.CancelledError):

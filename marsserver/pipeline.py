@@ -147,7 +147,7 @@ class Pipeline:
         self._revalidate(today)
         if not self._stale(today):
             return today, served
-        self.metrics.cache_results["list", "stale"].inc()
+        self.metrics.lookups.count("list", "stale")
         return today, Served.STALE
 
     def _newest_known(self, today: Today) -> int | None:
@@ -218,11 +218,11 @@ class Pipeline:
 
     def count_hits(self, *stages: str) -> Callable[[], None]:
         """Count a cache hit at each of `stages`, as serving one through the pipeline would."""
-        counters = [self.metrics.cache_results[stage, "hit"] for stage in stages]
+        counts, keys = self.metrics.lookups.counts, [(stage, "hit") for stage in stages]
 
         def count() -> None:
-            for counter in counters:
-                counter.inc()
+            for key in keys:
+                counts[key] += 1
         return count
 
     def _stale(self, today: Today) -> bool:
@@ -345,9 +345,9 @@ class Pipeline:
         if value is not None:
             if not usable(value):
                 return value, Served.STALE
-            self.metrics.cache_results[stage, "hit"].inc()
+            self.metrics.lookups.count(stage, "hit")
             return value, Served.HIT
-        self.metrics.cache_results[stage, "miss"].inc()
+        self.metrics.lookups.count(stage, "miss")
         value, shared = await flights.do(key, partial(self._fill, key, ttl, compute, _any))
         if shared:
             self.metrics.coalesced[stage].inc()

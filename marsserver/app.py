@@ -40,6 +40,16 @@ CONNECT_TIMEOUT = 5.0
 MAX_REQUEST_LINE = 64 * 1024
 UPSTREAM_CONNECTIONS = 8  # per host: coalescing keeps us far below, this caps the worst case
 USER_AGENT = "marsserver/0.1 (Mars wallpaper service)"
+ROUTES: tuple[tuple[str, handlers.Handler, str], ...] = (
+    ("/", handlers.index, "index"),
+    ("/api/photos", handlers.photos, "photos"),
+    ("/wallpaper", handlers.wallpaper, "wallpaper"),
+    ("/photos/{id}/wallpaper", handlers.permalink, "permalink"),
+    ("/presets", handlers.presets, "presets"),
+    ("/healthz", handlers.healthz, "healthz"),
+    ("/metrics", handlers.metrics, "metrics"),
+    ("/openapi.json", handlers.openapi, "openapi"),
+)
 
 
 def create_app(settings: Settings | None = None, *, source: Source | None = None,
@@ -51,20 +61,14 @@ def create_app(settings: Settings | None = None, *, source: Source | None = None
     # A longer request line than aiohttp's 8 KiB default reaches our handlers, which answer
     # an over-long query with a JSON 400 instead of aiohttp's plain-text one.
     quiet_malformed_requests()
-    app = web.Application(middlewares=[handlers.json_errors],
-                          handler_args={"max_line_size": MAX_REQUEST_LINE})
+    app = web.Application(handler_args={"max_line_size": MAX_REQUEST_LINE})
     app[SETTINGS] = settings or Settings()
     app[handlers.QUERIES] = {}
     if source is not None:
         app[SOURCE] = source
-    app.router.add_get("/", handlers.index, name="index")
-    app.router.add_get("/api/photos", handlers.photos, name="photos")
-    app.router.add_get("/wallpaper", handlers.wallpaper, name="wallpaper")
-    app.router.add_get("/photos/{id}/wallpaper", handlers.permalink, name="permalink")
-    app.router.add_get("/presets", handlers.presets, name="presets")
-    app.router.add_get("/healthz", handlers.healthz, name="healthz")
-    app.router.add_get("/metrics", handlers.metrics, name="metrics")
-    app.router.add_get("/openapi.json", handlers.openapi, name="openapi")
+    for path, handler, name in ROUTES:
+        app.router.add_get(path, handlers.json_errors(handler), name=name)
+    app.router.add_route("*", "/{path:.*}", handlers.json_errors(handlers.no_route))
     app.cleanup_ctx.append(_resources)
     return app
 

@@ -2,7 +2,7 @@
 
 On a hit the service itself does little, but that little (parsing the query, two cache
 lookups, counting down max-age, building headers) cost more than aiohttp's own work for the
-request. So the answer to a hit is kept per (path, query string, Accept), together with what
+request. So the answer to a hit is kept per (request target, Accept), together with what
 it was made from: the cache entries it came from (compared by identity) and the moment it stops
 being exact (the end of the second its max-age was counted in, or when its list falls due for a
 refresh). It is sent again only while all of that holds, and never to conditional requests, so
@@ -15,24 +15,23 @@ those the cache has since dropped cost memory here.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from aiohttp import web
-from multidict import CIMultiDictProxy
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from .cache import Cache
 
 MAX_ENTRIES = 1024
-CONDITIONAL = ("If-None-Match", "If-Match", "If-Modified-Since")
 
-Key = tuple[str, str, str]  # path, query string, Accept
+Key = tuple[str, str]  # the request target as sent (path and query), Accept
 
 
 @dataclass(frozen=True, slots=True)
 class Ready:
     body: bytes
-    headers: Mapping[str, str]
+    headers: CIMultiDict[str]  # what aiohttp copies fastest into a Response
     until: float  # wall-clock time after which the full path must answer again
     made_from: tuple[tuple[str, object], ...]  # cache key -> the entry it held
     count: Callable[[], None]  # what the full path would have counted
@@ -49,12 +48,13 @@ class Hits:
 
     @staticmethod
     def key(request: web.Request) -> Key:
-        return request.path, request.query_string, request.headers.get("Accept", "")
+        return request.raw_path, request.headers.get("Accept", "")
 
     def answer(self, key: Key, headers: CIMultiDictProxy[str]) -> web.Response | None:
         """The ready answer for `key`, if it is still exactly what the full path would send."""
         ready = self._ready.get(key)
-        if ready is None or time.time() >= ready.until or any(h in headers for h in CONDITIONAL):
+        if (ready is None or time.time() >= ready.until or "If-None-Match" in headers
+                or "If-Match" in headers or "If-Modified-Since" in headers):
             return None
         for entry_key, entry in ready.made_from:
             if self._cache.peek(entry_key) is not entry:
@@ -72,7 +72,8 @@ class Hits:
                 or self._bytes + len(body) > self._max_bytes):
             self._ready.clear()  # bounded; the hot answers come straight back
             self._bytes = 0
-        headers = {**response.headers, "X-Cache": "HIT"}
+        headers = CIMultiDict(response.headers)
+        headers["X-Cache"] = "HIT"
         replaced = self._ready.get(key)
         self._ready[key] = Ready(body, headers, until, made_from, count)
         self._bytes += len(body) - (len(replaced.body) if replaced else 0)

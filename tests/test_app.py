@@ -162,6 +162,22 @@ async def test_mounted_under_a_prefix_its_urls_carry_the_prefix(aiohttp_client):
     assert (await client.get(url)).status == 200
 
 
+async def test_mounted_its_json_errors_stay_inside_its_prefix(aiohttp_client):
+    async def home(request: web.Request) -> web.Response:
+        return web.Response(text="host")
+
+    parent = web.Application()
+    parent.router.add_get("/home", home)
+    parent.add_subapp("/mars/", create_app(Settings(source="demo")))
+    client = await aiohttp_client(parent)
+    inside, wrong = await client.get("/mars/nope"), await client.put("/mars/presets")
+    assert (inside.status, (await inside.json())["error"]) == (404, "not_found")
+    assert (wrong.status, wrong.headers["Allow"]) == (405, "GET,HEAD")
+    outside = await client.get("/nope")
+    assert (outside.status, outside.content_type) == (404, "text/plain")  # the host's own
+    assert await (await client.get("/home")).text() == "host"
+
+
 async def test_remembered_queries_stay_bounded(demo_client):
     from marsserver.handlers import MAX_REMEMBERED_QUERIES, QUERIES
 

@@ -114,7 +114,7 @@ async def test_keeping_the_same_answer_again_does_not_crowd_out_the_others():
     hits = Hits(cache, max_bytes=10_000)
     entry = b"the cached wallpaper"
     await cache.set("k", entry, ttl=60)
-    quiet, hot = ("/", "", ""), ("/wallpaper", "height=600", "")
+    quiet, hot = ("/", ""), ("/wallpaper?height=600", "")
     hits.keep(quiet, web.Response(body=b"q" * 1000), 1e12, (("k", entry),), lambda: None)
     for _ in range(20):  # a hot answer kept again every second
         hits.keep(hot, web.Response(body=b"x" * 1000), 1e12, (("k", entry),), lambda: None)

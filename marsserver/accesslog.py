@@ -1,13 +1,15 @@
-"""Access logging that costs almost nothing: one pre-formatted line per request, written in batches.
+"""Access logging that costs almost nothing: a tuple per request on the event loop, its line
+formatted and written in batches by a thread.
 
 aiohttp's own access logger sends every request through `logging` (a LogRecord, a Formatter, a
 handler lock and a write to stderr each time) and runs strftime for every line: that halved the
-throughput of cached hits (bench/throughput.py). Here a request costs one f-string and a list
-append. The timestamp is formatted once per second. A writer thread writes the lines to the sink
-in batches (every `interval` seconds, or each `batch_bytes`), so the event loop never waits on
-stderr; when the sink stalls, at most about `max_bytes` wait in memory (besides the batch being
-written) and further lines are dropped, counted, and reported with a warning once the sink
-moves again. Times are UTC: no time zone lookup per second, no ambiguous hour at a DST change.
+throughput of cached hits (bench/throughput.py). Here the event loop only keeps each request's
+facts in a tuple (a third of the cost of formatting its line there); a writer thread formats
+the lines, the timestamp once per second, and writes them to the sink in batches (every
+`interval` seconds, or each `batch_lines`), so the event loop never waits on stderr. When the
+sink stalls, at most `max_lines` wait in memory (besides the batch being written) and further
+lines are dropped, counted, and reported with a warning once the sink moves again. Times are
+UTC: no time zone lookup per second, no ambiguous hour at a DST change.
 
 aiohttp builds an access logger per connection, from a class: `AccessLog.logger_class` is that
 class, and every instance hands its requests to the one shared `AccessLog`. aiohttp tells an
@@ -29,7 +31,7 @@ from collections.abc import Callable
 from json.encoder import encode_basestring_ascii
 from typing import Any, NamedTuple, TextIO
 
-from aiohttp import hdrs, web
+from aiohttp import HttpVersion, hdrs, web
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web_request import BaseRequest
 from aiohttp.web_response import StreamResponse
@@ -40,9 +42,14 @@ MODES = ("on", "json")  # "off" is no access logger at all: aiohttp then skips e
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
+# What a line is made from: remote, start time, method, request target, HTTP version, status,
+# body length, Referer, User-Agent, duration. A plain tuple: the cheapest thing to build.
+_Entry = tuple[str | None, float, str, str, HttpVersion, int, int, str | None, str | None,
+               float]
+
+
 class _Batch(NamedTuple):
-    text: str
-    lines: int
+    entries: list[_Entry]
     dropped: int  # lines dropped so far, all told: the writer warns about the increase
 
 
@@ -53,16 +60,15 @@ class AccessLog:
 
     def __init__(self, mode: str = "on", sink: TextIO | None = None, *,
                  clock: Callable[[], float] = time.time, interval: float = 0.1,
-                 batch_bytes: int = 64 * 2**10, max_bytes: int = 4 * 2**20) -> None:
+                 batch_lines: int = 4096, max_lines: int = 32768) -> None:
         if mode not in MODES:
             raise ValueError(f"access log mode must be one of {', '.join(MODES)}, not {mode!r}")
         self._line = self._common if mode == "on" else self._json
         self._format_second = _common_time if mode == "on" else _iso_time
         self._sink = sink
         self._clock = clock
-        self._interval, self._batch_bytes, self._max_bytes = interval, batch_bytes, max_bytes
-        self._lines: list[str] = []
-        self._size = 0
+        self._interval, self._batch_lines, self._max_lines = interval, batch_lines, max_lines
+        self._entries: list[_Entry] = []
         self._second, self._stamp_text = -1, ""
         self._timer: asyncio.TimerHandle | None = None
         self._dropped = 0  # by the event loop, when the buffer is full
@@ -85,16 +91,18 @@ class AccessLog:
         app.on_cleanup.append(close)
 
     def record(self, request: BaseRequest, response: StreamResponse, duration: float) -> None:
-        """Buffer the line for one answered request; called on the event loop."""
-        if self._size > self._max_bytes:
+        """Keep the facts of one answered request for its line; called on the event loop."""
+        if len(self._entries) > self._max_lines:
             self._dropped += 1
             return
-        line = self._line(request, response, duration)
-        self._lines.append(line)
-        self._size += len(line)
-        if self._size >= self._batch_bytes:
+        headers = request.headers
+        self._entries.append((
+            request.remote, self._clock() - duration, request.method, request.raw_path,
+            request.version, response.status, response.body_length,
+            headers.get(hdrs.REFERER), headers.get(hdrs.USER_AGENT), duration))
+        if len(self._entries) >= self._batch_lines:
             self._hand_off()
-        if self._lines and self._timer is None:
+        if self._entries and self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(self._interval, self._tick)
 
     def flush(self, timeout: float = 5.0) -> bool:
@@ -121,18 +129,17 @@ class AccessLog:
     def _tick(self) -> None:
         self._timer = None
         self._hand_off()
-        if self._lines:  # the writer is still busy with the previous batch
+        if self._entries:  # the writer is still busy with the previous batch
             self._timer = asyncio.get_running_loop().call_later(self._interval, self._tick)
 
     def _hand_off(self) -> None:
         """Give the buffer to the writer thread, unless it is still writing the last batch
         (then the buffer grows, up to `max_bytes`): one batch in flight bounds the memory."""
-        if not self._lines or not self._idle.is_set():
+        if not self._entries or not self._idle.is_set():
             return
         self._idle.clear()
-        batch = _Batch("".join(self._lines), len(self._lines), self._dropped)
-        self._lines.clear()
-        self._size = 0
+        batch = _Batch(self._entries, self._dropped)
+        self._entries = []
         if self._writer is None:
             self._writer = threading.Thread(target=self._write_batches, name="access-log",
                                             daemon=True)
@@ -148,10 +155,10 @@ class AccessLog:
                 reported = batch.dropped
             sink = sys.stderr if self._sink is None else self._sink
             try:
-                sink.write(batch.text)
+                sink.write("".join([self._line(*entry) for entry in batch.entries]))
                 sink.flush()
             except (OSError, ValueError):  # a closed or broken stream must not kill the writer
-                self._lost += batch.lines
+                self._lost += len(batch.entries)
             self._idle.set()
 
     def _stamp(self, when: float) -> str:
@@ -160,29 +167,31 @@ class AccessLog:
             self._second, self._stamp_text = second, self._format_second(second)
         return self._stamp_text
 
-    def _common(self, request: BaseRequest, response: StreamResponse, duration: float) -> str:
+    def _common(self, remote: str | None, when: float, method: str, target: str,
+                version: HttpVersion, status: int, length: int, referer: str | None,
+                agent: str | None, duration: float) -> str:
         """aiohttp's default `%a %t "%r" %s %b "%{Referer}i" "%{User-Agent}i"`, what operators
         and log parsers already know, then the duration (aiohttp's, from the loop's clock: in
         1 ms steps under uvloop)."""
-        headers, version = request.headers, request.version
-        return (f'{request.remote or "-"} {self._stamp(self._clock() - duration)} '
-                f'"{request.method} {_quotable(request.raw_path)} '
-                f'HTTP/{version.major}.{version.minor}" {response.status} '
-                f'{response.body_length} "{_quotable(headers.get(hdrs.REFERER, "-"))}" '
-                f'"{_quotable(headers.get(hdrs.USER_AGENT, "-"))}" {duration * 1000:.3f}ms\n')
+        referer, agent = referer or "-", agent or "-"
+        if not _plain(target + referer + agent):  # one check for the usual case: all plain
+            target, referer, agent = _escaped(target), _escaped(referer), _escaped(agent)
+        return (f'{remote or "-"} {self._stamp(when)} '
+                f'"{method} {target} HTTP/{version.major}.{version.minor}" '
+                f'{status} {length} "{referer}" "{agent}" {duration * 1000:.3f}ms\n')
 
-    def _json(self, request: BaseRequest, response: StreamResponse, duration: float) -> str:
+    def _json(self, remote: str | None, when: float, method: str, target: str,
+              version: HttpVersion, status: int, length: int, referer: str | None,
+              agent: str | None, duration: float) -> str:
         """The same facts as `_common`, as one JSON object with millisecond times."""
-        headers, version = request.headers, request.version
-        when = self._clock() - duration
         return (f'{{"time":"{self._stamp(when)}.{int(when * 1000) % 1000:03d}Z",'
-                f'"remote":{_json_text(request.remote)},'
-                f'"method":{encode_basestring_ascii(request.method)},'
-                f'"path":{encode_basestring_ascii(request.raw_path)},'
-                f'"version":"{version.major}.{version.minor}","status":{response.status},'
-                f'"bytes":{response.body_length},'
-                f'"referer":{_json_text(headers.get(hdrs.REFERER))},'
-                f'"user_agent":{_json_text(headers.get(hdrs.USER_AGENT))},'
+                f'"remote":{_json_text(remote)},'
+                f'"method":{encode_basestring_ascii(method)},'
+                f'"path":{encode_basestring_ascii(target)},'
+                f'"version":"{version.major}.{version.minor}","status":{status},'
+                f'"bytes":{length},'
+                f'"referer":{_json_text(referer)},'
+                f'"user_agent":{_json_text(agent)},'
                 f'"duration_ms":{duration * 1000:.3f}}}\n')
 
 
@@ -219,12 +228,14 @@ def _logger_class(record: Callable[[BaseRequest, StreamResponse, float], None],
     return FastAccessLogger
 
 
-def _quotable(text: str) -> str:
-    """`text`, escaped JSON-style if it holds a quote, a backslash or a control character:
-    a client must not be able to close a quoted field or start a forged line."""
-    if text.isprintable() and '"' not in text and "\\" not in text:
-        return text
-    return encode_basestring_ascii(text)[1:-1]
+def _plain(text: str) -> bool:
+    """Nothing in `text` can close a quoted field or start a forged line."""
+    return text.isprintable() and '"' not in text and "\\" not in text
+
+
+def _escaped(text: str) -> str:
+    """`text`, escaped JSON-style when it is not `_plain`."""
+    return text if _plain(text) else encode_basestring_ascii(text)[1:-1]
 
 
 def _json_text(text: str | None) -> str:

@@ -143,7 +143,7 @@ async def test_a_full_batch_is_written_at_once_not_after_the_interval():
     written = sink.written()
     line = logged("on", request())
     log = AccessLog("on", sink, clock=lambda: MAY_DAY + 0.75, interval=3600,
-                    batch_bytes=3 * len(line))
+                    batch_lines=3)
     for _ in range(3):
         log.record(request(), RESPONSE, 0.25)
     assert await asyncio.wait_for(written.get(), 5) == 3 * line
@@ -162,7 +162,7 @@ async def test_a_stuck_sink_bounds_the_buffer_and_counts_what_it_drops(caplog):
     sink = StuckSink()
     line = logged("on", request())
     log = AccessLog("on", sink, clock=lambda: MAY_DAY + 0.75, interval=3600,
-                    batch_bytes=len(line), max_bytes=3 * len(line))
+                    batch_lines=1, max_lines=3)
     log.record(request(), RESPONSE, 0.25)  # handed to the writer, which now hangs
     assert entered.wait(5)
     for _ in range(50):  # the event loop goes on: 4 lines fill the buffer, 46 are dropped

@@ -5,13 +5,14 @@ Every server runs in its own process, all on the same event loop: the bare handl
 logging: the ceiling), marsserver with `--access-log off`, `on` and `json`, and marsserver with
 aiohttp's own access logger (`bench.aiohttp_log`, what `on` did before). Their stderr goes to
 files, so every log line is really written, and counted at the end. wrk (Debian's `wrk`)
-loads one server at a time from a third process, round after round, the order reversed every
-other round; each round gives every server's ratio to the bare handler in that round, and the
-report is the median of those ratios. Targets: off >= 0.90x, on and json >= 0.85x. The last
+loads one server at a time from a third process. Each run of a marsserver is paired with a run
+of the bare handler right before or after it (alternating): a shared machine's speed drifts
+within seconds, so only runs side by side compare fairly. The report is, per server, the
+median over rounds of its req/s over the bare handler's in the same pair. Targets: off >= 0.90x, on and json >= 0.85x. The last
 column is the server's CPU time per request (all its threads, from /proc), which moves less
 than req/s when other work shares the machine.
 
-    python -m bench.throughput [--rounds 5] [--seconds 3] [--connections 64] [--loop uvloop]
+    python -m bench.throughput [--rounds 7] [--seconds 2] [--connections 64] [--loop uvloop]
 """
 
 from __future__ import annotations
@@ -39,6 +40,11 @@ BODIES = {"/wallpaper": "wallpaper.jpg", "/": "list.json"}  # what the bare hand
 MODES = ("off", "on", "json")
 AIOHTTP_LOG = "aiohttp log"
 TARGETS = {"off": 0.90, "on": 0.85, "json": 0.85}
+# wrk on the first CPU, the servers on the others: a server that moves between CPUs (or shares
+# one with wrk) measures the scheduler, not itself.
+_CPUS = sorted(os.sched_getaffinity(0))
+WRK_CPU = ("taskset", "-c", str(_CPUS[0])) if len(_CPUS) > 1 else ()
+SERVER_CPUS = ("taskset", "-c", ",".join(map(str, _CPUS[1:]))) if len(_CPUS) > 1 else ()
 
 
 @dataclass
@@ -59,8 +65,8 @@ class Load:
 async def start(name: str, log: Path, module: str, *args: str) -> Server:
     """Run `python -m module args` with its stderr in `log`, and wait for "listening on URL"."""
     with log.open("wb") as stderr:
-        process = await asyncio.create_subprocess_exec(sys.executable, "-m", module, *args,
-                                                       stderr=stderr)
+        process = await asyncio.create_subprocess_exec(*SERVER_CPUS, sys.executable, "-m",
+                                                       module, *args, stderr=stderr)
     while process.returncode is None:
         if "listening on " in (text := _text(log)):
             return Server(name, process, text.split("listening on ")[1].split(",")[0], log)
@@ -93,7 +99,7 @@ async def wrk(server: Server, path: str, seconds: int, connections: int) -> Load
     url = server.url + path
     cpu = cpu_seconds(server.process.pid)
     process = await asyncio.create_subprocess_exec(
-        "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", url,
+        *WRK_CPU, "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", url,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
     output = (await process.communicate())[0].decode()
     cpu = cpu_seconds(server.process.pid) - cpu
@@ -112,19 +118,34 @@ def cpu_seconds(pid: int) -> float:
 
 async def measure(servers: list[Server], args: argparse.Namespace,
                   ) -> tuple[dict[str, dict[str, list[Load]]], Counter[str]]:
-    """Per path, per server: one Load per round, after a warm-up; and all requests per server."""
+    """Per path, per server: one Load per round, each run right next to a run of the bare
+    handler (first or second, alternating), whose Load is kept beside it: this machine's
+    speed drifts within seconds, so only runs side by side compare fairly."""
     loads: dict[str, dict[str, list[Load]]] = defaultdict(lambda: defaultdict(list))
     served: Counter[str] = Counter()
+    bare, others = servers[0], servers[1:]
     for server in servers:
         for path in PATHS.values():
             served[server.name] += (await wrk(server, path, 1, args.connections)).requests
     for round_ in range(args.rounds):
         for name, path in PATHS.items():
-            for server in servers if round_ % 2 == 0 else servers[::-1]:
-                load = await wrk(server, path, args.seconds, args.connections)
-                loads[name][server.name].append(load)
-                served[server.name] += load.requests
+            for server in others:
+                pair = (bare, server) if round_ % 2 == 0 else (server, bare)
+                for one in pair:
+                    load = await wrk(one, path, args.seconds, args.connections)
+                    loads[name][one.name if one is server else f"bare/{server.name}"].append(load)
+                    served[one.name] += load.requests
     return loads, served
+
+
+def _line(loop: str, path: str, name: str, runs: list[Load], ceilings: list[Load],
+          target: str) -> None:
+    ratio = statistics.median(load.requests_per_second / ceiling.requests_per_second
+                              for load, ceiling in zip(runs, ceilings, strict=True))
+    rate = statistics.median(load.requests_per_second for load in runs)
+    cpu = statistics.median(load.cpu_seconds / load.requests * 1e6 for load in runs)
+    print(f"{loop:8} {path:11} {name:12} {rate:>9.0f}/s {ratio:>6.2f}x {target:>8} {cpu:>8.1f}",
+          flush=True)
 
 
 def logged_requests(log: Path) -> int:
@@ -136,15 +157,12 @@ def logged_requests(log: Path) -> int:
 def report(loop: str, loads: dict[str, dict[str, list[Load]]], served: Counter[str],
            servers: list[Server]) -> None:
     for path, by_server in loads.items():
-        bare = [load.requests_per_second for load in by_server["bare"]]
-        for name, runs in by_server.items():
-            ratio = statistics.median(load.requests_per_second / ceiling
-                                      for load, ceiling in zip(runs, bare, strict=True))
-            rate = statistics.median(load.requests_per_second for load in runs)
-            cpu = statistics.median(load.cpu_seconds / load.requests * 1e6 for load in runs)
-            target = f">= {TARGETS[name]:.2f}" if name in TARGETS else ""
-            print(f"{loop:8} {path:11} {name:12} {rate:>9.0f}/s {ratio:>6.2f}x {target:>8} "
-                  f"{cpu:>8.1f}", flush=True)
+        for server in servers[1:]:
+            runs, ceilings = by_server[server.name], by_server[f"bare/{server.name}"]
+            if server is servers[1]:
+                _line(loop, path, "bare", ceilings, ceilings, "")
+            target = f">= {TARGETS[server.name]:.2f}" if server.name in TARGETS else ""
+            _line(loop, path, server.name, runs, ceilings, target)
     for server in servers[1:]:
         print(f"{loop:8} {server.name:12} {logged_requests(server.log):>10,} request lines "
               f"written for {served[server.name]:,} requests counted by wrk (it does not count "
@@ -167,8 +185,8 @@ async def compare(loop: str, args: argparse.Namespace) -> None:
 
 async def main() -> None:
     cli = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    cli.add_argument("--rounds", type=int, default=5)
-    cli.add_argument("--seconds", type=int, default=3)
+    cli.add_argument("--rounds", type=int, default=7)
+    cli.add_argument("--seconds", type=int, default=2)
     cli.add_argument("--connections", type=int, default=64)
     cli.add_argument("--loop", choices=("asyncio", "uvloop"), action="append",
                      help="event loop (repeatable; default: asyncio, and uvloop if installed)")
@@ -176,7 +194,7 @@ async def main() -> None:
     if shutil.which("wrk") is None:
         raise SystemExit("this benchmark needs wrk: apt-get install wrk")
     print(f"cached hits, wrk -t1 -c{args.connections}, {args.rounds} rounds x {args.seconds}s; "
-          "ratio: median over rounds of req/s / the bare handler's in the same round")
+          "ratio: median over rounds of req/s / the bare handler's run beside it")
     print(f"{'loop':8} {'path':11} {'server':12} {'req/s':>11} {'ratio':>7} {'target':>8} "
           f"{'CPU us/request':>14}")
     for loop in args.loop or _available_loops():

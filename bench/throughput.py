@@ -8,9 +8,9 @@ files, so every log line is really written, and counted at the end. wrk (Debian'
 loads one server at a time from a third process. Each run of a marsserver is paired with a run
 of the bare handler right before or after it (alternating): a shared machine's speed drifts
 within seconds, so only runs side by side compare fairly. The report is, per server, the
-median over rounds of its req/s over the bare handler's in the same pair. Targets: off >= 0.90x, on and json >= 0.85x. The last
-column is the server's CPU time per request (all its threads, from /proc), which moves less
-than req/s when other work shares the machine.
+median over rounds of its req/s over the bare handler's in the same pair. Targets: off >=
+0.90x, on and json >= 0.85x. The last column is the server's CPU time per request (all its
+threads, from /proc). wrk runs on the first CPU, the servers on the others.
 
     python -m bench.throughput [--rounds 7] [--seconds 2] [--connections 64] [--loop uvloop]
 """

@@ -41,9 +41,9 @@ MAX_REQUEST_LINE = 64 * 1024
 UPSTREAM_CONNECTIONS = 8  # per host: coalescing keeps us far below, this caps the worst case
 USER_AGENT = "marsserver/0.1 (Mars wallpaper service)"
 ROUTES: tuple[tuple[str, handlers.Handler, str], ...] = (
-    ("/", handlers.index, "index"),
-    ("/api/photos", handlers.photos, "photos"),
-    ("/wallpaper", handlers.wallpaper, "wallpaper"),
+    ("/", handlers.ready_first(handlers.index), "index"),
+    ("/api/photos", handlers.ready_first(handlers.photos), "photos"),
+    ("/wallpaper", handlers.ready_first(handlers.wallpaper), "wallpaper"),
     ("/photos/{id}/wallpaper", handlers.permalink, "permalink"),
     ("/presets", handlers.presets, "presets"),
     ("/healthz", handlers.healthz, "healthz"),

@@ -9,8 +9,9 @@ from email.utils import formatdate
 
 import pytest
 
-from marsserver import Settings, create_app
+from marsserver import Settings, create_app, handlers, params
 from marsserver.errors import BadUpstream, Unavailable
+from marsserver.handlers import PIPELINE
 from marsserver.sources import Listing, Query, QuerySource
 
 from .helpers import Clock
@@ -220,3 +221,62 @@ async def test_if_match_compares_strongly_so_a_weak_tag_never_matches(demo_clien
     etag = (await demo_client.get(PERMALINK)).headers["ETag"]
     response = await demo_client.get(PERMALINK, headers={"If-Match": f"W/{etag}"})
     assert response.status == 412
+
+
+async def test_an_error_for_a_client_without_accept_is_json_and_says_nothing_of_retrying(
+        demo_client):
+    response = await demo_client.get("/wallpaper?height=0", skip_auto_headers=["Accept"])
+    assert response.status == 400
+    assert response.headers["Content-Type"] == "application/json; charset=utf-8"
+    assert "Retry-After" not in response.headers
+
+
+async def test_an_error_for_a_client_ranking_json_above_html_is_json(demo_client):
+    response = await demo_client.get(
+        "/wallpaper?height=0", headers={"Accept": "text/html;q=0.5, application/json"})
+    assert (response.status, response.content_type) == (400, "application/json")
+
+
+async def test_an_error_page_keeps_retry_after(app_for):
+    client = await app_for(Down(Unavailable("mars.nasa.gov asked us to slow down",
+                                            retry_after=30)))
+    response = await client.get("/", headers=HTML)
+    assert (response.status, response.content_type) == (503, "text/html")
+    assert response.headers["Retry-After"] == "30"
+
+
+@pytest.mark.parametrize("path", ["/api/photos", "/wallpaper?height=100"])
+async def test_a_repeated_request_is_answered_ready_without_the_pipeline(
+        demo_client, clock: Clock, monkeypatch, path):
+    """The README's response cache: the same answer again, without asking the pipeline."""
+    pipeline = demo_client.app[PIPELINE]
+    fetched = clock.now
+    await demo_client.get(path)
+    clock.now = fetched + 0.5  # max-age ticks at whole seconds of the list's age
+    kept = await demo_client.get(path)
+    asked: list[Query] = []
+    real = pipeline.listing
+    monkeypatch.setattr(pipeline, "listing", lambda query: asked.append(query) or real(query))
+    again = await demo_client.get(path)
+    assert asked == []
+    assert (again.headers["X-Cache"], await again.read()) == ("HIT", await kept.read())
+
+
+async def test_a_wallpaper_query_is_parsed_once_however_often_it_is_asked(
+        demo_client, monkeypatch):
+    parsed: list[object] = []
+    real = params.wallpaper_spec
+    monkeypatch.setattr(params, "wallpaper_spec",
+                        lambda *args: parsed.append(args) or real(*args))
+    for _ in range(3):  # conditional requests: past the ready answers, to the parsing
+        response = await demo_client.get("/wallpaper?height=100",
+                                         headers={"If-None-Match": '"another"'})
+        assert response.status == 200
+    assert len(parsed) == 1
+
+
+async def test_remembered_queries_never_exceed_their_bound(demo_client, monkeypatch):
+    monkeypatch.setattr(handlers, "MAX_REMEMBERED_QUERIES", 4)
+    for n in range(5):
+        assert (await demo_client.get(f"/wallpaper?height=64&n={n}")).status == 200
+    assert len(demo_client.app[handlers.QUERIES]) <= 4

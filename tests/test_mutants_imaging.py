@@ -1,13 +1,16 @@
 """Resizing at its edges: exact size bounds, one-pixel outputs, which part of a photo `cover`
-keeps on every resampling path, and sources that are 1-bit or have an alpha channel."""
+keeps on every resampling path, sources that are 1-bit or have an alpha channel, the
+documented resampling plan (README, Performance) and the encoders' settings."""
 
 from __future__ import annotations
 
 import io
+import random
 
 import pytest
 from PIL import Image
 
+from marsserver import imaging
 from marsserver.errors import BadUpstream
 from marsserver.imaging import SLIVER_WIDTH, Spec, wallpaper
 
@@ -87,3 +90,89 @@ def test_one_bit_and_gray_with_alpha_sources_stay_grayscale(mode):
     source = encoded(Image.new(mode, (64, 48), 1 if mode == "1" else (200, 255)))
     image = made(source, Spec(24))
     assert (image.mode, image.size) == ("L", (32, 24))
+
+
+HAMMING, BICUBIC, LANCZOS = (Image.Resampling.HAMMING, Image.Resampling.BICUBIC,
+                             Image.Resampling.LANCZOS)
+
+
+@pytest.fixture
+def resizes(monkeypatch):
+    """Every `Image.resize` as (size resized, new size, filter, box, reducing_gap)."""
+    calls = []
+    real = Image.Image.resize
+
+    def spy(self, size, resample=None, box=None, reducing_gap=None):
+        # Pillow resizes L and RGB images with bicubic when no filter is given.
+        used = BICUBIC if resample is None else resample
+        calls.append((self.size, size, used, box, reducing_gap))
+        return real(self, size, resample, box, reducing_gap)
+
+    monkeypatch.setattr(Image.Image, "resize", spy)
+    return calls
+
+
+@pytest.mark.parametrize(("fmt", "size", "spec", "plan"), [
+    # Shrinking exactly 1x (a crop): bicubic, no Hamming pass.
+    ("PNG", (200, 100), Spec(100, 100, "cover"),
+     [((200, 100), (100, 100), BICUBIC, (50, 0, 150, 100), 3.0)]),
+    # 1x-2.8x: Hamming across the kept columns, bicubic down the kept rows.
+    ("PNG", (300, 100), Spec(50, 50, "cover"),
+     [((300, 100), (50, 100), HAMMING, (100, 0, 200, 100), None),
+      ((50, 100), (50, 50), BICUBIC, (0, 0, 50, 100), None)]),
+    ("PNG", (100, 300), Spec(50, 50, "cover"),
+     [((100, 300), (50, 300), HAMMING, (0, 0, 100, 300), None),
+      ((50, 300), (50, 50), BICUBIC, (0, 100, 50, 200), None)]),
+    # The smaller of the two shrinks decides: 2.8 across but 2.75 down, and the other way.
+    ("PNG", (56, 55), Spec(20),
+     [((56, 55), (20, 55), HAMMING, (0, 0, 56, 55), None),
+      ((20, 55), (20, 20), BICUBIC, (0, 0, 20, 55), None)]),
+    ("PNG", (55, 56), Spec(20),
+     [((55, 56), (20, 56), HAMMING, (0, 0, 55, 56), None),
+      ((20, 56), (20, 20), BICUBIC, (0, 0, 20, 56), None)]),
+    # From 2.8x: a PNG has no DCT scaling, so bicubic with reducing_gap=3 (which, at 10x,
+    # first box-reduces by 3).
+    ("PNG", (140, 140), Spec(50), [((140, 140), (50, 50), BICUBIC, (0, 0, 140, 140), 3.0)]),
+    ("PNG", (600, 200), Spec(20, 20, "cover"),
+     [((600, 200), (20, 20), BICUBIC, (200, 0, 400, 200), 3.0)]),
+    # A JPEG is decoded at 1/2 from 2.8x and at 1/4 from 10x, then resampled with Lanczos.
+    ("JPEG", (140, 140), Spec(50), [((70, 70), (50, 50), LANCZOS, (0, 0, 70, 70), None)]),
+    ("JPEG", (600, 200), Spec(20, 20, "cover"),
+     [((150, 50), (20, 20), LANCZOS, (50, 0, 100, 50), None)]),
+    ("JPEG", (100, 300), Spec(30), [((25, 75), (10, 30), LANCZOS, (0, 0, 25, 75), None)]),
+    # Enlarging: decoded whole, bicubic.
+    ("JPEG", (100, 50), Spec(100), [((100, 50), (200, 100), BICUBIC, (0, 0, 100, 50), 3.0)]),
+])
+def test_the_resampling_plan_is_the_documented_one(resizes, fmt, size, spec, plan):
+    image = made(encoded(Image.new("RGB", size, GREEN), fmt), spec)
+    assert image.size == plan[-1][1]
+    assert resizes == plan
+
+
+def test_drafted_is_one_when_pillow_does_not_draft():
+    """Pillow's `draft` returns None when it changes nothing, as for a second draft."""
+    with Image.open(io.BytesIO(encoded(Image.new("L", (400, 400)), "JPEG"))) as image:
+        image.draft("L", (200, 200))
+        assert imaging._drafted(image, 12.0) == 1.0
+        assert image.size == (200, 200)
+
+
+def test_32_bit_gray_is_scaled_to_8_bits_not_clipped():
+    """Mode I is what Pillow before 10.3 (setup.cfg allows 10.1) opens 16-bit gray PNGs in."""
+    image = imaging._normalised(Image.new("I", (4, 4), 32768))
+    assert (image.mode, image.getextrema()) == ("L", (128, 128))
+
+
+@pytest.mark.parametrize(("fmt", "quality", "settings"), [
+    ("png", 0, {"format": "PNG", "compress_level": 6}),
+    ("webp", 70, {"format": "WEBP", "quality": 70, "method": 4}),
+    ("jpeg", 70, {"format": "JPEG", "quality": 70}),
+])
+def test_pixels_are_encoded_with_the_documented_settings(fmt, quality, settings):
+    """At 1x nothing is resampled, so the bytes are exactly the encoder's with those settings
+    (a PNG's zlib header even names its compression level)."""
+    pixels = Image.frombytes("RGB", (64, 48), random.Random(0).randbytes(64 * 48 * 3))
+    expected = io.BytesIO()
+    pixels.save(expected, **settings)
+    output = wallpaper(encoded(pixels), Spec(48, format=fmt, quality=quality), max_pixels=10**9)
+    assert output == expected.getvalue()

@@ -10,7 +10,7 @@ import re
 from typing import Any
 
 import pytest
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from marsserver import Settings, create_app
 from marsserver.errors import BadParameter, BadUpstream, NotFound
@@ -122,6 +122,17 @@ async def test_mars_photos_sends_the_demo_key_unless_given_another():
                            "latest_photos", {"api_key": "DEMO_KEY"})]
 
 
+@pytest.mark.parametrize(("api_url", "asked"), [
+    ("https://mirror.example/api//", "https://mirror.example/api/rovers/curiosity/latest_photos"),
+    ("https://mirror.example/MARSX", "https://mirror.example/MARSX/rovers/curiosity/latest_photos"),
+])
+async def test_mars_photos_trims_only_trailing_slashes_from_the_mirror_url(api_url, asked):
+    feed = Feed({"latest_photos": []})
+    with pytest.raises(BadUpstream):
+        await MarsPhotosSource(feed, api_url).latest()
+    assert feed.asked[0][0] == asked
+
+
 @pytest.mark.parametrize("max_sol", [0, 1406])
 def test_mars_photos_takes_the_newest_sol_from_a_single_photo(max_sol):
     photo = {"id": 1, "sol": 0, "camera": {"name": "MAHLI"}, "earth_date": "2012-08-06",
@@ -183,6 +194,16 @@ def test_demo_photos_are_the_same_pixels_in_every_version(sol, number, mode, dig
     image = Image.open(io.BytesIO(render(sol, number)))
     assert image.mode == mode
     assert hashlib.sha256(image.tobytes()).hexdigest() == digest
+
+
+def test_demo_rocks_are_2_to_46_px_in_radius(monkeypatch):
+    """Rocks grow toward the viewer, from 2 px up to 6 + 40 px at the bottom edge."""
+    boxes: list[Any] = []
+    monkeypatch.setattr(ImageDraw.ImageDraw, "ellipse", lambda _, xy, **__: boxes.append(xy))
+    render(4000, 0)
+    radii = [(right - left) / 2 for left, _, right, _ in boxes]
+    assert len(radii) == 160
+    assert 2 <= min(radii) <= max(radii) <= 46
 
 
 @pytest.mark.parametrize(("settings", "feed", "asked"), [

@@ -60,6 +60,15 @@ async def test_other_schemes_and_credentials_are_refused_even_on_an_allowed_host
     assert mock_nasa.requests == {}
 
 
+@pytest.mark.parametrize(("link", "shown"), [("file:///etc/passwd", "file://"),
+                                             ("demo:4000/1", "demo://")])
+async def test_a_link_without_a_host_is_refused_naming_no_host(upstream, mock_nasa, link, shown):
+    with pytest.raises(BadUpstream) as raised:
+        await upstream.get_image(link)
+    assert raised.value.detail == f"image link outside the allowed hosts: {shown}"
+    assert mock_nasa.requests == {}
+
+
 async def test_a_malformed_link_says_so(upstream, mock_nasa):
     with pytest.raises(BadUpstream) as raised:
         await upstream.get_image("http://[::1")
@@ -191,6 +200,12 @@ async def test_the_guard_asks_dns_exactly_what_the_connection_asked():
     answers = await resolver.resolve("images.example", 8443, socket.AF_INET6)
     assert [(a["host"], a["port"]) for a in answers] == [("2606:4700::1111", 8443)]
     assert inner.asked == [("images.example", 8443, socket.AF_INET6)]
+
+
+async def test_the_guard_has_aiohttps_resolver_defaults_port_0_and_ipv4():
+    inner = RecordingResolver()
+    [answer] = await PublicResolver(frozenset(), inner).resolve("images.example")
+    assert (answer["port"], inner.asked) == (0, [("images.example", 0, socket.AF_INET)])
 
 
 

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from aiocache.lock import OptimisticLock, OptimisticLockError
 
@@ -85,3 +87,16 @@ def test_a_value_the_cache_cannot_size_is_refused_naming_its_type():
     with pytest.raises(TypeError) as raised:
         size_of(3.5)
     assert str(raised.value) == "cannot size a float for the cache"
+
+
+async def test_memory_calls_never_go_through_wait_for(monkeypatch):
+    """aiocache wraps every call in `asyncio.wait_for` unless its timeout is 0: a task and
+    a timer per lookup, on the path of every cached hit."""
+    waited: list[object] = []
+    real = asyncio.wait_for
+    monkeypatch.setattr(asyncio, "wait_for",
+                        lambda *args, **kwargs: waited.append(args) or real(*args, **kwargs))
+    cache = BoundedMemoryCache(10**6, 10)
+    await cache.set("k", b"v", ttl=60)
+    assert await cache.get("k") == b"v"
+    assert waited == []

@@ -145,3 +145,16 @@ async def test_a_caller_cancelled_itself_stays_cancelled_when_shutdown_cancels_i
     await background.close()
     with pytest.raises(asyncio.CancelledError):
         await caller
+
+
+async def test_a_caller_cancelled_just_after_its_work_was_stays_cancelled():
+    """The work's cancellation lands first, the caller's own in the same loop pass: the
+    caller was cancelled itself, so it must not be told to retry."""
+    background = Background()
+    caller = await caller_of_endless_work(background)
+    [work] = asyncio.all_tasks() - {caller, asyncio.current_task()}
+    work.cancel()
+    caller.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await caller
+    assert work.cancelled()

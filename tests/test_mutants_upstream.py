@@ -212,3 +212,25 @@ async def test_the_guard_has_aiohttps_resolver_defaults_port_0_and_ipv4():
 def test_operator_named_hosts_are_trusted_whatever_their_case_or_trailing_dot():
     assert upstream_module.trusted_names("http://Mirror.Local./api", ("IMG.local.:81",)) == {
         "mirror.local", "img.local"}
+
+
+def test_an_api_url_without_a_host_trusts_no_name():
+    assert upstream_module.trusted_names("file:///feed.json", None) == frozenset()
+
+
+async def test_by_default_two_retries_back_off_from_a_quarter_second(
+        session, mock_nasa, monkeypatch):
+    delays: list[float] = []
+    real_sleep = asyncio.sleep
+
+    async def sleep(delay: float) -> None:
+        delays.append(delay)
+        await real_sleep(0)
+
+    monkeypatch.setattr(upstream_module.asyncio, "sleep", sleep)
+    monkeypatch.setattr(upstream_module, "random", random.Random(7))
+    jitter = random.Random(7)
+    mock_nasa.get(FEED, status=503, repeat=True)
+    with pytest.raises(BadUpstream):
+        await Upstream(session, ("mars.nasa.gov",), max_bytes=1000).get_json(FEED, {})
+    assert delays == pytest.approx([0.25 * 2**n * jitter.uniform(0.5, 1.5) for n in range(2)])

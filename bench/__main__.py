@@ -1,7 +1,8 @@
 """Every benchmark, one after the other: `python -m bench` (after `pip install -e '.[bench]'`).
 
-Each section runs on its own too: `python -m bench.throughput`, `bench.cold_burst`,
-`bench.resize`, `bench.scaling` and `bench.flood` (the last is long and not included here).
+Each section runs on its own too: `python -m bench.throughput`, `bench.access_log`,
+`bench.cold_burst`, `bench.resize`, `bench.scaling` and `bench.flood` (the last is long and not
+included here).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import sys
 import aiohttp
 import PIL
 
-SECTIONS = ("throughput", "cold_burst", "resize", "scaling")
+SECTIONS = ("throughput", "access_log", "cold_burst", "resize", "scaling")
 
 
 def main() -> None:

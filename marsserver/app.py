@@ -68,7 +68,7 @@ def create_app(settings: Settings | None = None, *, source: Source | None = None
         app[SOURCE] = source
     for path, handler, name in ROUTES:
         app.router.add_get(path, handlers.json_errors(handler), name=name)
-    app.router.add_route("*", "/{path:.*}", handlers.json_errors(handlers.no_route))
+    app.router.add_route("*", r"/{path:[\s\S]*}", handlers.json_errors(handlers.no_route))
     app.cleanup_ctx.append(_resources)
     return app
 

@@ -297,11 +297,23 @@ def json_errors(handler: Handler) -> Handler:
 
 async def no_route(request: web.Request) -> web.StreamResponse:
     """What the router found nothing for: 405 naming the methods the path has, else 404.
-    Registered last, for every path and method, so these are JSON too (see `json_errors`)."""
+    Registered last, for every path and method, so these are JSON too (see `json_errors`).
+
+    A route added to this app after `create_app`, at the top level and dynamic (`/{name}`),
+    comes after this one and is never reached: mount marsserver in your own app instead
+    (README, Embedding). Such a request is logged and answered 404 rather than a 405 that
+    would contradict itself.
+    """
     allowed: set[str] = set()
     for resource in request.app.router.resources():
         if resource is not request.match_info.route.resource:
-            allowed |= (await resource.resolve(request))[1]
+            match, methods = await resource.resolve(request)
+            if match is not None:
+                log.warning("%s %s matches %s, added after create_app and shadowed by "
+                            "marsserver's catch-all: mount marsserver instead", request.method,
+                            request.path[:80], resource.canonical)
+                raise web.HTTPNotFound()
+            allowed |= methods
     if allowed:
         raise web.HTTPMethodNotAllowed(request.method, allowed)
     raise web.HTTPNotFound()

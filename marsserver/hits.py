@@ -25,7 +25,9 @@ from .cache import Cache
 
 MAX_ENTRIES = 1024
 
-Key = tuple[str, str]  # the request target as sent (path and query), Accept
+# The path and query as sent (never an absolute-form target's host and user info: only the
+# routed path and a query within params.MAX_QUERY are ever kept), Accept.
+Key = tuple[str, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +50,7 @@ class Hits:
 
     @staticmethod
     def key(request: web.Request) -> Key:
-        return request.raw_path, request.headers.get("Accept", "")
+        return request.rel_url.raw_path_qs, request.headers.get("Accept", "")
 
     def answer(self, key: Key, headers: CIMultiDictProxy[str]) -> web.Response | None:
         """The ready answer for `key`, if it is still exactly what the full path would send."""

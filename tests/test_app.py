@@ -6,10 +6,12 @@ import io
 
 import pytest
 from aiohttp import web
+from aiohttp.test_utils import make_mocked_request
 from PIL import Image
 
 from marsserver import Listing, Settings, create_app
 from marsserver.errors import BadUpstream
+from marsserver.hits import Hits
 from marsserver.sources.demo import CAMERAS
 
 from .helpers import pipeline_of, work_entries
@@ -186,3 +188,30 @@ async def test_remembered_queries_stay_bounded(demo_client):
     assert (await demo_client.get("/wallpaper?height=0")).status == 400  # errors not kept
     assert 0 < len(demo_client.app[QUERIES]) <= MAX_REMEMBERED_QUERIES
     assert len(work_entries(demo_client)) == 3
+
+
+@pytest.mark.parametrize(("method", "path"), [("GET", "/%0A"), ("GET", "/wallpaper%0A"),
+                                              ("POST", "/%0A")])
+async def test_a_path_with_a_newline_is_a_json_404_too(demo_client, method, path):
+    response = await demo_client.request(method, path)
+    assert (response.status, response.content_type) == (404, "application/json")
+
+
+async def test_a_route_shadowed_by_the_catch_all_is_a_404_and_a_warning_not_a_bad_405(
+        aiohttp_client, caplog):
+    async def named(request: web.Request) -> web.Response:
+        return web.Response(text=request.match_info["n"])
+
+    app = create_app(Settings(source="demo"))
+    app.router.add_get("/{n}.txt", named)
+    client = await aiohttp_client(app)
+    response = await client.get("/x.txt")
+    assert (response.status, (await response.json())["error"]) == (404, "not_found")
+    assert "/x.txt matches /{n}.txt, added after create_app" in caplog.text
+
+
+def test_ready_answers_are_keyed_by_path_and_query_never_a_targets_host():
+    """An absolute-form target's host and user info must not become (unbounded) keys."""
+    target = "http://" + "u" * 5000 + "@x/api/photos?sol=1"
+    key = Hits.key(make_mocked_request("GET", target, headers={"Accept": "*/*"}))
+    assert key == ("/api/photos?sol=1", "*/*")

@@ -7,9 +7,11 @@ throughput of cached hits (bench/throughput.py). Here the event loop only keeps 
 facts in a tuple (a third of the cost of formatting its line there); a writer thread formats
 the lines, the timestamp once per second, and writes them to the sink in batches (every
 `interval` seconds, or each `batch_lines`), so the event loop never waits on stderr. When the
-sink stalls, at most `max_lines` wait in memory (besides the batch being written) and further
-lines are dropped, counted, and reported with a warning once the sink moves again. Times are
-UTC: no time zone lookup per second, no ambiguous hour at a DST change.
+sink stalls, at most about `max_bytes` wait in memory (counted from each request's target,
+Referer and User-Agent, which may be 64 KiB each: a count of lines would bound nothing),
+besides the batch being written, and further lines are dropped, counted, and reported with a
+warning once the sink moves again. Times are UTC: no time zone lookup per second, no ambiguous
+hour at a DST change.
 
 aiohttp builds an access logger per connection, from a class: `AccessLog.logger_class` is that
 class, and every instance hands its requests to the one shared `AccessLog`. aiohttp tells an
@@ -38,6 +40,7 @@ from aiohttp.web_response import StreamResponse
 
 log = logging.getLogger(__name__)
 
+LINE_BYTES = 100  # what a line holds besides its target, Referer and User-Agent
 MODES = ("on", "json")  # "off" is no access logger at all: aiohttp then skips even the call
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
@@ -60,15 +63,16 @@ class AccessLog:
 
     def __init__(self, mode: str = "on", sink: TextIO | None = None, *,
                  clock: Callable[[], float] = time.time, interval: float = 0.1,
-                 batch_lines: int = 4096, max_lines: int = 32768) -> None:
+                 batch_lines: int = 4096, max_bytes: int = 4 * 2**20) -> None:
         if mode not in MODES:
             raise ValueError(f"access log mode must be one of {', '.join(MODES)}, not {mode!r}")
         self._line = self._common if mode == "on" else self._json
         self._format_second = _common_time if mode == "on" else _iso_time
         self._sink = sink
         self._clock = clock
-        self._interval, self._batch_lines, self._max_lines = interval, batch_lines, max_lines
+        self._interval, self._batch_lines, self._max_bytes = interval, batch_lines, max_bytes
         self._entries: list[_Entry] = []
+        self._size = 0  # of the buffered entries' variable fields, plus LINE_BYTES each
         self._second, self._stamp_text = -1, ""
         self._timer: asyncio.TimerHandle | None = None
         self._dropped = 0  # by the event loop, when the buffer is full
@@ -92,14 +96,16 @@ class AccessLog:
 
     def record(self, request: BaseRequest, response: StreamResponse, duration: float) -> None:
         """Keep the facts of one answered request for its line; called on the event loop."""
-        if len(self._entries) > self._max_lines:
+        if self._size > self._max_bytes:
             self._dropped += 1
             return
         headers = request.headers
+        target = request.raw_path
+        referer, agent = headers.get(hdrs.REFERER), headers.get(hdrs.USER_AGENT)
         self._entries.append((
-            request.remote, self._clock() - duration, request.method, request.raw_path,
-            request.version, response.status, response.body_length,
-            headers.get(hdrs.REFERER), headers.get(hdrs.USER_AGENT), duration))
+            request.remote, self._clock() - duration, request.method, target,
+            request.version, response.status, response.body_length, referer, agent, duration))
+        self._size += LINE_BYTES + len(target) + len(referer or "") + len(agent or "")
         if len(self._entries) >= self._batch_lines:
             self._hand_off()
         if self._entries and self._timer is None:
@@ -134,12 +140,13 @@ class AccessLog:
 
     def _hand_off(self) -> None:
         """Give the buffer to the writer thread, unless it is still writing the last batch
-        (then the buffer grows, up to `max_bytes`): one batch in flight bounds the memory."""
+        (then the buffer grows, up to about `max_bytes`): one batch in flight bounds the
+        memory."""
         if not self._entries or not self._idle.is_set():
             return
         self._idle.clear()
         batch = _Batch(self._entries, self._dropped)
-        self._entries = []
+        self._entries, self._size = [], 0
         if self._writer is None:
             self._writer = threading.Thread(target=self._write_batches, name="access-log",
                                             daemon=True)

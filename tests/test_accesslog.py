@@ -54,6 +54,12 @@ def request(path="/wallpaper?photo_number=1&height=600", headers=HEADERS, method
 RESPONSE = SimpleNamespace(status=200, body_length=5120)
 
 
+def entry_bytes(one) -> int:
+    """What the buffer counts for `one` against `max_bytes`."""
+    return (accesslog.LINE_BYTES + len(one.raw_path) + len(one.headers.get("Referer", ""))
+            + len(one.headers.get("User-Agent", "")))
+
+
 def logged(mode, *requests, duration=0.25):
     """The text AccessLog writes for `requests`, its clock at MAY_DAY + 0.75 s."""
     sink = Sink()
@@ -162,7 +168,7 @@ async def test_a_stuck_sink_bounds_the_buffer_and_counts_what_it_drops(caplog):
     sink = StuckSink()
     line = logged("on", request())
     log = AccessLog("on", sink, clock=lambda: MAY_DAY + 0.75, interval=3600,
-                    batch_lines=1, max_lines=3)
+                    batch_lines=1, max_bytes=3 * entry_bytes(request()))
     log.record(request(), RESPONSE, 0.25)  # handed to the writer, which now hangs
     assert entered.wait(5)
     for _ in range(50):  # the event loop goes on: 4 lines fill the buffer, 46 are dropped

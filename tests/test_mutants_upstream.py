@@ -88,17 +88,23 @@ async def test_a_feed_that_redirects_is_a_bad_upstream_naming_the_status(upstrea
     assert raised.value.detail == "mars.nasa.gov answered HTTP 302"
 
 
-async def test_retries_back_off_exponentially_with_jitter_and_say_so(
-        session, mock_nasa, monkeypatch, caplog):
-    delays: list[float] = []
+@pytest.fixture
+def delays(monkeypatch) -> list[float]:
+    """The upstream's back-off sleeps, taken at once, its jitter seeded with 7."""
+    slept: list[float] = []
     real_sleep = asyncio.sleep
 
     async def sleep(delay: float) -> None:
-        delays.append(delay)
+        slept.append(delay)
         await real_sleep(0)
 
     monkeypatch.setattr(upstream_module.asyncio, "sleep", sleep)
     monkeypatch.setattr(upstream_module, "random", random.Random(7))
+    return slept
+
+
+async def test_retries_back_off_exponentially_with_jitter_and_say_so(
+        session, mock_nasa, delays, caplog):
     jitter = random.Random(7)
     expected = [0.5 * 2**attempt * jitter.uniform(0.5, 1.5) for attempt in range(4)]
     mock_nasa.get(FEED, status=503, repeat=True)
@@ -219,16 +225,7 @@ def test_an_api_url_without_a_host_trusts_no_name():
 
 
 async def test_by_default_two_retries_back_off_from_a_quarter_second(
-        session, mock_nasa, monkeypatch):
-    delays: list[float] = []
-    real_sleep = asyncio.sleep
-
-    async def sleep(delay: float) -> None:
-        delays.append(delay)
-        await real_sleep(0)
-
-    monkeypatch.setattr(upstream_module.asyncio, "sleep", sleep)
-    monkeypatch.setattr(upstream_module, "random", random.Random(7))
+        session, mock_nasa, delays):
     jitter = random.Random(7)
     mock_nasa.get(FEED, status=503, repeat=True)
     with pytest.raises(BadUpstream):

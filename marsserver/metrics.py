@@ -75,6 +75,15 @@ class Lookups:
     def count(self, stage: str, result: str) -> None:
         self.counts[stage, result] += 1
 
+    def hits_at(self, *stages: str) -> Callable[[], None]:
+        """A function counting one hit at each of `stages`, for answers served again."""
+        counts, keys = self.counts, [(stage, "hit") for stage in stages]
+
+        def count() -> None:
+            for key in keys:
+                counts[key] += 1
+        return count
+
     def collect(self) -> Iterator[CounterMetricFamily]:
         family = CounterMetricFamily(
             "marsserver_cache_requests", "Cache lookups by stage and result (hit, miss, stale)",

@@ -218,12 +218,7 @@ class Pipeline:
 
     def count_hits(self, *stages: str) -> Callable[[], None]:
         """Count a cache hit at each of `stages`, as serving one through the pipeline would."""
-        counts, keys = self.metrics.lookups.counts, [(stage, "hit") for stage in stages]
-
-        def count() -> None:
-            for key in keys:
-                counts[key] += 1
-        return count
+        return self.metrics.lookups.hits_at(*stages)
 
     def _stale(self, today: Today) -> bool:
         return time.time() - today.fetched_at >= today.fresh_for

@@ -40,15 +40,16 @@ CONNECT_TIMEOUT = 5.0
 MAX_REQUEST_LINE = 64 * 1024
 UPSTREAM_CONNECTIONS = 8  # per host: coalescing keeps us far below, this caps the worst case
 USER_AGENT = "marsserver/0.1 (Mars wallpaper service)"
-ROUTES: tuple[tuple[str, handlers.Handler, str], ...] = (
-    ("/", handlers.ready_first(handlers.index), "index"),
-    ("/api/photos", handlers.ready_first(handlers.photos), "photos"),
-    ("/wallpaper", handlers.ready_first(handlers.wallpaper), "wallpaper"),
-    ("/photos/{id}/wallpaper", handlers.permalink, "permalink"),
-    ("/presets", handlers.presets, "presets"),
-    ("/healthz", handlers.healthz, "healthz"),
-    ("/metrics", handlers.metrics, "metrics"),
-    ("/openapi.json", handlers.openapi, "openapi"),
+# path, handler, name, and whether a cached hit is answered before the handler runs
+ROUTES: tuple[tuple[str, handlers.Handler, str, bool], ...] = (
+    ("/", handlers.index, "index", True),
+    ("/api/photos", handlers.photos, "photos", True),
+    ("/wallpaper", handlers.wallpaper, "wallpaper", True),
+    ("/photos/{id}/wallpaper", handlers.permalink, "permalink", False),
+    ("/presets", handlers.presets, "presets", False),
+    ("/healthz", handlers.healthz, "healthz", False),
+    ("/metrics", handlers.metrics, "metrics", False),
+    ("/openapi.json", handlers.openapi, "openapi", False),
 )
 
 
@@ -66,8 +67,10 @@ def create_app(settings: Settings | None = None, *, source: Source | None = None
     app[handlers.QUERIES] = {}
     if source is not None:
         app[SOURCE] = source
-    for path, handler, name in ROUTES:
-        app.router.add_get(path, handlers.json_errors(handler), name=name)
+    for path, handler, name, ready_first in ROUTES:
+        guarded = handlers.json_errors(handler)
+        app.router.add_get(path, handlers.ready_first(guarded, app) if ready_first else guarded,
+                           name=name)
     app.router.add_route("*", r"/{path:[\s\S]*}", handlers.json_errors(handlers.no_route))
     app.cleanup_ctx.append(_resources)
     return app

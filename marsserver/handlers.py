@@ -47,13 +47,19 @@ PHOTO_ID = re.compile(PHOTO_ID_PATTERN)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def ready_first(handler: Handler) -> Handler:
-    """`handler`, preceded by a look for its ready answer (`hits`): a hit is answered before
-    anything is parsed, even the Accept header. (Applied where routes are added, not as a
+def ready_first(handler: Handler, app: web.Application) -> Handler:
+    """`handler` (already answering failures as JSON), preceded by a look for its ready
+    answer in `app`'s `hits`: a hit is answered before anything is parsed, even the Accept
+    header, in this one coroutine frame (each frame more cost 2% of a hit). A failing look
+    is logged and the full path answers. (Applied where routes are added, not as a
     decorator: mutmut skips decorated functions.)"""
     @wraps(handler)
     async def answer(request: web.Request) -> web.StreamResponse:
-        ready = request.app[HITS].answer(Hits.key(request), request.headers)
+        try:
+            ready = app[HITS].answer(Hits.key(request), request.headers)
+        except Exception:
+            log.exception("looking up the ready answer for %s failed", request.rel_url)
+            ready = None
         return ready if ready is not None else await handler(request)
     return answer
 

@@ -7,6 +7,8 @@ import re
 
 from aiohttp.test_utils import TestClient
 
+from marsserver.handlers import HITS
+
 from .helpers import Clock, pipeline_of, until
 
 WALLPAPER = "/wallpaper?photo_number=1&height=120"
@@ -108,3 +110,18 @@ async def test_routes_that_share_a_body_keep_their_own_headers(demo_client):
         api = await demo_client.get("/api/photos", headers={"Accept": "application/json"})
         assert await index.read() == await api.read()
         assert (index.headers.get("Vary"), api.headers.get("Vary")) == ("Accept", None)
+
+
+async def test_a_failing_look_for_a_ready_answer_is_logged_and_the_full_path_answers(
+        demo_client, monkeypatch, caplog):
+    await demo_client.get(WALLPAPER)
+    made = await demo_client.get(WALLPAPER)
+    assert made.headers["X-Cache"] == "HIT"
+
+    def broken(*_: object) -> None:
+        raise RuntimeError("broken ready answers")
+    monkeypatch.setattr(demo_client.app[HITS], "answer", broken)
+    again = await demo_client.get(WALLPAPER)
+    assert (again.status, again.headers["ETag"]) == (200, made.headers["ETag"])
+    assert again.headers["X-Cache"] == "HIT"  # from the cache, by the full path
+    assert "looking up the ready answer for /wallpaper" in caplog.text

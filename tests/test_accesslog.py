@@ -272,3 +272,18 @@ def test_the_setting_takes_on_off_json_and_the_old_boolean_spellings(text, mode)
 def test_the_setting_refuses_other_modes():
     with pytest.raises(ValueError, match="access_log must be one of on, off, json"):
         Settings.from_strings({"access_log": "verbose"})
+
+
+@pytest.mark.parametrize(("odd", "written"), [
+    ('x"y', r'x\"y'), ("x\\y", r"x\\y"), ("x\ny", r"x\ny"), ("x\ry", r"x\ry"),
+    ("x\x7fy", r"x\u007fy"), ("x\x00y", r"x\u0000y"), ("x\u00e9y", "x\u00e9y")])
+async def test_one_odd_line_in_a_batch_is_escaped_and_the_plain_ones_stay_plain(odd, written):
+    """Lines are formatted a batch at a time with one look for anything to escape: a single
+    odd field among plain lines must still be escaped, and only there (printable non-ASCII
+    text needs no escaping)."""
+    plain = request()
+    batch = logged("on", plain, request(headers={**HEADERS, "User-Agent": odd}), plain)
+    first, second, third = batch.split("\n")[:3]
+    assert batch.count("\n") == 3
+    assert first == third == logged("on", plain).rstrip("\n")
+    assert second == first.replace('"wallpaper-fetcher/1.0"', f'"{written}"')

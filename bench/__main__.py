@@ -1,6 +1,6 @@
 """Every benchmark, one after the other: `python -m bench` (after `pip install -e '.[bench]'`).
 
-Each section runs on its own too: `python -m bench.throughput`, `bench.access_log`,
+Each section runs on its own too: `python -m bench.throughput`, `bench.hit_cost`,
 `bench.cold_burst`, `bench.resize`, `bench.scaling` and `bench.flood` (the last is long and not
 included here).
 """
@@ -15,7 +15,7 @@ import sys
 import aiohttp
 import PIL
 
-SECTIONS = ("throughput", "access_log", "cold_burst", "resize", "scaling")
+SECTIONS = ("throughput", "hit_cost", "cold_burst", "resize", "scaling")
 
 
 def main() -> None:

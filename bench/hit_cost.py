@@ -1,0 +1,146 @@
+"""What a cached hit costs against a bare aiohttp handler, and what the access log adds, measured
+where the machine's drift cancels out.
+
+    python -m bench.hit_cost [--seconds 24] [--slot 0.3] [--loop asyncio|uvloop]
+
+One server in this process (the demo source) answers one path to wrk while the path switches,
+every `slot` seconds, between four states: a bare handler returning the same bytes with no
+logging (the ceiling), marsserver's cached hit with the access log off, `on` and `json`. The CPU
+time this process spends per request (all threads: the log writer's formatting and writing
+included) is compared between the kinds of slot. Paired runs of separate servers
+(bench.throughput) see the machine's speed drift by half within seconds; here every state sees
+the same drift. Every state goes through the same switch, and aiohttp calls the access logger
+in all of them (it returns at once when the state has no log): a few tenths of a microsecond
+added to every state alike. The writer is woken every 20 ms, so little of a slot's formatting
+spills into the next one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import statistics
+import time
+from typing import TextIO
+from unittest import mock
+
+import aiohttp
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+from aiohttp.web_request import BaseRequest
+from aiohttp.web_response import StreamResponse
+
+import marsserver.app
+from marsserver import Settings, create_app, handlers
+from marsserver.accesslog import MODES, AccessLog
+
+from .throughput import PATHS, SERVER_CPUS, TARGETS, WRK_CPU
+
+STATES = ("bare", "off", *MODES)
+
+
+class Switch:
+    """Which state the server is in, and how many requests it has answered."""
+
+    def __init__(self, sink: TextIO) -> None:
+        self.state = "off"
+        self.requests = 0
+        self.body, self.content_type = b"", ""
+        self.logs = {mode: AccessLog(mode, sink, interval=0.02) for mode in MODES}
+
+    def close(self) -> None:
+        for log in self.logs.values():
+            log.close()
+
+    def logger_class(self) -> type[AbstractAccessLogger]:
+        switch = self
+
+        class Logger(AbstractAccessLogger):
+            @property
+            def enabled(self) -> bool:
+                return True
+
+            def log(self, request: BaseRequest, response: StreamResponse, time: float) -> None:
+                if (log := switch.logs.get(switch.state)) is not None:
+                    log.record(request, response, time)
+        return Logger
+
+
+async def measure(path: str, args: argparse.Namespace, sink: TextIO) -> dict[str, float]:
+    """Median CPU microseconds per request in each state."""
+    switch = Switch(sink)
+    route = path.split("?")[0]
+    served: handlers.Handler | None = None
+
+    async def switched(request: web.Request) -> web.StreamResponse:
+        switch.requests += 1
+        if switch.state == "bare" or served is None:
+            return web.Response(body=switch.body, content_type=switch.content_type)
+        return await served(request)
+
+    routes = tuple((p, switched, name, False) if p == route else (p, h, name, ready)
+                   for p, h, name, ready in marsserver.app.ROUTES)
+    handler = next(h for p, h, _, _ in marsserver.app.ROUTES if p == route)
+    with mock.patch.object(marsserver.app, "ROUTES", routes):
+        app = create_app(Settings(source="demo"))
+    served = handlers.ready_first(handlers.json_errors(handler), app)
+    runner = web.AppRunner(app, access_log=logging.getLogger("aiohttp.access"),
+                           access_log_class=switch.logger_class())
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    url = f"http://127.0.0.1:{runner.addresses[0][1]}{path}"
+    async with aiohttp.ClientSession() as session:
+        for _ in range(2):  # the second one is a hit
+            async with session.get(url) as response:
+                switch.body, switch.content_type = await response.read(), response.content_type
+                cache = response.headers["X-Cache"]
+    if cache != "HIT":
+        raise SystemExit(f"{path} was not a cached hit the second time: {cache}")
+    wrk = await asyncio.create_subprocess_exec(
+        *WRK_CPU, "wrk", "-t1", "-c64", f"-d{args.seconds}s", url,
+        stdout=asyncio.subprocess.DEVNULL)
+    costs: dict[str, list[float]] = {state: [] for state in STATES}
+    await asyncio.sleep(1)  # wrk connects
+    for slot in range(int((args.seconds - 2) / args.slot)):
+        switch.state = STATES[slot % len(STATES)]
+        requests, cpu = switch.requests, time.process_time()
+        await asyncio.sleep(args.slot)  # a bench slicing time, not a test synchronising
+        if answered := switch.requests - requests:
+            costs[switch.state].append((time.process_time() - cpu) / answered * 1e6)
+    await wrk.wait()
+    await runner.cleanup()
+    switch.close()
+    return {state: statistics.median(costs[state]) for state in STATES}
+
+
+async def main(args: argparse.Namespace, sink: TextIO) -> None:
+    if SERVER_CPUS:  # this process is the server: off wrk's CPU, like bench.throughput's
+        os.sched_setaffinity(0, {int(cpu) for cpu in SERVER_CPUS[-1].split(",")})
+    logging.getLogger("aiohttp.access").setLevel(logging.INFO)
+    print(f"cached hits against a bare handler in one server ({args.loop}), states switched every "
+          f"{args.slot} s; CPU us per request (all threads), medians over slots")
+    print(f"{'path':11} {'bare':>6}   {'off':>13}   {'on':>13}   {'json':>13}   log cost on/json")
+    for name, path in PATHS.items():
+        us = await measure(path, args, sink)
+        cells = "   ".join(f"{us[s]:5.1f} {us['bare'] / us[s]:5.2f}x" + (
+            "*" if us["bare"] / us[s] >= TARGETS[s] else " ") for s in ("off", *MODES))
+        print(f"{name:11} {us['bare']:6.1f}   {cells}   "
+              f"{us['on'] - us['off']:4.1f} / {us['json'] - us['off']:4.1f} us", flush=True)
+    print("ratio = bare's CPU per request / the state's; * meets its target (off >= "
+          f"{TARGETS['off']:.2f}x, on and json >= {TARGETS['on']:.2f}x)")
+
+
+if __name__ == "__main__":
+    cli = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    cli.add_argument("--seconds", type=int, default=24)
+    cli.add_argument("--slot", type=float, default=0.3)
+    cli.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
+    arguments = cli.parse_args()
+    with open(os.devnull, "w") as devnull:  # real writes, to nowhere
+        if arguments.loop == "uvloop":
+            import uvloop
+            uvloop.run(main(arguments, devnull))
+        else:
+            asyncio.run(main(arguments, devnull))

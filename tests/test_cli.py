@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 
 from marsserver import Settings
-from marsserver.cli import parser, settings_from
+from marsserver.cli import LISTEN_BACKLOG, parser, settings_from
 from marsserver.settings import env_name, flag_name
 
-from .helpers import Marsserver
+from .helpers import Marsserver, require_tool
 
 README = (Path(__file__).parent.parent / "README.md").read_text()
 
@@ -87,6 +87,18 @@ def test_the_demo_server_starts_logs_where_it_listens_and_answers():
             assert json.load(response) == {"status": "ok", "upstream": "ok", "source": "demo",
                                              "in_flight": 0}
     assert server.process.returncode == 0
+
+
+def test_the_listening_socket_queues_a_burst_of_connections():
+    """A full accept queue drops SYNs, and each costs its client a 1 s retransmit. For a
+    listening socket, `ss` reports the queue's length as Send-Q."""
+    ss = require_tool("ss", "apt-get install -y iproute2")
+    somaxconn = int(Path("/proc/sys/net/core/somaxconn").read_text())
+    with Marsserver("--source", "demo") as server:
+        port = server.url.rsplit(":", 1)[1]
+        listing = subprocess.run([ss, "-ltnH", f"sport = :{port}"], capture_output=True,
+                                 text=True, check=True).stdout.split()
+    assert int(listing[2]) == min(LISTEN_BACKLOG, somaxconn) > 128  # aiohttp's default
 
 
 @pytest.mark.parametrize("flag", ["--timeout", "--info-ttl", "--image-ttl", "--max-stale"])

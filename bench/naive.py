@@ -18,6 +18,7 @@ import aiohttp
 from aiohttp import web
 
 from marsserver import imaging
+from marsserver.cli import LISTEN_BACKLOG
 from marsserver.sources import msl
 
 
@@ -48,7 +49,9 @@ def main() -> None:
     app = web.Application()
     app.router.add_get("/wallpaper", wallpaper)
     app.cleanup_ctx.append(session)
-    web.run_app(app, host="127.0.0.1", port=0, access_log=None, print=started)
+    # marsserver's listen queue, so the comparison is of coalescing, not of dropped SYNs.
+    web.run_app(app, host="127.0.0.1", port=0, access_log=None, print=started,
+                backlog=LISTEN_BACKLOG)
 
 
 if __name__ == "__main__":

@@ -157,7 +157,7 @@ class AccessLog:
         self._batches.put(batch)
 
     def _write_batches(self) -> None:
-        reported = 0
+        reported, failing = 0, False
         while (batch := self._batches.get()) is not None:
             if batch.dropped > reported:
                 log.warning("access log: dropped %d lines, the log sink was too slow",
@@ -167,8 +167,13 @@ class AccessLog:
             try:
                 sink.write(self._lines(batch.entries))
                 sink.flush()
-            except (OSError, ValueError):  # a closed or broken stream must not kill the writer
+                failing = False
+            except (OSError, ValueError) as error:  # a broken stream must not kill the writer
                 self._lost += len(batch.entries)
+                if not failing:  # once per failure, not per batch: the sink may be stderr
+                    log.warning("access log: lost %d lines, the log sink failed: %r",
+                                len(batch.entries), error)
+                failing = True
             self._idle.set()
 
     def _stamp(self, when: float) -> str:
@@ -181,7 +186,8 @@ class AccessLog:
         """The batch's `_common` lines for a fifth less than formatting them one by one.
         The usual batch has nothing to escape: each line is a plain %-format, and one look
         over the whole text finds anything that might need escaping (a quote, backslash,
-        newline, control or non-ASCII character). A batch with any is formatted line by line,
+        newline, control or non-ASCII character, including the lone surrogates that stand for
+        undecodable bytes). Only the lines with such a field are then formatted again,
         escaping where needed."""
         lines = []
         for remote, when, method, target, version, status, length, referer, agent, duration \
@@ -192,11 +198,13 @@ class AccessLog:
                                     version.major, version.minor, status, length,
                                     referer or "-", agent or "-", duration * 1000))
         text = "".join(lines)
-        if (text.count('"') == _COMMON.count('"') * len(lines)
+        if (text.isascii() and text.count('"') == _COMMON.count('"') * len(lines)
                 and text.count("\n") == len(lines)
                 and not text.encode().translate(None, _PLAIN_ASCII)):
             return text
-        return "".join([self._common(*entry) for entry in entries])
+        return "".join([line if _plain(entry[3] + (entry[7] or "") + (entry[8] or ""))
+                        else self._common(*entry) for line, entry in zip(lines, entries,
+                                                                        strict=True)])
 
     def _common(self, remote: str | None, when: float, method: str, target: str,
                 version: HttpVersion, status: int, length: int, referer: str | None,

@@ -180,18 +180,21 @@ async def test_a_stuck_sink_bounds_the_buffer_and_counts_what_it_drops(caplog):
     assert "dropped 46 lines" in caplog.text
 
 
-async def test_a_failing_sink_loses_its_batch_but_not_the_next():
+async def test_a_failing_sink_loses_its_batch_but_not_the_next_and_says_so_once(caplog):
     sink = Sink()
     sink.broken = True
     log = AccessLog("on", sink, clock=lambda: MAY_DAY + 0.75)
-    log.record(request(), RESPONSE, 0.25)
-    log.record(request(), RESPONSE, 0.25)
-    assert log.flush()
+    for lines in (2, 1):  # two batches lost in one failure: one warning
+        for _ in range(lines):
+            log.record(request(), RESPONSE, 0.25)
+        assert log.flush()
     sink.broken = False
     log.record(request(), RESPONSE, 0.25)
     log.close()
-    assert log.dropped == 2
+    assert log.dropped == 3
     assert sink.getvalue().count("\n") == 1
+    assert [r.getMessage().split(",")[0] for r in caplog.records] == [
+        "access log: lost 2 lines"]
 
 
 def test_the_logger_follows_its_logging_level_like_aiohttps():
@@ -217,7 +220,8 @@ async def raw_get(server, target: str, *headers: str) -> bytes:
     """Every byte of the answer to one GET: what the log's byte count must match."""
     reader, writer = await asyncio.open_connection(server.host, server.port)
     head = [f"GET {target} HTTP/1.1", "Host: test", "Connection: close", *headers]
-    writer.write(("\r\n".join(head) + "\r\n\r\n").encode())
+    # Lone surrogates become the bytes they stand for, as aiohttp's parser reads them back.
+    writer.write(("\r\n".join(head) + "\r\n\r\n").encode("utf-8", "surrogateescape"))
     answer = await reader.read()
     writer.close()
     await writer.wait_closed()
@@ -274,16 +278,44 @@ def test_the_setting_refuses_other_modes():
         Settings.from_strings({"access_log": "verbose"})
 
 
+@pytest.mark.parametrize("field", ["User-Agent", "Referer", "target"])
 @pytest.mark.parametrize(("odd", "written"), [
     ('x"y', r'x\"y'), ("x\\y", r"x\\y"), ("x\ny", r"x\ny"), ("x\ry", r"x\ry"),
     ("x\x7fy", r"x\u007fy"), ("x\x00y", r"x\u0000y"), ("x\u00e9y", "x\u00e9y")])
-async def test_one_odd_line_in_a_batch_is_escaped_and_the_plain_ones_stay_plain(odd, written):
+async def test_one_odd_line_in_a_batch_is_escaped_and_the_plain_ones_stay_plain(field, odd,
+                                                                                written):
     """Lines are formatted a batch at a time with one look for anything to escape: a single
     odd field among plain lines must still be escaped, and only there (printable non-ASCII
     text needs no escaping)."""
     plain = request()
-    batch = logged("on", plain, request(headers={**HEADERS, "User-Agent": odd}), plain)
+    if field == "target":
+        odd, written = "/" + odd, "/" + written
+        oddly = request(path=odd)
+    else:
+        oddly = request(headers={**HEADERS, field: odd})
+    batch = logged("on", plain, oddly, plain)
     first, second, third = batch.split("\n")[:3]
     assert batch.count("\n") == 3
     assert first == third == logged("on", plain).rstrip("\n")
-    assert second == first.replace('"wallpaper-fetcher/1.0"', f'"{written}"')
+    kept = {"User-Agent": HEADERS["User-Agent"], "Referer": HEADERS["Referer"],
+            "target": "/wallpaper?photo_number=1&height=600"}[field]
+    assert second == first.replace(kept, written, 1)
+
+
+async def test_undecodable_header_bytes_are_escaped_and_lose_no_line(aiohttp_server):
+    """aiohttp reads a header's bytes that are not UTF-8 as lone surrogates: they must be
+    escaped like any odd character, not make the whole batch unwritable."""
+    app = web.Application()
+    app.router.add_get("/hello", hello)
+    sink = Sink()
+    log = AccessLog("on", sink, interval=3600)
+    log.attach(app)
+    logger = logging.getLogger("tests.accesslog.bytes")
+    logger.setLevel(logging.INFO)
+    server = await aiohttp_server(app, access_log_class=log.logger_class, access_log=logger)
+    for agent in ("before", "evil\udcff", "after"):
+        await raw_get(server, "/hello", f"User-Agent: {agent}")
+    await server.close()
+    assert [line.split('"')[5] for line in sink.getvalue().splitlines()] == [
+        "before", r"evil\udcff", "after"]
+    assert log.dropped == 0

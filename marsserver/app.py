@@ -67,9 +67,9 @@ def create_app(settings: Settings | None = None, *, source: Source | None = None
     app[handlers.QUERIES] = {}
     if source is not None:
         app[SOURCE] = source
-    for path, handler, name, ready_first in ROUTES:
+    for path, handler, name, answers_ready in ROUTES:
         guarded = handlers.json_errors(handler)
-        app.router.add_get(path, handlers.ready_first(guarded, app) if ready_first else guarded,
+        app.router.add_get(path, handlers.ready_first(guarded, app) if answers_ready else guarded,
                            name=name)
     app.router.add_route("*", r"/{path:[\s\S]*}", handlers.json_errors(handlers.no_route))
     app.cleanup_ctx.append(_resources)

@@ -98,7 +98,7 @@ def test_the_listening_socket_queues_a_burst_of_connections():
         port = server.url.rsplit(":", 1)[1]
         listing = subprocess.run([ss, "-ltnH", f"sport = :{port}"], capture_output=True,
                                  text=True, check=True).stdout.split()
-    assert int(listing[2]) == min(LISTEN_BACKLOG, somaxconn) > 128  # aiohttp's default
+    assert int(listing[2]) == min(LISTEN_BACKLOG, somaxconn)  # aiohttp's default is 128
 
 
 @pytest.mark.parametrize("flag", ["--timeout", "--info-ttl", "--image-ttl", "--max-stale"])

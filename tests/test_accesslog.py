@@ -228,15 +228,22 @@ async def raw_get(server, target: str, *headers: str) -> bytes:
     return answer
 
 
-async def test_a_real_request_gives_one_line_and_shutdown_writes_it(aiohttp_server):
+async def logging_server(aiohttp_server, mode: str):
+    """A real server answering /hello, its AccessLog (writing every hour: only shutdown writes)
+    and the sink that log writes to."""
     app = web.Application()
     app.router.add_get("/hello", hello)
     sink = Sink()
-    log = AccessLog("json", sink, interval=3600)
+    log = AccessLog(mode, sink, interval=3600)
     log.attach(app)
     logger = logging.getLogger("tests.accesslog.server")
     logger.setLevel(logging.INFO)
     server = await aiohttp_server(app, access_log_class=log.logger_class, access_log=logger)
+    return server, sink, log
+
+
+async def test_a_real_request_gives_one_line_and_shutdown_writes_it(aiohttp_server):
+    server, sink, _ = await logging_server(aiohttp_server, "json")
     answer = await raw_get(server, "/hello?x=1", "User-Agent: probe", "Referer: http://r.test/")
     assert answer.startswith(b"HTTP/1.1 200 OK")
     assert answer.endswith(b"hello")
@@ -305,14 +312,7 @@ async def test_one_odd_line_in_a_batch_is_escaped_and_the_plain_ones_stay_plain(
 async def test_undecodable_header_bytes_are_escaped_and_lose_no_line(aiohttp_server):
     """aiohttp reads a header's bytes that are not UTF-8 as lone surrogates: they must be
     escaped like any odd character, not make the whole batch unwritable."""
-    app = web.Application()
-    app.router.add_get("/hello", hello)
-    sink = Sink()
-    log = AccessLog("on", sink, interval=3600)
-    log.attach(app)
-    logger = logging.getLogger("tests.accesslog.bytes")
-    logger.setLevel(logging.INFO)
-    server = await aiohttp_server(app, access_log_class=log.logger_class, access_log=logger)
+    server, sink, log = await logging_server(aiohttp_server, "on")
     for agent in ("before", "evil\udcff", "after"):
         await raw_get(server, "/hello", f"User-Agent: {agent}")
     await server.close()

@@ -192,9 +192,8 @@ class AccessLog:
         lines = []
         for remote, when, method, target, version, status, length, referer, agent, duration \
                 in entries:
-            if int(when) != self._second:
-                self._stamp(when)
-            lines.append(_COMMON % (remote or "-", self._stamp_text, method, target,
+            stamp = self._stamp_text if int(when) == self._second else self._stamp(when)
+            lines.append(_COMMON % (remote or "-", stamp, method, target,
                                     version.major, version.minor, status, length,
                                     referer or "-", agent or "-", duration * 1000))
         text = "".join(lines)
@@ -202,9 +201,8 @@ class AccessLog:
                 and text.count("\n") == len(lines)
                 and not text.encode().translate(None, _PLAIN_ASCII)):
             return text
-        return "".join([line if _plain(entry[3] + (entry[7] or "") + (entry[8] or ""))
-                        else self._common(*entry) for line, entry in zip(lines, entries,
-                                                                        strict=True)])
+        return "".join([self._common(*entry) if _needs_escaping(entry) else line
+                        for line, entry in zip(lines, entries, strict=True)])
 
     def _common(self, remote: str | None, when: float, method: str, target: str,
                 version: HttpVersion, status: int, length: int, referer: str | None,
@@ -272,6 +270,12 @@ def _logger_class(record: Callable[[BaseRequest, StreamResponse, float], None],
 def _plain(text: str) -> bool:
     """Nothing in `text` can close a quoted field or start a forged line."""
     return text.isprintable() and '"' not in text and "\\" not in text
+
+
+def _needs_escaping(entry: _Entry) -> bool:
+    """A field the client sent (target, Referer, User-Agent) is not `_plain`."""
+    _, _, _, target, _, _, _, referer, agent, _ = entry
+    return not _plain(target + (referer or "") + (agent or ""))
 
 
 def _escaped(text: str) -> str:

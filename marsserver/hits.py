@@ -2,7 +2,7 @@
 
 On a hit the service itself does little, but that little (parsing the query, two cache
 lookups, counting down max-age, building headers) cost more than aiohttp's own work for the
-request. So the answer to a hit is kept per (request target, Accept), together with what
+request. So the answer to a hit is kept per (path and query as sent, Accept), with what
 it was made from: the cache entries it came from (compared by identity) and the moment it stops
 being exact (the end of the second its max-age was counted in, or when its list falls due for a
 refresh). It is sent again only while all of that holds, and never to conditional requests, so

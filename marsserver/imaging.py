@@ -12,6 +12,7 @@ import io
 from dataclasses import dataclass
 
 from PIL import Image
+from PIL.JpegImagePlugin import JpegImageFile
 
 from .errors import BadParameter, BadUpstream
 
@@ -124,9 +125,11 @@ def _drafted(image: Image.Image, shrink: float) -> float:
     600 px for a 600 px wallpaper) it is 38 dB from Lanczos on detailed frames; Lanczos
     after it hides that when it still shrinks 1.4x (1/2 scale: >= 41.6 dB) or 2.5x (1/4
     scale: >= 41.5 dB). 1/8 scale is plain block averages and never gets to 40 dB.
+    An MPO (a JPEG with more frames appended, from stereo and some phone cameras) is
+    opened as its first frame, a JPEG like any other.
     """
     denominator = next((n for n, least in DRAFTS if shrink >= least), 1)
-    if image.format != "JPEG" or denominator == 1:
+    if not isinstance(image, JpegImageFile) or denominator == 1:
         return 1.0
     width, height = image.size
     drafted = image.draft(image.mode, (width // denominator, height // denominator))

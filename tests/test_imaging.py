@@ -93,6 +93,18 @@ def test_odd_sized_jpegs_are_not_stretched_by_dct_scaling():
     assert psnr(reference, made(odd.getvalue(), 300, format="png")) >= LOSSLESS
 
 
+def test_mpo_sources_are_resized_as_their_first_frame_is_as_a_jpeg():
+    """Pillow opens a JPEG with frames appended (MPO) as a format of its own; it must still
+    be decoded at a reduced scale where a JPEG would be, not decoded whole and resized."""
+    frame, jpeg, mpo = opened(MASTCAM_Z), io.BytesIO(), io.BytesIO()
+    frame.save(jpeg, "JPEG", quality=90)
+    frame.save(mpo, "MPO", quality=90, save_all=True, append_images=[frame.rotate(180)])
+    assert opened(mpo.getvalue()).format == "MPO"
+    for height in (300, 80):  # decoded at 1/2 and at 1/4 scale
+        assert ImageChops.difference(made(mpo.getvalue(), height, format="png"),
+                                     made(jpeg.getvalue(), height, format="png")).getbbox() is None
+
+
 @pytest.mark.parametrize(("width", "height"), [(1280, 720), (600, 1200), (200, 200)])
 def test_cover_is_the_centre_of_the_photo_resized(width, height):
     source_width, source_height = SIZES["RGB"]

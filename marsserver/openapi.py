@@ -49,6 +49,13 @@ CACHE_HEADERS: Schema = {
 }
 
 
+def _bad_request(detail: str) -> Schema:
+    """A 400: a wrong parameter, or a query string too long to be worth parsing (a rule of
+    the whole query that OpenAPI cannot put in a schema)."""
+    return _error(f"a parameter is wrong, or the query string is longer than "
+                  f"{params.MAX_QUERY} bytes; {detail}")
+
+
 def _error(description: str) -> Schema:
     return {"description": description,
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
@@ -142,7 +149,7 @@ def _listing_operation(summary: str, html: bool) -> Schema:
     return {"summary": summary, "parameters": LIST_PARAMETERS, "responses": {
         "200": {"description": "the photos", "content": content, "headers": CACHE_HEADERS},
         "304": NOT_MODIFIED,
-        "400": _error("a parameter is wrong; detail names it"),
+        "400": _bad_request("detail names which"),
         "412": PRECONDITION_FAILED,
         "404": _error("no such sol yet, or no photos from those cameras that sol"),
         **UPSTREAM_ERRORS}}
@@ -167,7 +174,7 @@ def document(base_path: str) -> Schema:
                     "200": {"description": "the wallpaper", "headers": CACHE_HEADERS,
                             "content": dict.fromkeys(MEDIA_TYPES.values(), binary)},
                     "304": NOT_MODIFIED,
-                    "400": _error("a parameter is wrong; detail names it and the range"),
+                    "400": _bad_request("detail names which, and the range"),
                     "404": _error("photo_number is beyond the list, or no such sol or camera"),
                     "412": PRECONDITION_FAILED,
                     **UPSTREAM_ERRORS,
@@ -186,7 +193,7 @@ def document(base_path: str) -> Schema:
                             "photo is known, cacheable forever", "headers": CACHE_HEADERS,
                             "content": dict.fromkeys(MEDIA_TYPES.values(), binary)},
                     "304": NOT_MODIFIED,
-                    "400": _error("a parameter is wrong; detail names it and the range"),
+                    "400": _bad_request("detail names which, and the range"),
                     "404": _error("no photo with this id is known"),
                     "412": PRECONDITION_FAILED,
                     **UPSTREAM_ERRORS,

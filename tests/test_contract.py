@@ -82,3 +82,14 @@ async def test_the_served_document_is_the_one_tested(demo_client):
     served = await (await demo_client.get("/openapi.json")).json()
     assert served == document("/")
     assert document("/mars/")["servers"] == [{"url": "/mars"}]
+
+
+@pytest.mark.parametrize("path", ["/", "/api/photos", "/wallpaper", "/photos/{id}/wallpaper"])
+async def test_the_query_length_limit_is_in_the_document_and_enforced(demo_client, path):
+    """No schema can bound a whole query string, so the 400's description must say it."""
+    operation = document("/")["paths"][path]["get"]
+    assert "longer than 1024 bytes" in operation["responses"]["400"]["description"]
+    url = path.replace("{id}", "NLB_0001") + "?height=300&pad=" + "z" * 1024
+    response = await demo_client.get(url)
+    assert response.status == 400
+    assert (await response.json())["detail"] == "query string longer than 1024 bytes"

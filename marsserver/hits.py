@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from aiohttp import web
+from aiohttp import hdrs, web
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from .cache import Cache
@@ -50,13 +50,13 @@ class Hits:
 
     @staticmethod
     def key(request: web.Request) -> Key:
-        return request.rel_url.raw_path_qs, request.headers.get("Accept", "")
+        return request.rel_url.raw_path_qs, request.headers.get(hdrs.ACCEPT, "")
 
     def answer(self, key: Key, headers: CIMultiDictProxy[str]) -> web.Response | None:
         """The ready answer for `key`, if it is still exactly what the full path would send."""
         ready = self._ready.get(key)
-        if (ready is None or time.time() >= ready.until or "If-None-Match" in headers
-                or "If-Match" in headers or "If-Modified-Since" in headers):
+        if (ready is None or time.time() >= ready.until or hdrs.IF_NONE_MATCH in headers
+                or hdrs.IF_MATCH in headers or hdrs.IF_MODIFIED_SINCE in headers):
             return None
         for entry_key, entry in ready.made_from:
             if self._cache.peek(entry_key) is not entry:

@@ -60,13 +60,23 @@ class Switch:
         switch = self
 
         class Logger(AbstractAccessLogger):
+            """Per connection, like the shipped loggers: it hands each request to the
+            connection's logger of the state's mode, if any."""
+
+            __slots__ = ("modes",)
+
+            def __init__(self, logger: logging.Logger, log_format: str) -> None:
+                super().__init__(logger, log_format)
+                self.modes = {mode: log.logger_class(logger, log_format)
+                              for mode, log in switch.logs.items()}
+
             @property
             def enabled(self) -> bool:
                 return True
 
             def log(self, request: BaseRequest, response: StreamResponse, time: float) -> None:
-                if (log := switch.logs.get(switch.state)) is not None:
-                    log.record(request, response, time)
+                if (logger := self.modes.get(switch.state)) is not None:
+                    logger.log(request, response, time)
         return Logger
 
 

@@ -97,17 +97,21 @@ class AccessLog:
             self.close()
         app.on_cleanup.append(close)
 
-    def record(self, request: BaseRequest, response: StreamResponse, duration: float) -> None:
-        """Keep the facts of one answered request for its line; called on the event loop."""
+    def record(self, request: BaseRequest, response: StreamResponse, duration: float,
+               remote: str | None = None) -> None:
+        """Keep the facts of one answered request for its line; called on the event loop.
+        `remote` is the client's address when the caller knows it (`request.remote` if not)."""
         if self._size > self._max_bytes:
             self._dropped += 1
             return
         headers = request.headers
         target = request.raw_path
         referer, agent = headers.get(hdrs.REFERER), headers.get(hdrs.USER_AGENT)
+        if remote is None:
+            remote = request.remote
         self._entries.append((
-            request.remote, self._clock() - duration, request.method, target,
-            request.version, response.status, response.body_length, referer, agent, duration))
+            remote, self._clock() - duration, request.method, target, request.version,
+            response.status, response.body_length, referer, agent, duration))
         self._size += LINE_BYTES + len(target) + len(referer or "") + len(agent or "")
         if len(self._entries) >= self._batch_lines:
             self._hand_off()
@@ -245,24 +249,32 @@ def run_app_options(app: web.Application, mode: str) -> dict[str, Any]:
             "access_log_class": access_log.logger_class}
 
 
-def _logger_class(record: Callable[[BaseRequest, StreamResponse, float], None],
+def _logger_class(record: Callable[[BaseRequest, StreamResponse, float, str | None], None],
                   ) -> type[AbstractAccessLogger]:
     class FastAccessLogger(AbstractAccessLogger):
         """What aiohttp builds per connection: it passes each request on to `record`.
 
         It ignores the format aiohttp hands over (the mode decides), and writes past the
         logger's handlers (they are the cost), but honours the logger's level as aiohttp's
-        logger does, so logging configuration can still silence it.
+        logger does, so logging configuration can still silence it. A connection has one
+        client: its address is asked for once (through several calls of aiohttp and asyncio),
+        not per request.
         """
 
-        __slots__ = ()
+        __slots__ = ("_remote",)
+
+        def __init__(self, logger: logging.Logger, log_format: str) -> None:
+            super().__init__(logger, log_format)
+            self._remote: str | None = None
 
         @property
         def enabled(self) -> bool:
             return self.logger.isEnabledFor(logging.INFO)
 
         def log(self, request: BaseRequest, response: StreamResponse, time: float) -> None:
-            record(request, response, time)
+            if self._remote is None:
+                self._remote = request.remote
+            record(request, response, time, self._remote)
 
     return FastAccessLogger
 

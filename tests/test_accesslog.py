@@ -207,6 +207,22 @@ def test_the_logger_follows_its_logging_level_like_aiohttps():
     assert cls(loud, "").enabled
 
 
+async def test_each_connection_logs_its_own_client():
+    """aiohttp makes a logger per connection, which asks for its client's address once: two
+    connections' loggers must never share it."""
+    sink = Sink()
+    log = AccessLog("json", sink)
+    logger = logging.getLogger("tests.accesslog.loud")
+    logger.setLevel(logging.INFO)
+    first, second = log.logger_class(logger, ""), log.logger_class(logger, "")
+    for connection, client in ((first, "192.0.2.7"), (second, "2001:db8::9"), (first, "x")):
+        connection.log(make_mocked_request("GET", "/").clone(remote=client), RESPONSE, 0.1)
+    log.close()
+    remotes = [json.loads(line)["remote"] for line in sink.getvalue().splitlines()]
+    # The third came on the first connection, whose client is the one it first saw.
+    assert remotes == ["192.0.2.7", "2001:db8::9", "192.0.2.7"]
+
+
 def test_unknown_modes_are_refused():
     with pytest.raises(ValueError, match="on, json"):
         AccessLog("verbose")

@@ -25,6 +25,22 @@ async def start_stub(list_latency: float = 0.0, image_latency: float = 0.0,
     return stub, runner
 
 
+async def serve_hit(runner: web.AppRunner, path: str) -> tuple[str, bytes, str]:
+    """Start `runner` (a marsserver app) on a free port and ask for `path` until it is a cached
+    hit: its URL there, and the hit's body and content type."""
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    url = f"http://127.0.0.1:{runner.addresses[0][1]}{path}"
+    async with aiohttp.ClientSession() as session:
+        for _ in range(2):  # the second one is a hit
+            async with session.get(url) as response:
+                body, content_type = await response.read(), response.content_type
+                cache = response.headers["X-Cache"]
+    if cache != "HIT":
+        raise SystemExit(f"{path} was not a cached hit the second time: {cache}")
+    return url, body, content_type
+
+
 @dataclass
 class Service:
     """marsserver running in its own process, its log drained so it never blocks on a pipe."""

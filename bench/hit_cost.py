@@ -28,7 +28,6 @@ import time
 from typing import TextIO
 from unittest import mock
 
-import aiohttp
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web_request import BaseRequest
@@ -38,6 +37,7 @@ import marsserver.app
 from marsserver import Settings, create_app, handlers
 from marsserver.accesslog import MODES, AccessLog
 
+from .common import serve_hit
 from .throughput import PATHS, SERVER_CPUS, TARGETS, WRK_CPU
 
 STATES = ("bare", "off", *MODES)
@@ -103,16 +103,7 @@ async def measure(path: str, args: argparse.Namespace, sink: TextIO) -> dict[str
     served = handlers.ready_first(guard(handler), app)
     runner = web.AppRunner(app, access_log=logging.getLogger("aiohttp.access"),
                            access_log_class=switch.logger_class())
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    url = f"http://127.0.0.1:{runner.addresses[0][1]}{path}"
-    async with aiohttp.ClientSession() as session:
-        for _ in range(2):  # the second one is a hit
-            async with session.get(url) as response:
-                switch.body, switch.content_type = await response.read(), response.content_type
-                cache = response.headers["X-Cache"]
-    if cache != "HIT":
-        raise SystemExit(f"{path} was not a cached hit the second time: {cache}")
+    url, switch.body, switch.content_type = await serve_hit(runner, path)
     wrk = await asyncio.create_subprocess_exec(
         *WRK_CPU, "wrk", "-t1", "-c64", f"-d{args.seconds}s", url,
         stdout=asyncio.subprocess.DEVNULL)

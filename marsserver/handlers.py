@@ -77,8 +77,7 @@ async def photos(request: web.Request) -> web.Response:
 
 async def _listing(request: web.Request, html: bool, vary: str | None = None) -> web.Response:
     pipeline, settings = request.app[PIPELINE], request.app[SETTINGS]
-    if len(request.query_string) > params.MAX_QUERY:
-        raise BadParameter(f"query string longer than {params.MAX_QUERY} bytes")
+    _check_query_length(request)
     query = params.photo_query(request.query) if request.query_string else LATEST
     today, served = await pipeline.listing(query)
     now = time.time()
@@ -157,8 +156,7 @@ def _parsed(request: web.Request) -> Parsed:
     remembered = request.app[QUERIES]
     parsed = remembered.get((request.query_string, accept))
     if parsed is None:
-        if len(request.query_string) > params.MAX_QUERY:
-            raise BadParameter(f"query string longer than {params.MAX_QUERY} bytes")
+        _check_query_length(request)
         query = request.query
         number = params.int_param(query, "photo_number", 0, 0, params.MAX_PHOTO_NUMBER)
         spec, negotiated = params.wallpaper_spec(query, accept)
@@ -168,6 +166,13 @@ def _parsed(request: web.Request) -> Parsed:
             remembered.clear()  # bounded; the hot ones come straight back
         remembered[request.query_string, accept] = parsed
     return parsed
+
+
+def _check_query_length(request: web.Request) -> None:
+    """Counted in characters once decoded (`%C3%A9` is one), as the query is parsed and
+    remembered: a query the OpenAPI document allows is not refused for how it was encoded."""
+    if len(request.query_string) > params.MAX_QUERY:
+        raise BadParameter(f"query string longer than {params.MAX_QUERY} characters")
 
 
 PRESETS_JSON = Rendition.of(json.dumps({name: {"width": w, "height": h}

@@ -53,7 +53,7 @@ def _bad_request(detail: str) -> Schema:
     """A 400: a wrong parameter, or a query string too long to be worth parsing (a rule of
     the whole query that OpenAPI cannot put in a schema)."""
     return _error(f"a parameter is wrong, or the query string is longer than "
-                  f"{params.MAX_QUERY} bytes; {detail}")
+                  f"{params.MAX_QUERY} characters (decoded); {detail}")
 
 
 def _error(description: str) -> Schema:

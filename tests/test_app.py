@@ -64,7 +64,13 @@ async def test_bad_parameters_are_400_naming_the_parameter_and_range(demo_client
 async def test_very_long_query_strings_are_a_json_400(demo_client, length):
     response = await demo_client.get("/wallpaper?pad=" + "z" * length)
     assert response.status == 400
-    assert (await response.json())["detail"] == "query string longer than 1024 bytes"
+    assert (await response.json())["detail"] == "query string longer than 1024 characters"
+
+
+async def test_the_query_limit_counts_decoded_characters_not_encoded_bytes(demo_client):
+    """1020 characters sent as 6,000 bytes are within the limit the contract states."""
+    response = await demo_client.get("/wallpaper?height=64&p=" + "%C3%A9" * 1000)
+    assert response.status == 200
 
 
 async def test_unknown_parameters_do_not_create_cache_entries(demo_client):

@@ -18,6 +18,7 @@ from urllib.parse import parse_qsl
 import jsonschema_rs
 import pytest
 
+from marsserver import params
 from marsserver.openapi import document
 
 from .helpers import Marsserver
@@ -87,9 +88,10 @@ async def test_the_served_document_is_the_one_tested(demo_client):
 @pytest.mark.parametrize("path", ["/", "/api/photos", "/wallpaper", "/photos/{id}/wallpaper"])
 async def test_the_query_length_limit_is_in_the_document_and_enforced(demo_client, path):
     """No schema can bound a whole query string, so the 400's description must say it."""
+    limit = f"longer than {params.MAX_QUERY} characters"
     operation = document("/")["paths"][path]["get"]
-    assert "longer than 1024 bytes" in operation["responses"]["400"]["description"]
-    url = path.replace("{id}", "NLB_0001") + "?height=300&pad=" + "z" * 1024
+    assert limit in operation["responses"]["400"]["description"]
+    url = path.replace("{id}", "NLB_0001") + "?height=300&pad=" + "z" * params.MAX_QUERY
     response = await demo_client.get(url)
     assert response.status == 400
-    assert (await response.json())["detail"] == "query string longer than 1024 bytes"
+    assert (await response.json())["detail"] == f"query string {limit}"

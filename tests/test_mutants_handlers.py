@@ -57,7 +57,7 @@ async def test_a_query_string_of_exactly_1024_bytes_is_read_and_one_more_is_not(
     refused = await demo_client.get(f"{path}?height=100&{padding}a")
     assert refused.status == 400
     assert await refused.json() == {"error": "bad_parameter",
-                                    "detail": "query string longer than 1024 bytes"}
+                                    "detail": "query string longer than 1024 characters"}
 
 
 async def test_an_unknown_photo_id_is_quoted_back_cut_to_80_characters(demo_client):

@@ -6,13 +6,15 @@ same way on every run.
 For each path and each state (a bare aiohttp handler returning the same bytes with no logging,
 marsserver's cached hit with the access log off, `on` and `json`), one server process runs under
 `valgrind --tool=callgrind`. Once its hit is warm, a client process (not under valgrind) sends
-`requests` requests over 8 keep-alive connections, and callgrind counts only that stretch: the
-server zeroes the counts before it tells the client to go and dumps them when the client is
-done. The count covers every thread of the server (the log's writer included), not the kernel.
+`requests` requests over 8 keep-alive connections, then twice as many, and the server has
+callgrind count each stretch apart (zeroing the counts before the first, dumping them after
+each, its log lines written within it). The difference between the two is exactly `requests`
+requests: what a stretch costs besides them cancels out. The count covers every thread of the
+server (the log's writer included), not the kernel.
 
-Instructions are not time: cache misses and system calls weigh nothing here. But the count moves
-by well under 1% between runs whatever else the machine does, where CPU time on a shared machine
-moves by a third: this is how to see what a change of a few hundred instructions is worth.
+Instructions are not time: cache misses and system calls weigh nothing here. But the count
+hardly moves between runs, whatever else the machine does, where CPU time on a shared machine
+moves by a third: this is how to see what a change of a thousand instructions is worth.
 """
 
 from __future__ import annotations
@@ -31,40 +33,62 @@ import aiohttp
 from aiohttp import web
 
 from marsserver import Settings, create_app
-from marsserver.accesslog import run_app_options
+from marsserver.accesslog import AccessLog
 
 from .common import serve_hit
 from .throughput import PATHS, TARGETS
 
 STATES = ("bare", "off", "on", "json")
 CONNECTIONS = 8
-DUMP = "measured"
+STRETCHES = ("short", "long")  # `requests`, then twice as many: the difference is `requests`
 
 
 async def serve(state: str, path: str, requests: int) -> None:
-    """Run under callgrind: serve `path` in `state`, counting only the client's requests."""
+    """Run under callgrind: serve `path` in `state`, counting two stretches of requests.
+
+    Each stretch ends with the log's lines written and a dump of the counts (which zeroes
+    them). What a stretch costs besides its requests (telling the client to go, starting
+    callgrind_control) is the same in both, so the difference between them is `requests`
+    requests and nothing else."""
     logging.getLogger("aiohttp.access").setLevel(logging.INFO)
     hit = create_app(Settings(source="demo"))
-    runner = web.AppRunner(hit, **run_app_options(hit, "off" if state == "bare" else state))
+    log = None if state in ("bare", "off") else AccessLog(state)
+    if log is None:
+        runner = web.AppRunner(hit, access_log=None)
+    else:
+        log.attach(hit)
+        runner = web.AppRunner(hit, access_log=logging.getLogger("aiohttp.access"),
+                               access_log_class=log.logger_class)
     url, body, content_type = await serve_hit(runner, path)
     if state == "bare":
         await runner.cleanup()
         runner = await _bare(path.split("?")[0], body, content_type)
         url = f"http://127.0.0.1:{runner.addresses[0][1]}{path}"
     client = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bench.instructions", "--client", url, "--requests", str(requests),
+        sys.executable, "-m", "bench.instructions", "--client", url,
         stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     assert client.stdin is not None
     assert client.stdout is not None
-    await client.stdout.readline()  # connected and warm
+    await _expect(client.stdout, b"ready\n")  # every connection open and warm
+    if log is not None:
+        log.flush()  # the warm-up's lines, before counting starts
     await _callgrind("--zero")
-    client.stdin.write(b"go\n")
-    await client.stdin.drain()
-    await client.stdout.readline()  # done
-    await _callgrind(f"--dump={DUMP}")
+    for factor, stretch in enumerate(STRETCHES, start=1):
+        client.stdin.write(f"{requests * factor}\n".encode())
+        await client.stdin.drain()
+        await _expect(client.stdout, b"done\n")
+        if log is not None:
+            log.flush()  # the stretch's lines are written, and counted, within it
+        await _callgrind(f"--dump={stretch}")
+    client.stdin.close()
     if await client.wait() != 0:
         raise SystemExit("the client failed")
     await runner.cleanup()
+
+
+async def _expect(stream: asyncio.StreamReader, line: bytes) -> None:
+    if (got := await stream.readline()) != line:
+        raise SystemExit(f"the client said {got!r}, not {line!r}")
 
 
 async def _bare(route: str, body: bytes, content_type: str) -> web.AppRunner:
@@ -87,9 +111,11 @@ async def _callgrind(command: str) -> None:
         raise SystemExit(f"callgrind_control {command} failed: is this running under callgrind?")
 
 
-async def client(url: str, requests: int) -> None:
-    """Connect and warm every connection, say so, wait for `go`, send, say done."""
+async def client(url: str) -> None:
+    """Open and warm every connection and say so; then, for each count read from stdin, send
+    that many requests over them and say done."""
     connector = aiohttp.TCPConnector(limit=CONNECTIONS)
+    loop = asyncio.get_running_loop()
     async with aiohttp.ClientSession(connector=connector) as session:
         async def get(count: int) -> None:
             for _ in range(count):
@@ -100,31 +126,37 @@ async def client(url: str, requests: int) -> None:
 
         await asyncio.gather(*(get(1) for _ in range(CONNECTIONS)))
         print("ready", flush=True)
-        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
-        await asyncio.gather(*(get(requests // CONNECTIONS) for _ in range(CONNECTIONS)))
-        print("done", flush=True)
+        while line := await loop.run_in_executor(None, sys.stdin.readline):
+            await asyncio.gather(*(get(int(line) // CONNECTIONS) for _ in range(CONNECTIONS)))
+            print("done", flush=True)
 
 
 def count(state: str, path: str, requests: int) -> float:
     """Instructions per request of one server in `state` answering `path`."""
+    requests -= requests % CONNECTIONS
     with tempfile.TemporaryDirectory() as out:
-        subprocess.run(
+        run = subprocess.run(
             ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}/callgrind.%p",
              sys.executable, "-m", "bench.instructions", "--serve", state, path,
              "--requests", str(requests)],
-            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            check=False, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        if run.returncode != 0:
+            raise SystemExit(f"{state} {path} failed under valgrind:\n{run.stderr[-3000:]}")
+        totals = {}
         for dump in Path(out).iterdir():
             text = dump.read_text(errors="replace")
-            if f"Trigger: dump {DUMP}" in text:
-                match = re.search(r"^summary: (\d+)$", text, re.MULTILINE)
-                assert match is not None, f"no summary in {dump}"
-                return int(match.group(1)) / (requests // CONNECTIONS * CONNECTIONS)
-    raise SystemExit("callgrind wrote no dump of the measured stretch")
+            trigger = re.search(r"^desc: Trigger: dump (\w+)$", text, re.MULTILINE)
+            summary = re.search(r"^summary: (\d+)$", text, re.MULTILINE)
+            if trigger and summary:
+                totals[trigger.group(1)] = int(summary.group(1))
+    if set(totals) != set(STRETCHES):
+        raise SystemExit(f"callgrind dumped {sorted(totals)}, not {list(STRETCHES)}")
+    return (totals["long"] - totals["short"]) / requests
 
 
 def main(requests: int) -> None:
     print(f"cached hits against a bare handler: instructions per request (callgrind, "
-          f"{requests} requests, 8 connections, asyncio)")
+          f"{requests} requests, {CONNECTIONS} connections, asyncio)")
     print(f"{'path':11} {'bare':>7}   {'off':>14}   {'on':>14}   {'json':>14}   "
           "hit (off - bare); log (on, json - off)")
     for name, path in PATHS.items():
@@ -143,8 +175,9 @@ if __name__ == "__main__":
     cli.add_argument("--client", metavar="URL")
     args = cli.parse_args()
     if args.serve:
-        asyncio.run(serve(*args.serve, args.requests))
+        state, path = args.serve
+        asyncio.run(serve(state, path, args.requests))
     elif args.client:
-        asyncio.run(client(args.client, args.requests))
+        asyncio.run(client(args.client))
     else:
         main(args.requests)

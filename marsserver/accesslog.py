@@ -257,8 +257,8 @@ def _logger_class(record: Callable[[BaseRequest, StreamResponse, float, str | No
         It ignores the format aiohttp hands over (the mode decides), and writes past the
         logger's handlers (they are the cost), but honours the logger's level as aiohttp's
         logger does, so logging configuration can still silence it. A connection has one
-        client: its address is asked for once (through several calls of aiohttp and asyncio),
-        not per request.
+        client: its address is worked out once (`request.remote` builds it from the socket's
+        peer name anew for every request), not per request.
         """
 
         __slots__ = ("_remote",)

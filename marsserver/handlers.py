@@ -162,9 +162,10 @@ def _parsed(request: web.Request) -> Parsed:
         spec, negotiated = params.wallpaper_spec(query, accept)
         parsed = (number, spec, negotiated, params.flag_param(query, "download"),
                   params.photo_query(query))
-        if len(remembered) >= MAX_REMEMBERED_QUERIES:
-            remembered.clear()  # bounded; the hot ones come straight back
-        remembered[request.query_string, accept] = parsed
+        if len(accept) <= params.MAX_KEPT_ACCEPT:
+            if len(remembered) >= MAX_REMEMBERED_QUERIES:
+                remembered.clear()  # bounded; the hot ones come straight back
+            remembered[request.query_string, accept] = parsed
     return parsed
 
 

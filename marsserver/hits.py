@@ -22,6 +22,7 @@ from aiohttp import hdrs, web
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from .cache import Cache
+from .params import MAX_KEPT_ACCEPT
 
 MAX_ENTRIES = 1024
 
@@ -68,7 +69,8 @@ class Hits:
              made_from: tuple[tuple[str, object], ...], count: Callable[[], None]) -> None:
         """Remember a full-path answer that was a plain 200 made from `made_from`."""
         body = response.body
-        if not made_from or response.status != 200 or not isinstance(body, bytes):
+        if (not made_from or response.status != 200 or not isinstance(body, bytes)
+                or len(key[1]) > MAX_KEPT_ACCEPT):
             return
         if ((key not in self._ready and len(self._ready) >= MAX_ENTRIES)
                 or self._bytes + len(body) > self._max_bytes):

@@ -34,6 +34,10 @@ MAX_SOL = 99999
 DEFAULT_HEIGHT = 1080
 QUALITY = (30, 95)
 MAX_QUERY = 1024
+# What the memos of parsed queries and ready answers keep of an Accept header at most: a
+# browser's is about 150 characters, and one of 8 KiB (aiohttp's limit) per entry would make
+# those memos a tenth of the cache's size. A longer one is answered, never remembered.
+MAX_KEPT_ACCEPT = 256
 _MAX_DIGITS = 6
 _PREFERENCE = ("webp", "jpeg", "png")  # among equally acceptable formats
 

@@ -125,3 +125,26 @@ async def test_a_failing_look_for_a_ready_answer_is_logged_and_the_full_path_ans
     assert (again.status, again.headers["ETag"]) == (200, made.headers["ETag"])
     assert again.headers["X-Cache"] == "HIT"  # from the cache, by the full path
     assert "looking up the ready answer for /wallpaper" in caplog.text
+
+
+async def test_long_accept_headers_are_answered_but_never_remembered(demo_client,
+                                                                       monkeypatch):
+    """An 8 KiB Accept per memo entry would make the memos large: such requests take the
+    full path every time (still HITs of the cache), and leave nothing in either memo."""
+    from marsserver.handlers import QUERIES
+    from marsserver.params import MAX_KEPT_ACCEPT
+
+    hits, ready = demo_client.app[HITS], []
+    real = hits.answer
+
+    def answer(*args):
+        ready.append(real(*args))
+        return ready[-1]
+
+    monkeypatch.setattr(hits, "answer", answer)
+    for accept in ("image/jpeg", "image/jpeg, " + "x/y;q=0.1, " * (MAX_KEPT_ACCEPT // 11)):
+        for _ in range(3):
+            response = await demo_client.get(WALLPAPER, headers={"Accept": accept})
+            assert response.status == 200
+    assert [answer is not None for answer in ready] == [False, True, True, False, False, False]
+    assert [accept for _, accept in demo_client.app[QUERIES]] == ["image/jpeg"]

@@ -191,8 +191,8 @@ class AccessLog:
         The usual batch has nothing to escape: each line is a plain %-format, and one look
         over the whole text finds anything that might need escaping (a quote, backslash,
         newline, control or non-ASCII character, including the lone surrogates that stand for
-        undecodable bytes). Only the lines with such a field are then formatted again,
-        escaping where needed."""
+        undecodable bytes). Only then is the batch formatted again line by line by `_common`,
+        which escapes just the fields that need it."""
         lines = []
         for remote, when, method, target, version, status, length, referer, agent, duration \
                 in entries:
@@ -205,8 +205,7 @@ class AccessLog:
                 and text.count("\n") == len(lines)
                 and not text.encode().translate(None, _PLAIN_ASCII)):
             return text
-        return "".join([self._common(*entry) if _needs_escaping(entry) else line
-                        for line, entry in zip(lines, entries, strict=True)])
+        return "".join([self._common(*entry) for entry in entries])
 
     def _common(self, remote: str | None, when: float, method: str, target: str,
                 version: HttpVersion, status: int, length: int, referer: str | None,
@@ -282,12 +281,6 @@ def _logger_class(record: Callable[[BaseRequest, StreamResponse, float, str | No
 def _plain(text: str) -> bool:
     """Nothing in `text` can close a quoted field or start a forged line."""
     return text.isprintable() and '"' not in text and "\\" not in text
-
-
-def _needs_escaping(entry: _Entry) -> bool:
-    """A field the client sent (target, Referer, User-Agent) is not `_plain`."""
-    _, _, _, target, _, _, _, referer, agent, _ = entry
-    return not _plain(target + (referer or "") + (agent or ""))
 
 
 def _escaped(text: str) -> str:

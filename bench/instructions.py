@@ -21,38 +21,48 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import logging
 import os
 import re
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import aiohttp
 from aiohttp import web
 
-from marsserver import Settings, create_app
+from marsserver import Settings, create_app, hits
 from marsserver.accesslog import AccessLog
 
 from .common import serve_hit
 from .throughput import PATHS, TARGETS
 
 STATES = ("bare", "off", "on", "json")
-CONNECTIONS = 8
+CONNECTIONS = 8  # --connections: 1 makes a count steadier (no batching of requests per wakeup)
 STRETCHES = ("short", "long")  # `requests`, then twice as many: the difference is `requests`
 
 
-async def serve(state: str, path: str, requests: int) -> None:
+async def serve(state: str, path: str, requests: int, connections: int) -> None:
     """Run under callgrind: serve `path` in `state`, counting two stretches of requests.
 
     Each stretch ends with the log's lines written and a dump of the counts (which zeroes
     them). What a stretch costs besides its requests (telling the client to go, starting
     callgrind_control) is the same in both, so the difference between them is `requests`
-    requests and nothing else."""
+    requests and nothing else.
+
+    Work done once a second or once a batch is not counted: valgrind runs the server some 40
+    times slower, so each request would carry 40 times its share (a ready answer made again
+    each second, a log batch of a few dozen lines), and that share would move with the
+    machine's speed. The ready answer is made to last (`_still`), and the log writes a batch
+    only when a stretch ends: in production a batch holds some 1,500 lines (0.1 s at
+    15k requests/s), so what it costs besides its lines is a few instructions per line."""
     logging.getLogger("aiohttp.access").setLevel(logging.INFO)
     hit = create_app(Settings(source="demo"))
-    log = None if state in ("bare", "off") else AccessLog(state)
+    log = None if state in ("bare", "off") else AccessLog(state, interval=3600)
     if log is None:
         runner = web.AppRunner(hit, access_log=None)
     else:
@@ -60,12 +70,14 @@ async def serve(state: str, path: str, requests: int) -> None:
         runner = web.AppRunner(hit, access_log=logging.getLogger("aiohttp.access"),
                                access_log_class=log.logger_class)
     url, body, content_type = await serve_hit(runner, path)
+    _still()
     if state == "bare":
         await runner.cleanup()
         runner = await _bare(path.split("?")[0], body, content_type)
         url = f"http://127.0.0.1:{runner.addresses[0][1]}{path}"
     client = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bench.instructions", "--client", url,
+        "--connections", str(connections),
         stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     assert client.stdin is not None
     assert client.stdout is not None
@@ -84,6 +96,12 @@ async def serve(state: str, path: str, requests: int) -> None:
     if await client.wait() != 0:
         raise SystemExit("the client failed")
     await runner.cleanup()
+
+
+def _still() -> None:
+    """Stop the clock of the ready answers: the next answer made stays ready all along.
+    (A C callable returning the moment, as cheap to call as `time.time`.)"""
+    hits.time = SimpleNamespace(time=itertools.repeat(time.time()).__next__)  # type: ignore
 
 
 async def _expect(stream: asyncio.StreamReader, line: bytes) -> None:
@@ -111,34 +129,36 @@ async def _callgrind(command: str) -> None:
         raise SystemExit(f"callgrind_control {command} failed: is this running under callgrind?")
 
 
-async def client(url: str) -> None:
+async def client(url: str, connections: int) -> None:
     """Open and warm every connection and say so; then, for each count read from stdin, send
     that many requests over them and say done."""
-    connector = aiohttp.TCPConnector(limit=CONNECTIONS)
+    connector = aiohttp.TCPConnector(limit=connections)
     loop = asyncio.get_running_loop()
     async with aiohttp.ClientSession(connector=connector) as session:
-        async def get(count: int) -> None:
+        async def get(count: int, warming: bool = False) -> None:
             for _ in range(count):
                 async with session.get(url, headers={"User-Agent": "bench"}) as response:
                     await response.read()
-                    if response.status != 200:
-                        raise SystemExit(f"{url}: {response.status}")
+                    # Counted requests are all cached hits (the bare server says nothing).
+                    cache = "HIT" if warming else response.headers.get("X-Cache", "HIT")
+                    if response.status != 200 or cache != "HIT":
+                        raise SystemExit(f"{url}: {response.status}, X-Cache {cache}")
 
-        await asyncio.gather(*(get(1) for _ in range(CONNECTIONS)))
+        await asyncio.gather(*(get(1, warming=True) for _ in range(connections)))
         print("ready", flush=True)
         while line := await loop.run_in_executor(None, sys.stdin.readline):
-            await asyncio.gather(*(get(int(line) // CONNECTIONS) for _ in range(CONNECTIONS)))
+            await asyncio.gather(*(get(int(line) // connections) for _ in range(connections)))
             print("done", flush=True)
 
 
-def count(state: str, path: str, requests: int) -> float:
+def count(state: str, path: str, requests: int, connections: int = CONNECTIONS) -> float:
     """Instructions per request of one server in `state` answering `path`."""
-    requests -= requests % CONNECTIONS
+    requests -= requests % connections
     with tempfile.TemporaryDirectory() as out:
         run = subprocess.run(
             ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}/callgrind.%p",
              sys.executable, "-m", "bench.instructions", "--serve", state, path,
-             "--requests", str(requests)],
+             "--connections", str(connections), "--requests", str(requests)],
             check=False, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         if run.returncode != 0:
             raise SystemExit(f"{state} {path} failed under valgrind:\n{run.stderr[-3000:]}")
@@ -154,13 +174,13 @@ def count(state: str, path: str, requests: int) -> float:
     return (totals["long"] - totals["short"]) / requests
 
 
-def main(requests: int) -> None:
+def main(requests: int, connections: int) -> None:
     print(f"cached hits against a bare handler: instructions per request (callgrind, "
-          f"{requests} requests, {CONNECTIONS} connections, asyncio)")
+          f"{requests} requests, {connections} connections, asyncio)")
     print(f"{'path':11} {'bare':>7}   {'off':>14}   {'on':>14}   {'json':>14}   "
           "hit (off - bare); log (on, json - off)")
     for name, path in PATHS.items():
-        k = {state: count(state, path, requests) / 1000 for state in STATES}
+        k = {state: count(state, path, requests, connections) / 1000 for state in STATES}
         cells = "   ".join(f"{k[s]:6.1f}k {k['bare'] / k[s]:5.3f}x" for s in STATES[1:])
         print(f"{name:11} {k['bare']:6.1f}k   {cells}   {k['off'] - k['bare']:4.1f}k; "
               f"{k['on'] - k['off']:4.1f}k, {k['json'] - k['off']:4.1f}k", flush=True)
@@ -173,11 +193,12 @@ if __name__ == "__main__":
     cli.add_argument("--requests", type=int, default=2000)
     cli.add_argument("--serve", nargs=2, metavar=("STATE", "PATH"))
     cli.add_argument("--client", metavar="URL")
+    cli.add_argument("--connections", type=int, default=CONNECTIONS)
     args = cli.parse_args()
     if args.serve:
         state, path = args.serve
-        asyncio.run(serve(state, path, args.requests))
+        asyncio.run(serve(state, path, args.requests, args.connections))
     elif args.client:
-        asyncio.run(client(args.client))
+        asyncio.run(client(args.client, args.connections))
     else:
-        main(args.requests)
+        main(args.requests, args.connections)

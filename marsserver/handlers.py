@@ -56,7 +56,7 @@ def ready_first(handler: Handler, app: web.Application) -> Handler:
     @wraps(handler)
     async def answer(request: web.Request) -> web.StreamResponse:
         try:
-            ready = app[HITS].answer(Hits.key(request), request.headers)
+            ready = app[HITS].answer(request)
         except Exception:
             log.exception("looking up the ready answer for %s failed", request.rel_url)
             ready = None

@@ -60,6 +60,17 @@ class Metrics:
         return generate_latest(self.registry)
 
 
+class Tally:
+    """Answers served again (hits.py), added up at scrape time: on a cached hit, adding one
+    to an attribute is the cheapest count there is. Counting a hit at two stages in the dict
+    of (stage, result) took 3.9k instructions, 2% of the whole hit."""
+
+    __slots__ = ("served",)
+
+    def __init__(self) -> None:
+        self.served = 0
+
+
 class Lookups:
     """Cache lookups by stage and result, as plain integers read at scrape time.
 
@@ -70,24 +81,24 @@ class Lookups:
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.counts = {(stage, result): 0 for stage in STAGES for result in RESULTS}
+        self._tallies: dict[tuple[str, ...], Tally] = {}
         registry.register(self)
 
     def count(self, stage: str, result: str) -> None:
         self.counts[stage, result] += 1
 
-    def hits_at(self, *stages: str) -> Callable[[], None]:
-        """A function counting one hit at each of `stages`, for answers served again."""
-        counts, keys = self.counts, [(stage, "hit") for stage in stages]
-
-        def count() -> None:
-            for key in keys:
-                counts[key] += 1
-        return count
+    def hits_at(self, *stages: str) -> Tally:
+        """The tally of answers served again that count one hit at each of `stages`."""
+        return self._tallies.setdefault(stages, Tally())
 
     def collect(self) -> Iterator[CounterMetricFamily]:
         family = CounterMetricFamily(
             "marsserver_cache_requests", "Cache lookups by stage and result (hit, miss, stale)",
             labels=("cache", "result"))
-        for labels, value in self.counts.items():
+        counts = dict(self.counts)
+        for stages, tally in self._tallies.items():
+            for stage in stages:
+                counts[stage, "hit"] += tally.served
+        for labels, value in counts.items():
             family.add_metric(labels, value)
         yield family

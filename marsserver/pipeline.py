@@ -42,7 +42,7 @@ from .coalesce import Background, SingleFlight
 from .entries import Failure, Known, Rendition, Today
 from .errors import BadUpstream, InternalError, NotFound, Overloaded, ServiceError, Unavailable
 from .imaging import Spec
-from .metrics import Metrics
+from .metrics import Metrics, Tally
 from .settings import Settings
 from .sources import LATEST, Listing, Photo, Query, Source
 
@@ -216,8 +216,9 @@ class Pipeline:
         link = _source_link(today.listing.photos[number], spec)
         return (*made, (f"wallpaper:{spec.key}:{link}", rendition))
 
-    def count_hits(self, *stages: str) -> Callable[[], None]:
-        """Count a cache hit at each of `stages`, as serving one through the pipeline would."""
+    def count_hits(self, *stages: str) -> Tally:
+        """Where to count an answer served again: a hit at each of `stages`, as serving it
+        through the pipeline would."""
         return self.metrics.lookups.hits_at(*stages)
 
     def _stale(self, today: Today) -> bool:

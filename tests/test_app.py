@@ -6,12 +6,10 @@ import io
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import make_mocked_request
 from PIL import Image
 
 from marsserver import Listing, Settings, create_app
 from marsserver.errors import BadUpstream
-from marsserver.hits import Hits
 from marsserver.sources.demo import CAMERAS
 
 from .helpers import pipeline_of, work_entries
@@ -216,8 +214,3 @@ async def test_a_route_shadowed_by_the_catch_all_is_a_404_and_a_warning_not_a_ba
     assert "/x.txt matches /{n}.txt, added after create_app" in caplog.text
 
 
-def test_ready_answers_are_keyed_by_path_and_query_never_a_targets_host():
-    """An absolute-form target's host and user info must not become (unbounded) keys."""
-    target = "http://" + "u" * 5000 + "@x/api/photos?sol=1"
-    key = Hits.key(make_mocked_request("GET", target, headers={"Accept": "*/*"}))
-    assert key == ("/api/photos?sol=1", "*/*")

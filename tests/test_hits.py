@@ -3,6 +3,7 @@ would send (headers, X-Cache, metrics), never to conditional requests, never pas
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 from aiohttp.test_utils import TestClient
@@ -127,14 +128,9 @@ async def test_a_failing_look_for_a_ready_answer_is_logged_and_the_full_path_ans
     assert "looking up the ready answer for /wallpaper" in caplog.text
 
 
-async def test_long_accept_headers_are_answered_but_never_remembered(demo_client,
-                                                                       monkeypatch):
-    """An 8 KiB Accept per memo entry would make the memos large: such requests take the
-    full path every time (still HITs of the cache), and leave nothing in either memo."""
-    from marsserver.handlers import QUERIES
-    from marsserver.params import MAX_KEPT_ACCEPT
-
-    hits, ready = demo_client.app[HITS], []
+def spy_on_answers(client: TestClient, monkeypatch) -> list[object]:
+    """What each lookup for a ready answer found (None: the full path answered)."""
+    hits, ready = client.app[HITS], []
     real = hits.answer
 
     def answer(*args):
@@ -142,9 +138,48 @@ async def test_long_accept_headers_are_answered_but_never_remembered(demo_client
         return ready[-1]
 
     monkeypatch.setattr(hits, "answer", answer)
+    return ready
+
+
+async def test_long_accept_headers_are_answered_but_never_remembered(demo_client,
+                                                                       monkeypatch):
+    """An 8 KiB Accept per memo entry would make the memos large: such requests take the
+    full path every time (still HITs of the cache), and leave nothing in either memo."""
+    from marsserver.handlers import QUERIES
+    from marsserver.params import MAX_KEPT_ACCEPT
+
+    ready = spy_on_answers(demo_client, monkeypatch)
     for accept in ("image/jpeg", "image/jpeg, " + "x/y;q=0.1, " * (MAX_KEPT_ACCEPT // 11)):
         for _ in range(3):
             response = await demo_client.get(WALLPAPER, headers={"Accept": accept})
             assert response.status == 200
     assert [answer is not None for answer in ready] == [False, True, True, False, False, False]
     assert [accept for _, accept in demo_client.app[QUERIES]] == ["image/jpeg"]
+
+
+async def test_long_targets_are_answered_but_never_remembered(demo_client, monkeypatch):
+    """Ready answers are keyed by the target as sent, which aiohttp reads up to 64 KiB long
+    here: an absolute URL's user info routes any length of target to /wallpaper. Such a
+    request takes the full path every time (a HIT of the cache) and is never remembered."""
+    from marsserver.params import MAX_KEPT_TARGET
+
+    ready = spy_on_answers(demo_client, monkeypatch)
+    long_target = "http://" + "u" * MAX_KEPT_TARGET + "@x" + WALLPAPER
+    for target in (WALLPAPER, long_target):
+        for _ in range(3):
+            head, _ = await raw_get(demo_client, target)
+            assert head.startswith(b"HTTP/1.1 200 OK"), head
+    assert [answer is not None for answer in ready] == [False, True, True, False, False, False]
+    assert b"X-Cache: HIT" in head
+
+
+async def raw_get(client: TestClient, target: str) -> tuple[bytes, bytes]:
+    """The head and body of the answer to a GET of `target` exactly as written (aiohttp's
+    client would make an absolute URL a path)."""
+    reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
+    writer.write(f"GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+    answer = await reader.read()
+    writer.close()
+    await writer.wait_closed()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    return head, body

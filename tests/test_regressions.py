@@ -9,13 +9,14 @@ from typing import ClassVar
 
 import pytest
 from aiohttp import web
-from multidict import CIMultiDict, CIMultiDictProxy
+from aiohttp.test_utils import make_mocked_request
 
 from marsserver import Settings, create_app
 from marsserver.cache import BoundedMemoryCache
 from marsserver.errors import BadUpstream, NotFound
 from marsserver.hits import Hits
 from marsserver.imaging import Spec
+from marsserver.metrics import Tally
 from marsserver.pipeline import TODAY_KEY, Pipeline, make_today
 from marsserver.sources import LATEST, Listing, Photo, Query
 from marsserver.views import Paths
@@ -114,11 +115,12 @@ async def test_keeping_the_same_answer_again_does_not_crowd_out_the_others():
     hits = Hits(cache, max_bytes=10_000)
     entry = b"the cached wallpaper"
     await cache.set("k", entry, ttl=60)
-    quiet, hot = ("/", ""), ("/wallpaper?height=600", "")
-    hits.keep(quiet, web.Response(body=b"q" * 1000), 1e12, (("k", entry),), lambda: None)
+    quiet = make_mocked_request("GET", "/")
+    hot = ("/wallpaper?height=600", "")
+    hits.keep(Hits.key(quiet), web.Response(body=b"q" * 1000), 1e12, (("k", entry),), Tally())
     for _ in range(20):  # a hot answer kept again every second
-        hits.keep(hot, web.Response(body=b"x" * 1000), 1e12, (("k", entry),), lambda: None)
-    assert hits.answer(quiet, CIMultiDictProxy(CIMultiDict())) is not None
+        hits.keep(hot, web.Response(body=b"x" * 1000), 1e12, (("k", entry),), Tally())
+    assert hits.answer(quiet) is not None
 
 
 async def test_ready_answers_count_what_the_full_path_counts(app_for, clock):

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import itertools
 import logging
 import os
@@ -71,6 +72,7 @@ async def serve(state: str, path: str, requests: int, connections: int) -> None:
                                access_log_class=log.logger_class)
     url, body, content_type = await serve_hit(runner, path)
     _still()
+    gc.freeze()  # a full collection over start-up's objects, in one stretch and not the other
     if state == "bare":
         await runner.cleanup()
         runner = await _bare(path.split("?")[0], body, content_type)

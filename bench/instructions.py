@@ -38,6 +38,7 @@ from aiohttp import web
 
 from marsserver import Settings, create_app, hits
 from marsserver.accesslog import AccessLog
+from marsserver.handlers import PIPELINE
 
 from .common import serve_hit
 from .throughput import PATHS, TARGETS
@@ -63,7 +64,8 @@ async def serve(state: str, path: str, requests: int, connections: int) -> None:
     what it costs besides its lines is a few dozen instructions per line."""
     logging.getLogger("aiohttp.access").setLevel(logging.INFO)
     hit = create_app(Settings(source="demo"))
-    log = None if state in ("bare", "off") else AccessLog(state, interval=3600)
+    log = None if state in ("bare", "off") else AccessLog(
+        state, interval=3600, batch_lines=2**30, max_bytes=2**40)  # one batch a stretch
     if log is None:
         runner = web.AppRunner(hit, access_log=None)
     else:
@@ -86,14 +88,18 @@ async def serve(state: str, path: str, requests: int, connections: int) -> None:
     await _expect(client.stdout, b"ready\n")  # every connection open and warm
     if log is not None:
         log.flush()  # the warm-up's lines, before counting starts
+    lookups = hit[PIPELINE].metrics.lookups
     await _callgrind("--zero")
     for factor, stretch in enumerate(STRETCHES, start=1):
+        served = lookups.served_again()
         client.stdin.write(f"{requests * factor}\n".encode())
         await client.stdin.drain()
         await _expect(client.stdout, b"done\n")
         if log is not None:
             log.flush()  # the stretch's lines are written, and counted, within it
         await _callgrind(f"--dump={stretch}")
+        if state != "bare" and lookups.served_again() - served != requests * factor:
+            raise SystemExit(f"not every request of the {stretch} stretch had a ready answer")
     client.stdin.close()
     if await client.wait() != 0:
         raise SystemExit("the client failed")

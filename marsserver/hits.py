@@ -13,10 +13,10 @@ those the cache has since dropped cost memory here.
 
 The response itself is made without web.Response's constructor, whose Python (checks for text,
 charset, content type; 11k instructions) cost 4% of a cached hit for what always ends up the
-same few fields. What the constructor leaves is read off one response at import (`_maker`):
-an `Again` sets the per-response fields and shares the rest, which must be plain values. An
-aiohttp that leaves anything else gets the constructor instead (tests/test_hits.py checks the
-installed one does not).
+same few fields. What the constructor leaves is read off two responses at import (`_maker`):
+an `Again` sets the per-response fields and shares the rest, which must be the same plain
+values in both. An aiohttp whose constructor leaves anything else gets the constructor
+instead (tests/test_hits.py checks that the installed one does not).
 """
 
 from __future__ import annotations
@@ -35,8 +35,9 @@ from .params import MAX_KEPT_ACCEPT, MAX_KEPT_TARGET
 
 MAX_ENTRIES = 1024
 
-# The request target as sent (path and query, or an absolute URL), Accept: at most
-# MAX_KEPT_TARGET and MAX_KEPT_ACCEPT characters are kept.
+# The request target as sent, Accept: only ASCII origin-form targets (`/path?query`) of at most
+# MAX_KEPT_TARGET characters, and Accept headers of at most MAX_KEPT_ACCEPT, are kept: at most
+# MAX_ENTRIES x 4.4 KB of keys (an absolute URL's host and user info never are).
 Key = tuple[str, str]
 _PER_RESPONSE = ("_state", "_headers", "_body")  # what Again.__init__ sets
 _PLAIN = (bool, int, float, str, bytes, type(None))
@@ -56,16 +57,25 @@ def _constructed(body: bytes, headers: CIMultiDict[str]) -> web.Response:
     return web.Response(body=body, headers=headers)
 
 
+def _left(body: bytes, headers: dict[str, str]) -> dict[str, object] | None:
+    """What web.Response's constructor leaves on a 200 besides `_PER_RESPONSE`; None if it
+    does not set those."""
+    fields = vars(web.Response(body=body, headers=CIMultiDict(headers)))
+    if not all(name in fields for name in _PER_RESPONSE):
+        return None
+    return {name: value for name, value in fields.items() if name not in _PER_RESPONSE}
+
+
 def _maker() -> Callable[[bytes, CIMultiDict[str]], web.Response]:
-    """`Again`, sharing what web.Response's constructor leaves on a 200 besides
-    `_PER_RESPONSE`; the constructor itself if it leaves anything else, or anything that
-    cannot be shared between responses."""
-    left = vars(web.Response(body=b"", headers=CIMultiDict()))
-    shared = {name: value for name, value in left.items() if name not in _PER_RESPONSE}
-    if len(left) - len(shared) != len(_PER_RESPONSE) or not all(
-            isinstance(value, _PLAIN) for value in shared.values()):
+    """`Again`, sharing what the constructor leaves besides `_PER_RESPONSE`; the constructor
+    itself unless that is the same plain values whatever the body and headers."""
+    try:
+        empty, svg = _left(b"", {}), _left(b"<svg/>", {"Content-Type": "image/svg+xml"})
+    except Exception:  # an aiohttp whose responses have no instance dict, say
         return _constructed
-    for name, value in shared.items():
+    if empty is None or empty != svg or not all(isinstance(v, _PLAIN) for v in empty.values()):
+        return _constructed
+    for name, value in empty.items():
         setattr(Again, name, value)
     return Again
 
@@ -95,13 +105,14 @@ class Hits:
     def key(request: web.Request) -> Key:
         """The target as aiohttp's parser read it: the URL's `raw_path_qs` is worked out anew
         for each request (1k instructions), and the same target always routes the same way.
-        (aiohttp's fields, not its properties, for the same reason: tests/test_hits.py.)"""
+        aiohttp's fields rather than its properties, which are Python calls; `answer` makes
+        the same key inline."""
         return request._message.path, request._headers.get(hdrs.ACCEPT, "")
 
     def answer(self, request: web.Request) -> web.Response | None:
         """The ready answer to `request`, if it is still exactly what the full path would send.
         (Key and lookup in one call: a call is 0.2% of a hit.)"""
-        headers = request._headers
+        headers = request._headers  # the key is Hits.key(request):
         ready = self._ready.get((request._message.path, headers.get(hdrs.ACCEPT, "")))
         if (ready is None or time.time() >= ready.until or hdrs.IF_NONE_MATCH in headers
                 or hdrs.IF_MATCH in headers or hdrs.IF_MODIFIED_SINCE in headers):
@@ -116,8 +127,10 @@ class Hits:
              made_from: tuple[tuple[str, object], ...], tally: Tally) -> None:
         """Remember a full-path answer that was a plain 200 made from `made_from`."""
         body = response.body
+        target, accept = key
         if (not made_from or response.status != 200 or not isinstance(body, bytes)
-                or len(key[0]) > MAX_KEPT_TARGET or len(key[1]) > MAX_KEPT_ACCEPT):
+                or not target.startswith("/") or not target.isascii()
+                or len(target) > MAX_KEPT_TARGET or len(accept) > MAX_KEPT_ACCEPT):
             return
         if ((key not in self._ready and len(self._ready) >= MAX_ENTRIES)
                 or self._bytes + len(body) > self._max_bytes):

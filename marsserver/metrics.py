@@ -80,22 +80,29 @@ class Lookups:
     """
 
     def __init__(self, registry: CollectorRegistry) -> None:
-        self.counts = {(stage, result): 0 for stage in STAGES for result in RESULTS}
+        self._counts = {(stage, result): 0 for stage in STAGES for result in RESULTS}
         self._tallies: dict[tuple[str, ...], Tally] = {}
         registry.register(self)
 
     def count(self, stage: str, result: str) -> None:
-        self.counts[stage, result] += 1
+        self._counts[stage, result] += 1
 
     def hits_at(self, *stages: str) -> Tally:
         """The tally of answers served again that count one hit at each of `stages`."""
+        if not set(stages) <= set(STAGES):
+            raise ValueError(f"unknown stages {stages}: not all of {STAGES}")
         return self._tallies.setdefault(stages, Tally())
+
+    def served_again(self) -> int:
+        """Answers served again so far, of every tally (bench/instructions.py checks that
+        every request it counts was one)."""
+        return sum(tally.served for tally in self._tallies.values())
 
     def collect(self) -> Iterator[CounterMetricFamily]:
         family = CounterMetricFamily(
             "marsserver_cache_requests", "Cache lookups by stage and result (hit, miss, stale)",
             labels=("cache", "result"))
-        counts = dict(self.counts)
+        counts = dict(self._counts)
         for stages, tally in self._tallies.items():
             for stage in stages:
                 counts[stage, "hit"] += tally.served

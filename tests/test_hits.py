@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import re
 
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 from multidict import CIMultiDict
@@ -160,17 +161,23 @@ async def test_long_accept_headers_are_answered_but_never_remembered(demo_client
     assert [accept for _, accept in demo_client.app[QUERIES]] == ["image/jpeg"]
 
 
-async def test_long_targets_are_answered_but_never_remembered(demo_client, monkeypatch):
+@pytest.mark.parametrize("target", [
+    "http://x" + WALLPAPER,  # an absolute URL: its host and user info are never kept
+    # 731 characters of query once decoded (within params.MAX_QUERY), 4,236 as sent
+    WALLPAPER + "&note=" + "%C3%A9" * 700,
+], ids=["absolute", "long"])
+async def test_only_short_origin_form_targets_are_remembered(demo_client, monkeypatch,
+                                                            target):
     """Ready answers are keyed by the target as sent, which aiohttp reads up to 64 KiB long
-    here: an absolute URL's user info routes any length of target to /wallpaper. Such a
-    request takes the full path every time (a HIT of the cache) and is never remembered."""
+    here. Other targets take the full path every time (a HIT of the cache), and are never
+    remembered."""
     from marsserver.params import MAX_KEPT_TARGET
 
+    assert target.startswith("http") or len(target) > MAX_KEPT_TARGET
     ready = spy_on_answers(demo_client, monkeypatch)
-    long_target = "http://" + "u" * MAX_KEPT_TARGET + "@x" + WALLPAPER
-    for target in (WALLPAPER, long_target):
+    for sent in (WALLPAPER, target):
         for _ in range(3):
-            head, _ = await raw_get(demo_client, target)
+            head, _ = await raw_get(demo_client, sent)
             assert head.startswith(b"HTTP/1.1 200 OK"), head
     assert [answer is not None for answer in ready] == [False, True, True, False, False, False]
     assert b"X-Cache: HIT" in head
@@ -199,14 +206,40 @@ def test_a_ready_response_holds_what_web_responses_constructor_would():
     assert "Content-Length" not in headers
 
 
-def test_an_aiohttp_whose_responses_hold_more_gets_the_constructor(monkeypatch):
-    """A field the constructor sets that `Again` does not know would be missing, and a
-    mutable one would be shared by every response: either way, use the constructor."""
+def constructor_leaving(extra):
+    """web.Response's constructor, then `extra(response)`."""
     init = web.Response.__init__
 
-    def with_trailers(self, **kwargs):
+    def constructor(self, **kwargs):
         init(self, **kwargs)
-        self._trailers = []
+        extra(self)
+    return constructor
 
-    monkeypatch.setattr(web.Response, "__init__", with_trailers)
+
+@pytest.mark.parametrize("extra", [
+    pytest.param(lambda r: setattr(r, "_trailers", []), id="a mutable field, shared by all"),
+    pytest.param(lambda r: setattr(r, "_length", len(r._body)), id="a field from the body"),
+    pytest.param(lambda r: delattr(r, "_state"), id="a per-response field moved elsewhere"),
+])
+def test_an_aiohttp_whose_responses_hold_other_fields_gets_the_constructor(monkeypatch,
+                                                                           extra):
+    """What `Again` would share must be the same plain values for every response, and what
+    it sets must be all the constructor sets of its own: otherwise use the constructor."""
+    monkeypatch.setattr(web.Response, "__init__", constructor_leaving(extra))
     assert hits._maker() is hits._constructed
+
+
+def test_a_plain_field_that_never_changes_is_shared(monkeypatch):
+    monkeypatch.setattr(web.Response, "__init__",
+                        constructor_leaving(lambda r: setattr(r, "_flavour", "plain")))
+    assert hits._maker() is hits.Again
+    assert hits.Again(b"", CIMultiDict())._flavour == "plain"
+    del hits.Again._flavour  # what _maker shared, gone with the constructor that left it
+
+
+def test_a_tally_for_an_unknown_stage_is_refused_where_it_is_asked_for():
+    """Not later, when every scrape of /metrics would fail on it."""
+    from marsserver.metrics import Metrics
+
+    with pytest.raises(ValueError, match="unknown stages"):
+        Metrics().lookups.hits_at("list", "wallpapers")

@@ -233,15 +233,17 @@ class AccessLog:
     def _json(self, remote: str | None, when: float, method: str, target: str,
               version: HttpVersion, status: int, length: int, referer: str | None,
               agent: str | None, duration: float) -> str:
-        """The same facts as `_common`, as one JSON object with millisecond times."""
-        return (f'{{"time":"{self._stamp(when)}.{int(when * 1000) % 1000:03d}Z",'
-                f'"remote":{_json_text(remote)},'
+        """The same facts as `_common`, as one JSON object with millisecond times. (No helper
+        calls for the stamp or the nullable fields: a call is a tenth of the line's cost.)"""
+        stamp = self._stamp_text if int(when) == self._second else self._stamp(when)
+        return (f'{{"time":"{stamp}.{int(when * 1000) % 1000:03d}Z",'
+                f'"remote":{"null" if remote is None else encode_basestring_ascii(remote)},'
                 f'"method":{encode_basestring_ascii(method)},'
                 f'"path":{encode_basestring_ascii(target)},'
                 f'"version":"{version.major}.{version.minor}","status":{status},'
                 f'"bytes":{length},'
-                f'"referer":{_json_text(referer)},'
-                f'"user_agent":{_json_text(agent)},'
+                f'"referer":{"null" if referer is None else encode_basestring_ascii(referer)},'
+                f'"user_agent":{"null" if agent is None else encode_basestring_ascii(agent)},'
                 f'"duration_ms":{duration * 1000:.3f}}}\n')
 
 
@@ -294,10 +296,6 @@ def _plain(text: str) -> bool:
 def _escaped(text: str) -> str:
     """`text`, escaped JSON-style when it is not `_plain`."""
     return text if _plain(text) else encode_basestring_ascii(text)[1:-1]
-
-
-def _json_text(text: str | None) -> str:
-    return "null" if text is None else encode_basestring_ascii(text)
 
 
 def _common_time(second: int) -> str:

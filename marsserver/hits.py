@@ -112,7 +112,7 @@ class Hits:
     def answer(self, request: web.Request) -> web.Response | None:
         """The ready answer to `request`, if it is still exactly what the full path would send.
         (Key and lookup in one call: a call is 0.2% of a hit.)"""
-        headers = request._headers  # the key is Hits.key(request):
+        headers = request._headers  # the key as Hits.key(request) makes it:
         ready = self._ready.get((request._message.path, headers.get(hdrs.ACCEPT, "")))
         if (ready is None or time.time() >= ready.until or hdrs.IF_NONE_MATCH in headers
                 or hdrs.IF_MATCH in headers or hdrs.IF_MODIFIED_SINCE in headers):

@@ -28,9 +28,6 @@ README_PRESETS = {
     "ultrawide": (3440, 1440), "phone": (1170, 2532), "tablet": (1640, 2360),
 }
 
-SKIP_MISSING_TOOLS = "MARSSERVER_SKIP_MISSING_TOOLS"
-
-
 def pipeline_of(client: TestClient[web.Request, web.Application]) -> Pipeline:
     return client.app[PIPELINE]
 
@@ -71,25 +68,16 @@ class Clock:
             monkeypatch.setattr(module, "time", self)
 
 
-def missing_tools_may_skip(environ: Mapping[str, str]) -> bool:
-    """Only a developer who asked for it may skip; CI never does, whatever else is set."""
-    return (environ.get(SKIP_MISSING_TOOLS) == "1"
-            and environ.get("CI", "").lower() not in ("true", "1"))
-
-
 def require_tool(name: str, install: str) -> str:
     """The path of the program `name` (Debian keeps daemons in /usr/sbin, often not on PATH).
 
-    A missing tool fails the test: a skip would let a run without Chromium or Redis look
-    green. `MARSSERVER_SKIP_MISSING_TOOLS=1` turns that into a skip, except on CI.
+    A missing tool fails the test, never skips it: a skip would let a run without Chromium
+    or Redis look green.
     """
     path = shutil.which(name, path=os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin"]))
     if path is not None:
         return path
-    reason = f"{name} is not installed ({install})"
-    if missing_tools_may_skip(os.environ):
-        pytest.skip(f"{reason}; skipped because {SKIP_MISSING_TOOLS}=1")
-    pytest.fail(f"{reason}; set {SKIP_MISSING_TOOLS}=1 to skip instead (never on CI)",
+    pytest.fail(f"{name} is not installed ({install}; `bash .ci/run` installs it)",
                 pytrace=False)
 
 

@@ -2,8 +2,7 @@
 
 Uses MARS_TEST_REDIS_URL when set (a database the tests may flush), else starts its own
 `redis-server` on a free port. A missing redis-server fails the tests (`require_tool`): a skip
-would let a run without Redis look green; MARSSERVER_SKIP_MISSING_TOOLS=1 skips, never on CI
-(`.ci/run` makes sure there is one).
+would let a run without Redis look green (`.ci/run` makes sure there is one).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""marsserver with aiohttp's own access logger, as it logged before marsserver.accesslog.
+"""marsserver with aiohttp's own access logger, as it logged before marsserver.http.accesslog.
 
     python -m bench.aiohttp_log [marsserver flags]
 

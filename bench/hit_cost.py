@@ -33,9 +33,10 @@ from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web_request import BaseRequest
 from aiohttp.web_response import StreamResponse
 
-import marsserver.app
-from marsserver import Settings, create_app, handlers
-from marsserver.accesslog import MODES, AccessLog
+import marsserver.http.app
+from marsserver import Settings, create_app
+from marsserver.http import handlers
+from marsserver.http.accesslog import MODES, AccessLog
 
 from .common import serve_hit
 from .throughput import PATHS, SERVER_CPUS, TARGETS, WRK_CPU
@@ -93,12 +94,12 @@ async def measure(path: str, args: argparse.Namespace, sink: TextIO) -> dict[str
         return await served(request)
 
     routes = tuple((p, switched, name, False) if p == route else (p, h, name, ready)
-                   for p, h, name, ready in marsserver.app.ROUTES)
-    handler = next(h for p, h, _, _ in marsserver.app.ROUTES if p == route)
+                   for p, h, name, ready in marsserver.http.app.ROUTES)
+    handler = next(h for p, h, _, _ in marsserver.http.app.ROUTES if p == route)
     guard = handlers.json_errors
     unguarded = mock.patch.object(handlers, "json_errors",
                                   lambda h: h if h is switched else guard(h))
-    with mock.patch.object(marsserver.app, "ROUTES", routes), unguarded:
+    with mock.patch.object(marsserver.http.app, "ROUTES", routes), unguarded:
         app = create_app(Settings(source="demo"))  # the switch, then the route as it serves
     served = handlers.ready_first(guard(handler), app)
     runner = web.AppRunner(app, access_log=logging.getLogger("aiohttp.access"),

@@ -36,9 +36,10 @@ from types import SimpleNamespace
 import aiohttp
 from aiohttp import web
 
-from marsserver import Settings, create_app, hits
-from marsserver.accesslog import AccessLog
-from marsserver.handlers import PIPELINE
+from marsserver import Settings, create_app
+from marsserver.http import ready_answers as hits
+from marsserver.http.accesslog import AccessLog
+from marsserver.http.handlers import PIPELINE
 
 from .common import serve_hit
 from .throughput import PATHS, TARGETS

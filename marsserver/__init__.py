@@ -4,7 +4,7 @@ Public API: `create_app`, `Settings`, and the `Source` interface (with `Photo` a
 for bringing your own photos. Everything else is private.
 """
 
-from .app import create_app
+from .http.app import create_app
 from .settings import Settings
 from .sources import Listing, Photo, Source
 

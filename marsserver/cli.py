@@ -20,8 +20,8 @@ from typing import NoReturn
 
 from aiohttp import web
 
-from .accesslog import run_app_options
-from .app import create_app
+from .http.accesslog import run_app_options
+from .http.app import create_app
 from .settings import LOOPS, ROVERS, SOURCES, Settings, env_name, flag_name
 from .sources import NASA_IMAGE_HOSTS
 

@@ -18,8 +18,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from marsserver.handlers import PIPELINE
-from marsserver.pipeline import Pipeline
+from marsserver.core.pipeline import Pipeline
+from marsserver.http.handlers import PIPELINE
 
 # The README's preset table, written out: tests compare the service with this, never with the
 # code's own table, so a wrong size in the code cannot agree with itself.

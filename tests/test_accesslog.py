@@ -16,8 +16,9 @@ import pytest
 from aiohttp import HttpVersion, HttpVersion11, web
 from aiohttp.test_utils import make_mocked_request
 
-from marsserver import Settings, accesslog
-from marsserver.accesslog import AccessLog, run_app_options
+from marsserver import Settings
+from marsserver.http import accesslog
+from marsserver.http.accesslog import AccessLog, run_app_options
 
 MAY_DAY = 1714564800.0  # 2024-05-01T12:00:00Z
 HEADERS = {"Referer": "http://example.test/", "User-Agent": "wallpaper-fetcher/1.0"}

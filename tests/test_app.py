@@ -185,7 +185,7 @@ async def test_mounted_its_json_errors_stay_inside_its_prefix(aiohttp_client):
 
 
 async def test_remembered_queries_stay_bounded(demo_client):
-    from marsserver.handlers import MAX_REMEMBERED_QUERIES, QUERIES
+    from marsserver.http.handlers import MAX_REMEMBERED_QUERIES, QUERIES
 
     for n in range(MAX_REMEMBERED_QUERIES + 50):
         assert (await demo_client.get(f"/wallpaper?height=64&n={n}")).status == 200

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from marsserver.cache import BoundedMemoryCache, size_of
+from marsserver.core.cache import BoundedMemoryCache, size_of
 
 from .helpers import until
 

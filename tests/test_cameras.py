@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from marsserver.cameras import (
+from marsserver.errors import BadParameter
+from marsserver.sources.cameras import (
     CURIOSITY,
     DEMO,
     MARS_PHOTOS,
@@ -14,7 +15,6 @@ from marsserver.cameras import (
     human_name,
     parse_cameras,
 )
-from marsserver.errors import BadParameter
 from marsserver.sources.demo import CAMERAS as DEMO_CAMERAS
 
 from .stub import fixture_json

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from marsserver.coalesce import SingleFlight
+from marsserver.core.coalesce import SingleFlight
 
 from .helpers import until
 

@@ -18,8 +18,8 @@ from urllib.parse import parse_qsl
 import jsonschema_rs
 import pytest
 
-from marsserver import params
-from marsserver.openapi import document
+from marsserver.http import params
+from marsserver.http.openapi import document
 
 from .helpers import Marsserver
 

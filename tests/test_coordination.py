@@ -23,12 +23,12 @@ from aiohttp.test_utils import TestClient
 from PIL import Image
 
 from marsserver import Settings, create_app
-from marsserver.coalesce import Background, SingleFlight
-from marsserver.entries import Failure
+from marsserver.core.coalesce import Background, SingleFlight
+from marsserver.core.entries import Failure
+from marsserver.core.pipeline import FAILED, MAX_FAILURE_TTL, TODAY_KEY, Pipeline, Served
+from marsserver.core.redis_cache import STRIKES, SharedCache, Unreachable
 from marsserver.errors import BadUpstream, Overloaded, ServiceError, Unavailable
 from marsserver.imaging import Spec
-from marsserver.pipeline import FAILED, MAX_FAILURE_TTL, TODAY_KEY, Pipeline, Served
-from marsserver.redis_cache import STRIKES, SharedCache, Unreachable
 from marsserver.sources import Listing, Photo
 
 from .helpers import pipeline_of, until

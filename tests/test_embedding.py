@@ -7,8 +7,8 @@ import warnings
 from pathlib import Path
 
 import marsserver
-from marsserver.app import SETTINGS
-from marsserver.handlers import PIPELINE
+from marsserver.http.app import SETTINGS
+from marsserver.http.handlers import PIPELINE
 
 EXAMPLE = Path(__file__).parent.parent / "examples" / "host_app.py"
 
@@ -62,7 +62,7 @@ async def test_two_instances_under_two_prefixes_share_nothing_and_know_their_url
 
 
 async def test_the_gunicorn_factory_reads_settings_from_the_environment(monkeypatch):
-    from marsserver.app import gunicorn_app
+    from marsserver.http.app import gunicorn_app
 
     monkeypatch.setenv("MARS_SOURCE", "demo")
     monkeypatch.setenv("MARS_INFO_TTL", "42")

@@ -7,11 +7,11 @@ import time
 
 import pytest
 
-from marsserver.entries import MAGIC, Codec, Failure, Rendition, Unreadable
+from marsserver.core.entries import MAGIC, Codec, Failure, Rendition, Unreadable
+from marsserver.core.pipeline import make_today
 from marsserver.errors import BadUpstream, InternalError, Unavailable
-from marsserver.pipeline import make_today
+from marsserver.http.views import Paths
 from marsserver.sources import Listing, Photo, Query
-from marsserver.views import Paths
 
 PHOTO = Photo(id="1", camera="NAV_LEFT_B", taken="2024-01-01T00:00:00Z",
               img_src="https://mars.nasa.gov/a.jpg", full_res="https://mars.nasa.gov/a.png")

@@ -16,7 +16,7 @@ import pytest
 from aiohttp import web
 from PIL import Image
 
-from marsserver.pipeline import TODAY_KEY, Pipeline
+from marsserver.core.pipeline import TODAY_KEY, Pipeline
 
 from .helpers import pipeline_of, until
 from .stub import Stub

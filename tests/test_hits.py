@@ -11,8 +11,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from multidict import CIMultiDict
 
-from marsserver import hits
-from marsserver.handlers import HITS
+from marsserver.http import ready_answers as hits
+from marsserver.http.handlers import HITS
 
 from .helpers import Clock, pipeline_of, until
 
@@ -149,8 +149,8 @@ async def test_long_accept_headers_are_answered_but_never_remembered(demo_client
                                                                        monkeypatch):
     """An 8 KiB Accept per memo entry would make the memos large: such requests take the
     full path every time (still HITs of the cache), and leave nothing in either memo."""
-    from marsserver.handlers import QUERIES
-    from marsserver.params import MAX_KEPT_ACCEPT
+    from marsserver.http.handlers import QUERIES
+    from marsserver.http.params import MAX_KEPT_ACCEPT
 
     ready = spy_on_answers(demo_client, monkeypatch)
     for accept in ("image/jpeg", "image/jpeg, " + "x/y;q=0.1, " * (MAX_KEPT_ACCEPT // 11)):
@@ -171,7 +171,7 @@ async def test_only_short_origin_form_targets_are_remembered(demo_client, monkey
     """Ready answers are keyed by the target as sent, which aiohttp reads up to 64 KiB long
     here. Other targets take the full path every time (a HIT of the cache), and are never
     remembered."""
-    from marsserver.params import MAX_KEPT_TARGET
+    from marsserver.http.params import MAX_KEPT_TARGET
 
     assert target.startswith("http") or len(target) > MAX_KEPT_TARGET
     ready = spy_on_answers(demo_client, monkeypatch)

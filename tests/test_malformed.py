@@ -10,7 +10,7 @@ from aiohttp.http_exceptions import BadHttpMessage
 from pytest_aiohttp import AiohttpServer
 
 from marsserver import Settings, create_app
-from marsserver.malformed import BURST, WINDOW, MalformedRequests
+from marsserver.http.malformed import BURST, WINDOW, MalformedRequests
 
 MALFORMED = [
     b"GET / HTTP/1.1 extra\r\n\r\n",

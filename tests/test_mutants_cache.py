@@ -8,7 +8,7 @@ import asyncio
 import pytest
 from aiocache.lock import OptimisticLock, OptimisticLockError
 
-from marsserver.cache import BoundedMemoryCache, size_of
+from marsserver.core.cache import BoundedMemoryCache, size_of
 
 
 async def test_an_entry_exactly_as_large_as_the_cache_fits_and_stays():

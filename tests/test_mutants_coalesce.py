@@ -10,7 +10,7 @@ import warnings
 
 import pytest
 
-from marsserver.coalesce import Background
+from marsserver.core.coalesce import Background
 from marsserver.errors import BadUpstream, Unavailable
 
 from .helpers import until
@@ -57,7 +57,7 @@ async def test_after_close_new_work_is_refused_and_never_started():
 
 async def test_a_service_error_nobody_waits_for_is_one_warning_naming_the_work(caplog):
     background = Background()
-    with caplog.at_level(logging.WARNING, logger="marsserver.coalesce"):
+    with caplog.at_level(logging.WARNING, logger="marsserver.core.coalesce"):
         background.spawn(fails_with(BadUpstream("NASA answered HTTP 503")), "list refresh")
         await until(lambda: len(background) == 0)
     assert [(r.levelname, r.getMessage(), r.exc_info) for r in caplog.records] == [
@@ -66,7 +66,7 @@ async def test_a_service_error_nobody_waits_for_is_one_warning_naming_the_work(c
 
 async def test_a_bug_nobody_waits_for_is_logged_as_an_error_with_its_traceback(caplog):
     background = Background()
-    with caplog.at_level(logging.WARNING, logger="marsserver.coalesce"):
+    with caplog.at_level(logging.WARNING, logger="marsserver.core.coalesce"):
         background.spawn(fails_with(KeyError("oops")), "list refresh")
         await until(lambda: len(background) == 0)
     [record] = caplog.records
@@ -83,7 +83,7 @@ async def test_work_cancelled_at_shutdown_logs_nothing(caplog):
         started.set()
         await asyncio.Event().wait()
 
-    with caplog.at_level(logging.DEBUG, logger="marsserver.coalesce"):
+    with caplog.at_level(logging.DEBUG, logger="marsserver.core.coalesce"):
         background.spawn(work(), "list refresh")
         await started.wait()
         await background.close()

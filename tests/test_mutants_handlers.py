@@ -9,9 +9,10 @@ from email.utils import formatdate
 
 import pytest
 
-from marsserver import Settings, create_app, handlers, params
+from marsserver import Settings, create_app
 from marsserver.errors import BadUpstream, Unavailable
-from marsserver.handlers import PIPELINE
+from marsserver.http import handlers, params
+from marsserver.http.handlers import PIPELINE
 from marsserver.sources import Listing, Query, QuerySource
 
 from .helpers import Clock

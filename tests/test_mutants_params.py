@@ -11,7 +11,7 @@ import pytest
 from multidict import MultiDict
 
 from marsserver.errors import BadParameter
-from marsserver.params import photo_query, wallpaper_spec
+from marsserver.http.params import photo_query, wallpaper_spec
 from marsserver.sources import Query
 
 

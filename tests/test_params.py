@@ -12,8 +12,8 @@ from multidict import MultiDict
 
 from marsserver import Settings
 from marsserver.errors import BadParameter
+from marsserver.http.params import flag_param, wallpaper_spec
 from marsserver.imaging import Spec
-from marsserver.params import flag_param, wallpaper_spec
 
 
 def spec_of(query: str) -> Spec:

@@ -19,8 +19,8 @@ import aiohttp
 import pytest
 import redis.asyncio as redis
 
-from marsserver.pipeline import TODAY_KEY
-from marsserver.redis_cache import SCHEMA_VERSION
+from marsserver.core.pipeline import TODAY_KEY
+from marsserver.core.redis_cache import SCHEMA_VERSION
 
 from .helpers import Marsserver, pipeline_of, require_tool, until
 from .redis_server import RedisServer, free_port

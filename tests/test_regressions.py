@@ -12,14 +12,14 @@ from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
 from marsserver import Settings, create_app
-from marsserver.cache import BoundedMemoryCache
+from marsserver.core.cache import BoundedMemoryCache
+from marsserver.core.pipeline import TODAY_KEY, Pipeline, make_today
 from marsserver.errors import BadUpstream, NotFound
-from marsserver.hits import Hits
+from marsserver.http.ready_answers import Hits
+from marsserver.http.views import Paths
 from marsserver.imaging import Spec
 from marsserver.metrics import Tally
-from marsserver.pipeline import TODAY_KEY, Pipeline, make_today
 from marsserver.sources import LATEST, Listing, Photo, Query
-from marsserver.views import Paths
 
 from .helpers import pipeline_of, until
 from .stub import IMAGES

@@ -11,7 +11,7 @@ from aiohttp import web
 from pytest_aiohttp import AiohttpClient
 
 from marsserver import Settings, create_app
-from marsserver.pipeline import TODAY_KEY
+from marsserver.core.pipeline import TODAY_KEY
 
 from .helpers import Clock, pipeline_of, until
 from .redis_server import RedisServer

@@ -11,9 +11,9 @@ import io
 
 from PIL import Image
 
+from marsserver.core.pipeline import TODAY_KEY, Pipeline, Served
 from marsserver.errors import BadUpstream
 from marsserver.imaging import Spec
-from marsserver.pipeline import TODAY_KEY, Pipeline, Served
 
 from .helpers import pipeline_of, until
 from .stub import Stub

@@ -11,8 +11,8 @@ import pytest
 from aiohttp import web
 
 from marsserver import Settings, create_app
+from marsserver.http.views import Paths, error_page, gallery_html, http_date, human_date
 from marsserver.sources import LATEST, Listing, Photo, Query
-from marsserver.views import Paths, error_page, gallery_html, http_date, human_date
 
 from .helpers import README_PRESETS
 

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from marsserver import Settings, create_app
-from marsserver.pipeline import Rendition
+from marsserver.core.pipeline import Rendition
 
 from .helpers import README_PRESETS, Clock, cache_keys, pipeline_of
 from .stub import fixture_json
@@ -249,9 +249,9 @@ async def test_perseverance_starts_from_large_jpegs_and_full_res_for_big_outputs
 
 
 def test_download_names_stay_plain_ascii_whatever_the_feed_says():
+    from marsserver.http.views import filename
     from marsserver.imaging import Spec
     from marsserver.sources import Photo
-    from marsserver.views import filename
 
     photo = Photo("1", 'Mastcam\u00e9\u0661"\r\nX', "t", "u")
     name = filename("curiosity", 5, photo, Spec(1080, 1920, "cover"))

@@ -23,7 +23,7 @@ from collections.abc import Callable, Coroutine, Hashable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from .errors import ServiceError, Unavailable
+from ..errors import ServiceError, Unavailable
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")

@@ -18,8 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import InternalError, ServiceError, error_of
-from .sources import Listing, Photo, Query
+from ..errors import InternalError, ServiceError, error_of
+from ..sources import Listing, Photo, Query
 
 MAGIC = b"marsserver/2\n"
 MEDIA_TYPES = frozenset({"image/jpeg", "image/webp", "image/png"})

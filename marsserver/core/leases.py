@@ -23,8 +23,8 @@ from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import TypeVar
 
+from ..errors import Unavailable
 from .coalesce import Background
-from .errors import Unavailable
 from .redis_cache import SharedCache, Unreachable
 
 log = logging.getLogger(__name__)

@@ -36,15 +36,16 @@ from concurrent.futures import Executor
 from functools import partial
 from typing import TYPE_CHECKING, TypeVar
 
-from . import imaging, views
+from .. import imaging
+from ..errors import BadUpstream, InternalError, NotFound, Overloaded, ServiceError, Unavailable
+from ..http import views
+from ..imaging import Spec
+from ..metrics import Metrics, Tally
+from ..settings import Settings
+from ..sources import LATEST, Listing, Photo, Query, Source
 from .cache import Cache
 from .coalesce import Background, SingleFlight
 from .entries import Failure, Known, Rendition, Today
-from .errors import BadUpstream, InternalError, NotFound, Overloaded, ServiceError, Unavailable
-from .imaging import Spec
-from .metrics import Metrics, Tally
-from .settings import Settings
-from .sources import LATEST, Listing, Photo, Query, Source
 
 if TYPE_CHECKING:  # Redis support is an extra: import it only where it is used
     from .leases import Leases

@@ -17,20 +17,20 @@ from typing import TYPE_CHECKING
 import aiohttp
 from aiohttp import web
 
+from ..core.cache import BoundedMemoryCache, Cache
+from ..core.coalesce import Background
+from ..core.entries import Codec, Rendition, Today
+from ..core.pipeline import Pipeline, make_today
+from ..metrics import Metrics
+from ..settings import Settings
+from ..sources import Listing, Query, Source, default_image_hosts, make_source
+from ..upstream import PublicResolver, Upstream, trusted_names
 from . import handlers, openapi, views
-from .cache import BoundedMemoryCache, Cache
-from .coalesce import Background
-from .entries import Codec, Rendition, Today
-from .hits import Hits
 from .malformed import quiet_malformed_requests
-from .metrics import Metrics
-from .pipeline import Pipeline, make_today
-from .settings import Settings
-from .sources import Listing, Query, Source, default_image_hosts, make_source
-from .upstream import PublicResolver, Upstream, trusted_names
+from .ready_answers import Hits
 
 if TYPE_CHECKING:
-    from .leases import Leases
+    from ..core.leases import Leases
 
 log = logging.getLogger(__name__)
 
@@ -121,8 +121,8 @@ async def _cache_for(settings: Settings, codec: Codec, background: Background, m
     """Memory alone, or Redis behind a memory front (a quarter of --cache-bytes) with leases."""
     if settings.cache == "memory":
         return BoundedMemoryCache(settings.cache_bytes, settings.cache_entries), None
-    from .leases import Leases  # the redis extra: needed only when asked for
-    from .redis_cache import SharedCache, client_for, prefix_for
+    from ..core.leases import Leases  # the redis extra: needed only when asked for
+    from ..core.redis_cache import SharedCache, client_for, prefix_for
     front = BoundedMemoryCache(settings.cache_bytes // 4, settings.cache_entries)
     prefix = settings.cache_prefix or prefix_for(
         settings.source, settings.rover or "", settings.api_url or "", mount)
@@ -136,5 +136,5 @@ async def _cache_for(settings: Settings, codec: Codec, background: Background, m
 
 
 async def gunicorn_app() -> web.Application:
-    """For `gunicorn marsserver.app:gunicorn_app --worker-class aiohttp.GunicornWebWorker`."""
+    """For `gunicorn marsserver.http.app:gunicorn_app --worker-class aiohttp.GunicornWebWorker`."""
     return create_app(Settings.from_env())

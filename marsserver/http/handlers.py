@@ -20,16 +20,16 @@ from functools import wraps
 
 from aiohttp import web
 
+from ..core.entries import Rendition
+from ..core.pipeline import TODAY_KEY, Pipeline, Served
+from ..errors import BadParameter, NotFound, ServiceError, Unavailable
+from ..imaging import PRESETS, Spec
+from ..metrics import CONTENT_TYPE
+from ..settings import Settings
+from ..sources import LATEST, Query
 from . import params, views
-from .entries import Rendition
-from .errors import BadParameter, NotFound, ServiceError, Unavailable
-from .hits import Hits
-from .imaging import PRESETS, Spec
-from .metrics import CONTENT_TYPE
 from .openapi import PHOTO_ID_PATTERN
-from .pipeline import TODAY_KEY, Pipeline, Served
-from .settings import Settings
-from .sources import LATEST, Query
+from .ready_answers import Hits
 
 log = logging.getLogger(__name__)
 

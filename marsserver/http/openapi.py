@@ -12,8 +12,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from . import cameras, params
-from .imaging import FITS, MAX_HEIGHT, MAX_WIDTH, MEDIA_TYPES, MIN_SIZE
+from ..imaging import FITS, MAX_HEIGHT, MAX_WIDTH, MEDIA_TYPES, MIN_SIZE
+from ..sources import cameras
+from . import params
 
 Schema = dict[str, Any]
 

@@ -15,9 +15,8 @@ from functools import lru_cache
 
 from multidict import MultiMapping
 
-from .cameras import parse_cameras
-from .errors import BadParameter
-from .imaging import (
+from ..errors import BadParameter
+from ..imaging import (
     DEFAULT_QUALITY,
     FITS,
     MAX_HEIGHT,
@@ -27,7 +26,8 @@ from .imaging import (
     PRESETS,
     Spec,
 )
-from .sources import Query
+from ..sources import Query
+from ..sources.cameras import parse_cameras
 
 MAX_PHOTO_NUMBER = 9999
 MAX_SOL = 99999

@@ -29,8 +29,8 @@ from typing import Any
 from aiohttp import hdrs, web
 from multidict import CIMultiDict
 
-from .cache import Cache
-from .metrics import Tally
+from ..core.cache import Cache
+from ..metrics import Tally
 from .params import MAX_KEPT_ACCEPT, MAX_KEPT_TARGET
 
 MAX_ENTRIES = 1024

@@ -17,10 +17,10 @@ from email.utils import format_datetime
 from html import escape
 from urllib.parse import quote, urlencode
 
-from .cameras import human_name
-from .errors import BadParameter
-from .imaging import PRESETS, Spec
-from .sources import Listing, Photo, Query
+from ..errors import BadParameter
+from ..imaging import PRESETS, Spec
+from ..sources import Listing, Photo, Query
+from ..sources.cameras import human_name
 
 THUMBNAIL_HEIGHT = 240
 

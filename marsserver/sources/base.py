@@ -20,9 +20,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import ClassVar, Protocol, TypeAlias, TypeVar
 
-from ..cameras import canonical
 from ..errors import BadParameter, BadUpstream, NotFound, ServiceError
 from ..upstream import Upstream
+from .cameras import canonical
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 
-from .errors import BadParameter
+from ..errors import BadParameter
 
 MAX_CAMERAS = 10  # bounds the feed's search term and the number of distinct cache keys
 _CODE = re.compile(r"[A-Z][A-Z0-9_]{1,31}")

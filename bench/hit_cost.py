@@ -37,6 +37,7 @@ import marsserver.http.app
 from marsserver import Settings, create_app
 from marsserver.http import handlers
 from marsserver.http.accesslog import MODES, AccessLog
+from marsserver.http.ready_answers import READY_ANSWERS, ready_first
 
 from .common import serve_hit
 from .throughput import PATHS, SERVER_CPUS, TARGETS, WRK_CPU
@@ -101,7 +102,7 @@ async def measure(path: str, args: argparse.Namespace, sink: TextIO) -> dict[str
                                   lambda h: h if h is switched else guard(h))
     with mock.patch.object(marsserver.http.app, "ROUTES", routes), unguarded:
         app = create_app(Settings(source="demo"))  # the switch, then the route as it serves
-    served = handlers.ready_first(guard(handler), app)
+    served = ready_first(guard(handler), app[READY_ANSWERS])
     runner = web.AppRunner(app, access_log=logging.getLogger("aiohttp.access"),
                            access_log_class=switch.logger_class())
     url, switch.body, switch.content_type = await serve_hit(runner, path)

@@ -1,5 +1,5 @@
-"""Cached-hit throughput: marsserver's `/wallpaper` and `/` against a bare aiohttp handler, with
-each access log mode.
+"""Cached-hit throughput: marsserver's `/wallpaper` and `/`, and a working set of 5,000
+distinct cached wallpaper URLs, against a bare aiohttp handler, with each access log mode.
 
 Every server runs in its own process, all on the same event loop: the bare handler (no
 logging: the ceiling), marsserver with `--access-log off`, `on` and `json`, and marsserver with
@@ -11,6 +11,10 @@ within seconds, so only runs side by side compare fairly. The report is, per ser
 median over rounds of its req/s over the bare handler's in the same pair. Targets: off >=
 0.90x, on and json >= 0.85x. The last column is the server's CPU time per request (all its
 threads, from /proc). wrk runs on the first CPU, the servers on the others.
+
+The working set is what real traffic looks like (photos x sizes x qualities): wrk cycles
+through 5,000 URLs, all cached first, against a bare handler that serves a body of their mean
+size for any query.
 
     python -m bench.throughput [--rounds 7] [--seconds 2] [--connections 64] [--loop uvloop]
 """
@@ -37,6 +41,15 @@ from .common import start_stub
 
 PATHS = {"/wallpaper": "/wallpaper?photo_number=1&height=600", "/": "/"}
 BODIES = {"/wallpaper": "wallpaper.jpg", "/": "list.json"}  # what the bare handler serves
+WORKING_SET = "5,000 URLs"
+SET_URLS = [f"/wallpaper?photo_number={n % 3}&height={100 + n // 3 % 100}&quality={30 + n // 300}"
+            for n in range(5000)]
+# wrk asks for each URL of the file named by its first script argument in turn.
+CYCLE = """
+local paths, i = {}, 0
+function init(args) for line in io.lines(args[1]) do paths[#paths + 1] = line end end
+function request() i = i % #paths + 1 return wrk.format(nil, paths[i]) end
+"""
 MODES = ("off", "on", "json")
 AIOHTTP_LOG = "aiohttp log"
 TARGETS = {"off": 0.90, "on": 0.85, "json": 0.85}
@@ -79,7 +92,8 @@ def _text(log: Path) -> str:
 
 
 async def start_servers(stub: Stub, loop: str, scratch: Path) -> list[Server]:
-    """The bare handler first, then marsserver in every mode, each with a primed cache."""
+    """The bare handlers first (one URL, the working set), then marsserver in every mode, each
+    with a primed cache."""
     flags = ("--port", "0", "--source", "msl", "--api-url", stub.base + FEED_PATH,
              "--image-hosts", f"127.0.0.1:{stub.port}", "--loop", loop)
     servers = [await start(mode, scratch / mode, "marsserver", *flags, "--access-log", mode)
@@ -90,16 +104,43 @@ async def start_servers(stub: Stub, loop: str, scratch: Path) -> list[Server]:
             for name, path in PATHS.items():
                 async with session.get(server.url + path) as response:
                     (scratch / BODIES[name]).write_bytes(await response.read())
+        sizes = [await _prime(session, server, SET_URLS) for server in servers[:len(MODES)]]
     bare = await start("bare", scratch / "bare", "bench.bare",
                        *(str(scratch / body) for body in BODIES.values()), "--loop", loop)
-    return [bare, *servers]
+    (scratch / "set.jpg").write_bytes(b"x" * int(statistics.mean(sizes[0])))
+    bare_set = await start("bare set", scratch / "bare-set", "bench.bare",
+                           str(scratch / "set.jpg"), str(scratch / "set.jpg"), "--loop", loop)
+    (scratch / "set.txt").write_text("\n".join(SET_URLS) + "\n")
+    (scratch / "cycle.lua").write_text(CYCLE)
+    return [bare, bare_set, *servers]
 
 
-async def wrk(server: Server, path: str, seconds: int, connections: int) -> Load:
-    url = server.url + path
+async def _prime(session: aiohttp.ClientSession, server: Server, paths: list[str]) -> list[int]:
+    """Ask for every path (eight at a time, as resize threads allow) until each is a cached
+    hit; the sizes of their bodies."""
+    sizes: list[int] = []
+    for start_at in range(0, len(paths), 8):
+        async def one(path: str) -> int:
+            async with session.get(server.url + path) as response:
+                if response.status != 200:
+                    raise SystemExit(f"priming {server.name} with {path}: {response.status}")
+                return len(await response.read())
+        sizes += await asyncio.gather(*map(one, paths[start_at:start_at + 8]))
+    print(f"primed {server.name} with {len(paths):,} URLs", file=sys.stderr, flush=True)
+    return sizes
+
+
+async def wrk(server: Server, path: str, seconds: int, connections: int,
+              scratch: Path | None = None) -> Load:
+    """One run of wrk against `path`, or against the working set when it is WORKING_SET (its
+    files are in `scratch`)."""
+    url = server.url + (path if path != WORKING_SET else "/")
+    cycle: tuple[str, ...] = ()
+    if path == WORKING_SET and scratch is not None:
+        cycle = ("-s", str(scratch / "cycle.lua"), url, "--", str(scratch / "set.txt"))
     cpu = cpu_seconds(server.process.pid)
     process = await asyncio.create_subprocess_exec(
-        *WRK_CPU, "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", url,
+        *WRK_CPU, "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", *(cycle or (url,)),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
     output = (await process.communicate())[0].decode()
     cpu = cpu_seconds(server.process.pid) - cpu
@@ -116,23 +157,28 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def measure(servers: list[Server], args: argparse.Namespace,
+async def measure(servers: list[Server], args: argparse.Namespace, scratch: Path,
                   ) -> tuple[dict[str, dict[str, list[Load]]], Counter[str]]:
     """Per path, per server: one Load per round, each run right next to a run of the bare
     handler (first or second, alternating), whose Load is kept beside it: this machine's
     speed drifts within seconds, so only runs side by side compare fairly."""
     loads: dict[str, dict[str, list[Load]]] = defaultdict(lambda: defaultdict(list))
     served: Counter[str] = Counter()
-    bare, others = servers[0], servers[1:]
-    for server in servers:
-        for path in PATHS.values():
-            served[server.name] += (await wrk(server, path, 1, args.connections)).requests
+    (bare, bare_set), others = servers[:2], servers[2:]
+    paths = {**PATHS, WORKING_SET: WORKING_SET}
+    for server in others:
+        for path in paths.values():
+            served[server.name] += (await wrk(server, path, 1, args.connections,
+                                              scratch)).requests
     for round_ in range(args.rounds):
-        for name, path in PATHS.items():
+        for name, path in paths.items():
             for server in others:
-                pair = (bare, server) if round_ % 2 == 0 else (server, bare)
+                if path == WORKING_SET and server.name not in MODES:
+                    continue
+                ceiling = bare_set if path == WORKING_SET else bare
+                pair = (ceiling, server) if round_ % 2 == 0 else (server, ceiling)
                 for one in pair:
-                    load = await wrk(one, path, args.seconds, args.connections)
+                    load = await wrk(one, path, args.seconds, args.connections, scratch)
                     loads[name][one.name if one is server else f"bare/{server.name}"].append(load)
                     served[one.name] += load.requests
     return loads, served
@@ -157,13 +203,15 @@ def logged_requests(log: Path) -> int:
 def report(loop: str, loads: dict[str, dict[str, list[Load]]], served: Counter[str],
            servers: list[Server]) -> None:
     for path, by_server in loads.items():
-        for server in servers[1:]:
+        for server in servers[2:]:
+            if server.name not in by_server:
+                continue
             runs, ceilings = by_server[server.name], by_server[f"bare/{server.name}"]
-            if server is servers[1]:
+            if server is servers[2]:
                 _line(loop, path, "bare", ceilings, ceilings, "")
             target = f">= {TARGETS[server.name]:.2f}" if server.name in TARGETS else ""
             _line(loop, path, server.name, runs, ceilings, target)
-    for server in servers[1:]:
+    for server in servers[2:]:
         print(f"{loop:8} {server.name:12} {logged_requests(server.log):>10,} request lines "
               f"written for {served[server.name]:,} requests counted by wrk (it does not count "
               "the priming request and those in flight when a run ends)")
@@ -174,7 +222,7 @@ async def compare(loop: str, args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as scratch:
         servers = await start_servers(stub, loop, Path(scratch))
         try:
-            loads, served = await measure(servers, args)
+            loads, served = await measure(servers, args, Path(scratch))
         finally:
             for server in servers:  # SIGTERM: marsserver writes out its buffered lines
                 server.process.terminate()

@@ -23,8 +23,11 @@ async def home(request: web.Request) -> web.Response:
 
 
 def build() -> web.Application:
-    """The host app: its own route, and one marsserver per rover under its own prefix."""
-    app = web.Application()
+    """The host app: its own route, and one marsserver per rover under its own prefix.
+
+    Only the app that is run sets the request-line limit, so the host passes marsserver's
+    (64 KiB): a long query then gets marsserver's JSON 400, not aiohttp's plain-text one."""
+    app = web.Application(handler_args={"max_line_size": 64 * 1024})
     app.router.add_get("/", home)
     app.add_subapp("/curiosity/", create_app(Settings(source="demo")))
     app.add_subapp("/perseverance/",

@@ -22,6 +22,7 @@ from aiohttp import web
 
 from .http.accesslog import run_app_options
 from .http.app import create_app
+from .http.malformed import quiet_malformed_requests
 from .settings import LOOPS, ROVERS, SOURCES, Settings, env_name, flag_name
 from .sources import NASA_IMAGE_HOSTS
 
@@ -81,9 +82,9 @@ def release_large_frees() -> None:
     Pillow allocates large images in blocks of up to 16 MiB. glibc's adaptive mmap threshold
     soon serves blocks that size from its heap, which it rarely shrinks, so the process would
     stay at its high-water mark after one burst of large wallpapers. Fixed thresholds keep RSS
-    close to what is really in use (bench/flood.py). They are 1 MiB and 16 MiB, not glibc's
-    128 KiB: asyncio allocates a 256 KiB buffer for every socket read, and mapping and
-    unmapping that each time cost 25% of cached-hit throughput (bench/throughput.py).
+    close to what is really in use. They are 1 MiB and 16 MiB, not glibc's 128 KiB: asyncio
+    allocates a 256 KiB buffer for every socket read, and mapping and unmapping that each time
+    would slow every request (docs/operating.md, Memory).
     MALLOC_MMAP_THRESHOLD_ / MALLOC_TRIM_THRESHOLD_ win; nothing happens on other C libraries.
     """
     if {"MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_"} & set(os.environ):
@@ -170,6 +171,7 @@ def serve(settings: Settings, reuse_port: bool = False) -> None:
         log.info("marsserver listening on %s, source %s, %s loop", address, settings.source,
                  type(loop).__module__.split(".")[0])
 
+    quiet_malformed_requests()
     app = create_app(settings)
     try:
         web.run_app(app, host=settings.host, port=settings.port, print=started,

@@ -48,7 +48,8 @@ class NotFound(ServiceError):
 
 
 class BadUpstream(ServiceError):
-    """The upstream answered, but with something we cannot use (never cached)."""
+    """The upstream answered, but with something we cannot use (remembered as a failure for
+    `error_ttl`, never cached as a value)."""
 
     status = 502
     code = "bad_upstream"

@@ -25,10 +25,9 @@ FITS = ("scale", "cover", "contain")
 MEDIA_TYPES = {"jpeg": "image/jpeg", "webp": "image/webp", "png": "image/png"}
 DEFAULT_QUALITY = 85
 LETTERBOX = 0  # black bars for fit=contain, in grayscale and in colour
-# Filters are chosen by measurement (bench/resize.py): every wallpaper stays >= 40 dB PSNR
-# from decoding everything and resizing with Lanczos (visually identical), at least cost.
-# Bicubic does what the cases in _resampled leave (enlarging, mostly): >= 44 dB from
-# Lanczos' on the rover frames and ~26% faster.
+# Filters are chosen by measurement (bench/resize.py, docs/performance.md): every wallpaper
+# stays visually identical to decoding everything and resizing with Lanczos, at least cost.
+# Bicubic does what the cases in _resampled leave (enlarging, mostly).
 RESAMPLING = Image.Resampling.BICUBIC
 # libjpeg's DCT scaling: (1/n scale, least shrink that may use it), see _drafted.
 DRAFTS = ((4, 4 * 2.5), (2, 2 * 1.4))
@@ -98,19 +97,19 @@ def _fitted(image: Image.Image, spec: Spec, max_pixels: int) -> Image.Image:
 
 def _resampled(image: Image.Image, size: tuple[int, int], region: Box) -> Image.Image:
     """`region` of the source (in source pixels) resampled to `size` as cheaply as can be
-    done at >= 40 dB PSNR from a full-size Lanczos resize (bench/resize.py measures both)."""
+    done while staying visually identical to a full-size Lanczos resize."""
     shrink = min((region[2] - region[0]) / size[0], (region[3] - region[1]) / size[1])
     factor = _drafted(image, shrink)
     box = (region[0] * factor, region[1] * factor, region[2] * factor, region[3] * factor)
     image = _normalised(image)
     if factor < 1:
         # Little is left to resample after DCT scaling, so Lanczos costs little, and it
-        # is needed: bicubic on top of DCT scaling was 39 dB from Lanczos.
+        # is needed: bicubic on top of DCT scaling loses visible detail.
         return image.resize(size, Image.Resampling.LANCZOS, box=box)
     if 1 < shrink < DRAFTS[-1][1]:
         # Shrinking too little for DCT scaling: the costliest case, as the horizontal pass
-        # runs over every source row. Hamming there halves its taps (18% less time in all
-        # at 600 px; >= 40.5 dB), bicubic does the vertical pass (Hamming both ways: 39.7).
+        # runs over every source row. Hamming there halves its taps; bicubic does the
+        # vertical pass, where Hamming would lose visible detail.
         across = image.resize((size[0], image.height), Image.Resampling.HAMMING,
                               box=(box[0], 0, box[2], image.height))
         return across.resize(size, RESAMPLING, box=(0, box[1], size[0], box[3]))

@@ -54,7 +54,7 @@ def request(path="/wallpaper?photo_number=1&height=600", headers=HEADERS, method
 
 # The response fields the log reads (aiohttp's own, past its properties: the real-server tests
 # below check that they are the status and the bytes sent).
-RESPONSE = SimpleNamespace(_status=200, _body_length=5120)
+RESPONSE = SimpleNamespace(status=200, body_length=5120)
 
 
 def entry_bytes(one) -> int:

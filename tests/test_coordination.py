@@ -25,7 +25,7 @@ from PIL import Image
 from marsserver import Settings, create_app
 from marsserver.core.coalesce import Background, SingleFlight
 from marsserver.core.entries import Failure
-from marsserver.core.pipeline import FAILED, MAX_FAILURE_TTL, TODAY_KEY, Pipeline, Served
+from marsserver.core.pipeline import FAILED, MAX_FAILURE_TTL, NEWEST_KEY, Pipeline, Served
 from marsserver.core.redis_cache import STRIKES, SharedCache, Unreachable
 from marsserver.errors import BadUpstream, Overloaded, ServiceError, Unavailable
 from marsserver.imaging import Spec
@@ -93,9 +93,9 @@ async def test_a_refresh_and_a_request_share_one_flight_and_never_deadlock(app_f
     _, served = await pipeline.today()  # serves stale, starts the refresh
     assert served is Served.STALE
     await until(lambda: source.calls["list"] == 2)  # the refresh holds the lease and calls NASA
-    await pipeline.cache.front.delete(TODAY_KEY)  # the list leaves this instance's memory
+    await pipeline.cache.front.delete(NEWEST_KEY)  # the list leaves this instance's memory
     request = asyncio.create_task(pipeline.today())
-    await until(lambda: pipeline.in_flight().get(TODAY_KEY) == 2)  # joined the refresh's flight
+    await until(lambda: pipeline.in_flight().get(NEWEST_KEY) == 2)  # joined the refresh's flight
     gate.set()
     async with asyncio.timeout(5):
         _, served = await request

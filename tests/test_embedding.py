@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import logging
 import warnings
 from pathlib import Path
 
@@ -23,7 +24,27 @@ def load_example():
 
 
 def test_the_public_api_is_small():
-    assert sorted(marsserver.__all__) == ["Listing", "Photo", "Settings", "Source", "create_app"]
+    assert sorted(marsserver.__all__) == ["Listing", "Photo", "Query", "QuerySource", "Settings",
+                                          "Source", "create_app"]
+
+
+def test_creating_an_app_leaves_the_process_wide_loggers_alone():
+    """Only the command line (and the gunicorn factory) shortens aiohttp's logs of malformed
+    requests: a host app keeps its own logging as it set it up."""
+    loggers = [logging.getLogger(name) for name in ("", "aiohttp.server", "aiohttp.access",
+                                                     "aiohttp.web", "marsserver")]
+    before = [(logger.filters[:], logger.handlers[:], logger.level) for logger in loggers]
+    marsserver.create_app(marsserver.Settings(source="demo"))
+    assert [(logger.filters, logger.handlers, logger.level) for logger in loggers] == before
+
+
+async def test_a_mounted_app_answers_a_long_query_with_json_when_the_host_passes_the_limit(
+        aiohttp_client):
+    """A query of 1,024 characters, percent-encoded to 9 KiB: past aiohttp's 8 KiB line."""
+    client = await aiohttp_client(load_example().build())
+    response = await client.get("/curiosity/wallpaper?note=" + "%E2%82%AC" * 1024)
+    assert response.status == 400
+    assert (await response.json())["error"] == "bad_parameter"
 
 
 async def test_two_instances_under_two_prefixes_share_nothing_and_know_their_urls(aiohttp_client):

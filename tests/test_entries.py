@@ -4,28 +4,26 @@ from __future__ import annotations
 
 import json
 import time
+from functools import partial
 
 import pytest
 
 from marsserver.core.entries import MAGIC, Codec, Failure, Rendition, Unreadable
-from marsserver.core.pipeline import make_today
 from marsserver.errors import BadUpstream, InternalError, Unavailable
-from marsserver.http.views import Paths
+from marsserver.http.views import Paths, cached_listing
 from marsserver.sources import Listing, Photo, Query
 
 PHOTO = Photo(id="1", camera="NAV_LEFT_B", taken="2024-01-01T00:00:00Z",
               img_src="https://mars.nasa.gov/a.jpg", full_res="https://mars.nasa.gov/a.png")
 LISTING = Listing("msl", "curiosity", 4000, (PHOTO,), newest_sol=4001, dropped={"thumbnail": 2})
-PATHS = Paths()
-CODEC = Codec(lambda listing, query, fresh_for, at: make_today(listing, query, fresh_for, PATHS,
-                                                                at))
+CODEC = Codec(partial(cached_listing, paths=Paths()))
 
 
 def test_every_kind_of_entry_round_trips():
     rendition = Rendition.of(b"\xff\xd8jpeg", "image/jpeg", last_modified="Mon, 01 Jan 2024 "
                              "00:00:00 GMT", filename="curiosity-sol1-NAV-h300.jpg")
-    today = make_today(LISTING, Query(4000, ("NAV_LEFT_B",)), 3600.0, PATHS,
-                       fetched_at=1_700_000_000.5)
+    today = cached_listing(LISTING, Query(4000, ("NAV_LEFT_B",)), 3600.0, 1_700_000_000.5,
+                           paths=Paths())
     failure = Failure("unavailable", "rate limited", 1_700_000_100.0, "token", 30)
     for entry in (b"raw image bytes", rendition, today, failure):
         assert CODEC.load(CODEC.dump(entry)) == entry

@@ -16,7 +16,7 @@ import pytest
 from aiohttp import web
 from PIL import Image
 
-from marsserver.core.pipeline import TODAY_KEY, Pipeline
+from marsserver.core.pipeline import NEWEST_KEY, Pipeline
 
 from .helpers import pipeline_of, until
 from .stub import Stub
@@ -177,7 +177,7 @@ async def test_stale_while_revalidate_then_stale_if_error(stub: Stub, client_for
 
     failing = await client.get("/")
     assert "Warning" not in failing.headers  # obsoleted by RFC 9111
-    age = time.time() - pipeline.cache.peek(TODAY_KEY).fetched_at
+    age = time.time() - pipeline.cache.peek(NEWEST_KEY).fetched_at
     assert int(failing.headers["Age"]) in (int(age), int(age) - 1)  # the list's own age
     assert (await client.get("/wallpaper?height=64")).status == 200  # wallpapers still served
     assert stub.calls["feed"] == 2
@@ -207,7 +207,7 @@ async def test_a_cold_cache_with_a_failing_upstream_never_hangs(stub: Stub, clie
 
 
 def _age(pipeline: Pipeline) -> float:
-    today = pipeline.cache.peek(TODAY_KEY)
+    today = pipeline.cache.peek(NEWEST_KEY)
     return time.time() - today.fetched_at if today else 0.0
 
 

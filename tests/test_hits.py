@@ -8,11 +8,12 @@ import re
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient
-from multidict import CIMultiDict
+from aiohttp.test_utils import TestClient, make_mocked_request
 
-from marsserver.http import ready_answers as hits
-from marsserver.http.handlers import HITS
+from marsserver import Settings, create_app
+from marsserver.core.cache import BoundedMemoryCache
+from marsserver.http.ready_answers import READY_ANSWERS, ReadyAnswers
+from marsserver.metrics import HitCount
 
 from .helpers import Clock, pipeline_of, until
 
@@ -125,7 +126,7 @@ async def test_a_failing_look_for_a_ready_answer_is_logged_and_the_full_path_ans
 
     def broken(*_: object) -> None:
         raise RuntimeError("broken ready answers")
-    monkeypatch.setattr(demo_client.app[HITS], "answer", broken)
+    monkeypatch.setattr(demo_client.app[READY_ANSWERS], "answer", broken)
     again = await demo_client.get(WALLPAPER)
     assert (again.status, again.headers["ETag"]) == (200, made.headers["ETag"])
     assert again.headers["X-Cache"] == "HIT"  # from the cache, by the full path
@@ -134,7 +135,7 @@ async def test_a_failing_look_for_a_ready_answer_is_logged_and_the_full_path_ans
 
 def spy_on_answers(client: TestClient, monkeypatch) -> list[object]:
     """What each lookup for a ready answer found (None: the full path answered)."""
-    hits, ready = client.app[HITS], []
+    hits, ready = client.app[READY_ANSWERS], []
     real = hits.answer
 
     def answer(*args):
@@ -171,7 +172,7 @@ async def test_only_short_origin_form_targets_are_remembered(demo_client, monkey
     """Ready answers are keyed by the target as sent, which aiohttp reads up to 64 KiB long
     here. Other targets take the full path every time (a HIT of the cache), and are never
     remembered."""
-    from marsserver.http.params import MAX_KEPT_TARGET
+    from marsserver.http.ready_answers import MAX_KEPT_TARGET
 
     assert target.startswith("http") or len(target) > MAX_KEPT_TARGET
     ready = spy_on_answers(demo_client, monkeypatch)
@@ -195,51 +196,116 @@ async def raw_get(client: TestClient, target: str) -> tuple[bytes, bytes]:
     return head, body
 
 
-def test_a_ready_response_holds_what_web_responses_constructor_would():
-    """Ready answers skip web.Response's constructor: on this aiohttp they must (else the
-    speed is quietly lost), and hold what it would have made, with headers of their own."""
-    headers = CIMultiDict({"Content-Type": "image/jpeg", "ETag": '"x"', "X-Cache": "HIT"})
-    assert hits.respond is hits.Again
-    made, again = web.Response(body=b"jpeg", headers=headers), hits.respond(b"jpeg", headers)
-    assert {name: getattr(again, name) for name in vars(made)} == vars(made)
-    again.headers["Content-Length"] = "4"  # as aiohttp does when it sends one
-    assert "Content-Length" not in headers
-
-
-def constructor_leaving(extra):
-    """web.Response's constructor, then `extra(response)`."""
-    init = web.Response.__init__
-
-    def constructor(self, **kwargs):
-        init(self, **kwargs)
-        extra(self)
-    return constructor
-
-
-@pytest.mark.parametrize("extra", [
-    pytest.param(lambda r: setattr(r, "_trailers", []), id="a mutable field, shared by all"),
-    pytest.param(lambda r: setattr(r, "_length", len(r._body)), id="a field from the body"),
-    pytest.param(lambda r: delattr(r, "_state"), id="a per-response field moved elsewhere"),
-])
-def test_an_aiohttp_whose_responses_hold_other_fields_gets_the_constructor(monkeypatch,
-                                                                           extra):
-    """What `Again` would share must be the same plain values for every response, and what
-    it sets must be all the constructor sets of its own: otherwise use the constructor."""
-    monkeypatch.setattr(web.Response, "__init__", constructor_leaving(extra))
-    assert hits._maker() is hits._constructed
-
-
-def test_a_plain_field_that_never_changes_is_shared(monkeypatch):
-    monkeypatch.setattr(web.Response, "__init__",
-                        constructor_leaving(lambda r: setattr(r, "_flavour", "plain")))
-    assert hits._maker() is hits.Again
-    assert hits.Again(b"", CIMultiDict())._flavour == "plain"
-    del hits.Again._flavour  # what _maker shared, gone with the constructor that left it
-
-
-def test_a_tally_for_an_unknown_stage_is_refused_where_it_is_asked_for():
+def test_a_hit_count_for_an_unknown_stage_is_refused_where_it_is_asked_for():
     """Not later, when every scrape of /metrics would fail on it."""
     from marsserver.metrics import Metrics
 
     with pytest.raises(ValueError, match="unknown stages"):
         Metrics().lookups.hits_at("list", "wallpapers")
+
+
+def tables(max_entries: int, max_bytes: int = 10**9,
+           cache_entries: int = 100) -> tuple[BoundedMemoryCache, ReadyAnswers]:
+    cache, ready = BoundedMemoryCache(10**9, cache_entries), ReadyAnswers(max_entries, max_bytes)
+    ready.watch(cache)
+    return cache, ready
+
+
+def found(ready: ReadyAnswers, *targets: str) -> list[bool]:
+    """Whether each target has a ready answer."""
+    return [ready.answer(make_mocked_request("GET", target)) is not None for target in targets]
+
+
+async def kept(cache: BoundedMemoryCache, ready: ReadyAnswers, target: str,
+               entry_key: str = "k") -> None:
+    """Remember a 200 for `target` made from the entry under `entry_key` (stored if new)."""
+    if cache.peek(entry_key) is None:
+        await cache.set(entry_key, b"entry " + entry_key.encode(), ttl=60)
+    ready.remember(make_mocked_request("GET", target), web.Response(body=cache.peek(entry_key)),
+                   1e12, ((entry_key, cache.peek(entry_key)),), HitCount())
+
+
+async def test_a_full_table_drops_the_least_recently_used_answer_only():
+    cache, ready = tables(max_entries=3)
+    for target in ("/a", "/b", "/c"):
+        await kept(cache, ready, target)
+    assert found(ready, "/a") == [True]  # /b is now the oldest
+    await kept(cache, ready, "/d")
+    assert found(ready, "/a", "/b", "/c", "/d") == [True, False, True, True]
+
+
+async def test_keeping_the_same_answer_again_does_not_crowd_out_the_others():
+    cache, ready = tables(max_entries=3)
+    await kept(cache, ready, "/quiet")
+    for _ in range(20):  # a hot answer kept again every second
+        await kept(cache, ready, "/wallpaper?height=600")
+    assert len(ready) == 2
+    assert found(ready, "/quiet") == [True]
+
+
+async def test_answers_are_bounded_by_the_bytes_their_keys_and_headers_hold():
+    cache, ready = tables(max_entries=1000, max_bytes=3 * 1200)
+    for n in range(10):
+        await kept(cache, ready, f"/wallpaper?n={n}")
+    assert 0 < ready.nbytes <= 3 * 1200
+    assert len(ready) == 3
+
+
+async def test_an_answer_goes_with_the_entry_it_was_made_from():
+    """Replaced or dropped (evicted, expired, deleted): the answer is forgotten at once, so it
+    keeps nothing alive that the cache let go of."""
+    cache, ready = tables(max_entries=100, cache_entries=2)
+    await kept(cache, ready, "/one", "one")
+    await kept(cache, ready, "/two", "two")
+    await cache.set("one", b"a newer entry", ttl=60)
+    assert len(ready) == 1
+    await kept(cache, ready, "/three", "three")  # evicts "two": two entries at most
+    assert "two" not in cache.view()
+    assert found(ready, "/one", "/two", "/three") == [False, False, True]
+
+
+async def test_an_answer_made_from_an_entry_already_replaced_is_not_kept():
+    cache, ready = tables(max_entries=100)
+    await cache.set("k", b"old", ttl=60)
+    await cache.set("k", b"new", ttl=60)
+    ready.remember(make_mocked_request("GET", "/x"), web.Response(body=b"old"), 1e12,
+                   (("k", b"old"),), HitCount())
+    assert len(ready) == 0
+
+
+async def test_a_ready_hit_keeps_its_entries_in_the_cache(demo_client):
+    """Answered without the full path's lookups, a hot wallpaper must still count as used in
+    the cache's LRU order, or it would be evicted (and made again) while it is hottest."""
+    await demo_client.get(WALLPAPER)
+    cache = pipeline_of(demo_client).cache
+    before = list(cache.view())
+    await demo_client.get("/wallpaper?photo_number=0&height=120")  # newer entries after ours
+    assert (await demo_client.get(WALLPAPER)).headers["X-Cache"] == "HIT"
+    wallpaper = next(key for key in before if key.startswith("wallpaper:") and "120" in key)
+    assert list(cache.view())[-1] == wallpaper
+
+
+async def test_many_distinct_cached_urls_are_all_answered_ready(demo_client, monkeypatch,
+                                                             clock: Clock):
+    """A real working set is many URLs (photos x sizes x formats), not one."""
+    await demo_client.get("/api/photos")  # the list, fresh for a whole number of seconds
+    clock.now += 0.5  # so each answer made from it stays exact for half a second
+    ready = spy_on_answers(demo_client, monkeypatch)
+    heights = range(200, 250)
+    for _ in range(2):
+        for height in heights:
+            response = await demo_client.get(f"/wallpaper?photo_number=0&height={height}")
+            assert response.status == 200
+    assert [answer is not None for answer in ready] == [False] * 50 + [True] * 50
+
+
+async def test_the_default_table_holds_five_thousand_answers():
+    settings = Settings()
+    cache = BoundedMemoryCache(10**9, settings.cache_entries)
+    ready = create_app(settings)[READY_ANSWERS]
+    ready.watch(cache)
+    for n in range(5000):
+        await kept(cache, ready, f"/wallpaper?photo_number={n % 25}&height={200 + n // 25}",
+                   f"wallpaper:{n}")
+    assert len(ready) == 5000
+    assert found(ready, "/wallpaper?photo_number=0&height=200") == [True]

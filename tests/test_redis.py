@@ -19,7 +19,7 @@ import aiohttp
 import pytest
 import redis.asyncio as redis
 
-from marsserver.core.pipeline import TODAY_KEY
+from marsserver.core.pipeline import NEWEST_KEY
 from marsserver.core.redis_cache import SCHEMA_VERSION
 
 from .helpers import Marsserver, pipeline_of, require_tool, until
@@ -187,7 +187,7 @@ async def test_with_redis_unreachable_a_stale_list_is_still_served(stub, client_
     assert (await client.get("/")).status == 200
     assert (await (await client.get("/healthz")).json())["status"] == "degraded"
     stub.fail("feed", 500)
-    await until(lambda: time.time() - pipeline.cache.peek(TODAY_KEY).fetched_at > 0.2)
+    await until(lambda: time.time() - pipeline.cache.peek(NEWEST_KEY).fetched_at > 0.2)
     for _ in range(3):
         stale = await client.get("/")
         assert (stale.status, stale.headers["X-Cache"]) == (200, "STALE")

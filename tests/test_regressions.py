@@ -5,20 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from typing import ClassVar
 
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import make_mocked_request
 
 from marsserver import Settings, create_app
-from marsserver.core.cache import BoundedMemoryCache
-from marsserver.core.pipeline import TODAY_KEY, Pipeline, make_today
+from marsserver.core.pipeline import NEWEST_KEY, Pipeline
 from marsserver.errors import BadUpstream, NotFound
-from marsserver.http.ready_answers import Hits
-from marsserver.http.views import Paths
+from marsserver.http.views import Paths, cached_listing
 from marsserver.imaging import Spec
-from marsserver.metrics import Tally
 from marsserver.sources import LATEST, Listing, Photo, Query
 
 from .helpers import pipeline_of, until
@@ -110,19 +106,6 @@ async def test_a_non_finite_time_in_redis_is_a_miss(app_for, redis_url, field, v
     assert [(await reader.get("/api/photos")).status for _ in range(3)] == [200] * 3
 
 
-async def test_keeping_the_same_answer_again_does_not_crowd_out_the_others():
-    cache = BoundedMemoryCache(10**9, 100)
-    hits = Hits(cache, max_bytes=10_000)
-    entry = b"the cached wallpaper"
-    await cache.set("k", entry, ttl=60)
-    quiet = make_mocked_request("GET", "/")
-    hot = ("/wallpaper?height=600", "")
-    hits.keep(Hits.key(quiet), web.Response(body=b"q" * 1000), 1e12, (("k", entry),), Tally())
-    for _ in range(20):  # a hot answer kept again every second
-        hits.keep(hot, web.Response(body=b"x" * 1000), 1e12, (("k", entry),), Tally())
-    assert hits.answer(quiet) is not None
-
-
 async def test_ready_answers_count_what_the_full_path_counts(app_for, clock):
     client = await app_for(Sols())
     pipeline = pipeline_of(client)
@@ -166,7 +149,8 @@ async def test_a_list_change_during_a_miss_never_makes_the_old_photo_the_new_one
     request = asyncio.create_task(client.get(url))
     await until(lambda: source.calls["image"] == 1)
     moved = Listing("gated", "curiosity", 2, (source.frames[1], source.frames[0]))
-    await pipeline.cache.set(TODAY_KEY, make_today(moved, LATEST, 300, Paths()), ttl=600)
+    relisted = cached_listing(moved, LATEST, 300, time.time(), paths=Paths())
+    await pipeline.cache.set(NEWEST_KEY, relisted, ttl=600)
     gate.set()
     answer = await request  # the old photo 0, answered as the old list's
     assert answer.status == 200
@@ -188,6 +172,6 @@ async def test_a_cached_sol_answers_while_the_newest_list_cannot_be_had(app_for)
     pipeline = pipeline_of(client)
     assert (await client.get("/api/photos?sol=50")).status == 200
     source.down = True
-    await pipeline.cache.delete(TODAY_KEY)  # the newest list left memory (LRU, restart)
+    await pipeline.cache.delete(NEWEST_KEY)  # the newest list left memory (LRU, restart)
     response = await client.get("/api/photos?sol=50", headers={"If-None-Match": '"x"'})
     assert response.status == 200

@@ -11,7 +11,7 @@ from aiohttp import web
 from pytest_aiohttp import AiohttpClient
 
 from marsserver import Settings, create_app
-from marsserver.core.pipeline import TODAY_KEY
+from marsserver.core.pipeline import NEWEST_KEY
 
 from .helpers import Clock, pipeline_of, until
 from .redis_server import RedisServer
@@ -55,7 +55,7 @@ async def test_max_stale_is_how_long_an_old_list_outlives_a_failing_nasa(stub: S
     await until(lambda: pipeline.list_fresh_for() < 0)
     assert (await client.get("/api/photos")).headers["X-Cache"] == "STALE"
     started = time.monotonic()
-    await until(lambda: pipeline.cache.peek(TODAY_KEY) is None)  # gone with its TTL
+    await until(lambda: pipeline.cache.peek(NEWEST_KEY) is None)  # gone with its TTL
     assert time.monotonic() - started < 0.5
     assert (await client.get("/api/photos")).status == 502
 

@@ -11,7 +11,7 @@ import io
 
 from PIL import Image
 
-from marsserver.core.pipeline import TODAY_KEY, Pipeline, Served
+from marsserver.core.pipeline import NEWEST_KEY, Pipeline, Served
 from marsserver.errors import BadUpstream
 from marsserver.imaging import Spec
 
@@ -177,7 +177,7 @@ async def test_list_expires_after_its_ttl(stub: Stub, client_for):
     _, second = await pipeline.today()
     assert (first, second, stub.calls["feed"]) == (Served.MISS, Served.HIT, 1)
 
-    await until(lambda: pipeline.cache.peek(TODAY_KEY) is None)
+    await until(lambda: pipeline.cache.peek(NEWEST_KEY) is None)
     _, third = await pipeline.today()
     # The first fetch, the refresh made just before it fell due (a request had asked for it),
     # and, once that expired unasked, a fetch on the next request.
@@ -191,7 +191,7 @@ async def test_wallpapers_are_keyed_by_photo_identity_not_position(stub: Stub, c
     before, _ = await pipeline.wallpaper(0, Spec(200))
 
     stub.feed_images = [newcomer, *stub.feed_images]  # a new photo arrives at the top
-    await until(lambda: pipeline.cache.peek(TODAY_KEY) is None)
+    await until(lambda: pipeline.cache.peek(NEWEST_KEY) is None)
     now_first, served_first = await pipeline.wallpaper(0, Spec(200))
     now_second, served_second = await pipeline.wallpaper(1, Spec(200))
 

@@ -11,7 +11,8 @@ import pytest
 from aiohttp import web
 
 from marsserver import Settings, create_app
-from marsserver.http.views import Paths, error_page, gallery_html, http_date, human_date
+from marsserver.core.entries import http_date
+from marsserver.http.views import Paths, error_page, gallery_html, human_date
 from marsserver.sources import LATEST, Listing, Photo, Query
 
 from .helpers import README_PRESETS

@@ -249,7 +249,7 @@ async def test_perseverance_starts_from_large_jpegs_and_full_res_for_big_outputs
 
 
 def test_download_names_stay_plain_ascii_whatever_the_feed_says():
-    from marsserver.http.views import filename
+    from marsserver.core.entries import filename
     from marsserver.imaging import Spec
     from marsserver.sources import Photo
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any, Protocol, runtime_checkable
 
@@ -50,6 +50,11 @@ class Cache(Protocol):
 
     def peek(self, key: str) -> Any: ...
 
+    @property
+    def touch(self) -> Callable[[str], None]: ...
+
+    def watch(self, on_change: Callable[[str], None]) -> None: ...
+
     def view(self) -> Mapping[str, Any]: ...
 
     def expires_in(self, key: str) -> float | None: ...
@@ -73,23 +78,30 @@ class _LRUStore(OrderedDict[str, Any]):
     """The dict aiocache's memory backend stores entries in, with LRU order and byte counts.
 
     aiocache touches its store only through `[]=`, `get`, `pop` and `in`, so counting here
-    sees every insertion, TTL expiry and deletion without reaching into aiocache's internals.
+    sees every insertion, TTL expiry and deletion without reaching into aiocache's internals,
+    and `on_change` hears of every entry replaced or dropped.
     """
 
     def __init__(self) -> None:
         super().__init__()
         self.nbytes = 0
+        self.on_change: Callable[[str], None] | None = None
 
     def __setitem__(self, key: str, value: Any) -> None:
-        if key in self:
+        replaced = key in self
+        if replaced:
             self.nbytes -= size_of(super().__getitem__(key))
         super().__setitem__(key, value)
         self.move_to_end(key)
         self.nbytes += size_of(value)
+        if replaced and self.on_change is not None:
+            self.on_change(key)
 
     def __delitem__(self, key: str) -> None:
         self.nbytes -= size_of(super().__getitem__(key))
         super().__delitem__(key)
+        if self.on_change is not None:
+            self.on_change(key)
 
     def pop(self, key: str, default: Any = None) -> Any:
         if key not in self:
@@ -140,6 +152,16 @@ class BoundedMemoryCache(SimpleMemoryCache):  # type: ignore[misc]  # aiocache i
         if value is not None:
             self._cache.move_to_end(key)
         return value
+
+    @property
+    def touch(self) -> Callable[[str], None]:
+        """Mark a held key as just used, as `peek` does (the store's own C method: answering
+        a ready hit must stay cheap). A key not held raises KeyError."""
+        return self._cache.move_to_end
+
+    def watch(self, on_change: Callable[[str], None]) -> None:
+        """Call `on_change(key)` whenever an entry is replaced or dropped (one watcher)."""
+        self._cache.on_change = on_change
 
     def __len__(self) -> int:
         return len(self._cache)

@@ -119,7 +119,7 @@ class Background:
             work.close()
             return
         task = self._keep(asyncio.create_task(work))
-        task.add_done_callback(partial_log(what))
+        task.add_done_callback(log_failure(what))
 
     async def close(self) -> None:
         """Cancel what is left and refuse new work: the app is shutting down."""
@@ -139,7 +139,7 @@ class Background:
             task.exception()  # retrieved here; whoever awaited it has seen it too
 
 
-def partial_log(what: str) -> Callable[[asyncio.Task[Any]], None]:
+def log_failure(what: str) -> Callable[[asyncio.Task[Any]], None]:
     """A done-callback that logs how a task nobody waits for failed."""
     def report(task: asyncio.Task[Any]) -> None:
         error = None if task.cancelled() else task.exception()

@@ -16,9 +16,12 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import format_datetime
 from typing import Any
 
 from ..errors import InternalError, ServiceError, error_of
+from ..imaging import Spec
 from ..sources import Listing, Photo, Query
 
 MAGIC = b"marsserver/2\n"
@@ -54,7 +57,7 @@ class Rendition:
 
 
 @dataclass(frozen=True, slots=True)
-class Today:
+class CachedListing:
     """A listing, its JSON and its HTML gallery, rendered once per fetch, with the query that
     found it and how long it is fresh (a sol long past changes rarely, the newest often)."""
 
@@ -104,7 +107,7 @@ class Failure:
 
 
 @dataclass(frozen=True, slots=True)
-class Known:
+class KnownPhoto:
     """A photo some listing named, kept so its permalink answers after the list moved on."""
 
     photo: Photo
@@ -116,15 +119,15 @@ class Known:
         return 512
 
 
-Entry = Rendition | Today | Failure | Known | bytes
-MakeToday = Callable[[Listing, Query, float, float], Today]
+Entry = Rendition | CachedListing | Failure | KnownPhoto | bytes
+MakeListing = Callable[[Listing, Query, float, float], CachedListing]
 
 
 class Codec:
-    """Entries to bytes and back. Lists are rebuilt with `make_today` (this app's views)."""
+    """Entries to bytes and back. Lists are rebuilt with `make_listing` (the HTTP layer's views)."""
 
-    def __init__(self, make_today: MakeToday) -> None:
-        self._make_today = make_today
+    def __init__(self, make_listing: MakeListing) -> None:
+        self._make_listing = make_listing
 
     def dump(self, entry: Entry) -> bytes:
         if isinstance(entry, bytes):
@@ -133,10 +136,10 @@ class Codec:
             return _pack({"kind": "rendition", "media_type": entry.media_type,
                           "made_at": entry.made_at, "last_modified": entry.last_modified,
                           "filename": entry.filename}, entry.body)
-        if isinstance(entry, Known):
+        if isinstance(entry, KnownPhoto):
             return _pack({"kind": "photo", "photo": dataclasses.asdict(entry.photo),
                           "rover": entry.rover, "sol": entry.sol})
-        if isinstance(entry, Today):
+        if isinstance(entry, CachedListing):
             return _pack({"kind": "list", "fetched_at": entry.fetched_at,
                           "fresh_for": entry.fresh_for, "sol": entry.query.sol,
                           "cameras": list(entry.query.cameras),
@@ -152,13 +155,13 @@ class Codec:
         if kind == "rendition":
             return _rendition(header, body)
         if kind == "list":
-            return self._make_today(_listing(_field(header, "listing", dict)), _query(header),
+            return self._make_listing(_listing(_field(header, "listing", dict)), _query(header),
                                     _field(header, "fresh_for", float),
                                     _field(header, "fetched_at", float))
         if kind == "failure":
             return _failure(header)
         if kind == "photo":
-            return Known(_photo(header.get("photo")), _field(header, "rover", str),
+            return KnownPhoto(_photo(header.get("photo")), _field(header, "rover", str),
                          _field(header, "sol", int))
         raise Unreadable(f"unknown kind {kind!r}")
 
@@ -245,3 +248,30 @@ def _failure(header: dict[str, Any]) -> Failure:
     retry_after = _field(header, "retry_after", int, optional=True)
     return Failure(code, _field(header, "detail", str)[:500], _field(header, "until", float),
                    _field(header, "token", str), retry_after)
+
+
+def moment(taken: str) -> datetime | None:
+    """A feed's date (ISO 8601, with a zone or UTC without) in UTC; None if unreadable."""
+    try:
+        moment = datetime.fromisoformat(taken.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
+
+
+def http_date(taken: str) -> str | None:
+    """A feed's date (ISO 8601, with a zone or UTC without) as an HTTP date; None if unreadable."""
+    when = moment(taken)
+    return None if when is None else format_datetime(when, usegmt=True)
+
+
+def filename(rover: str, sol: int, photo: Photo, spec: Spec) -> str:
+    """A download name that says what it is: rover, sol, camera and size."""
+    size = f"{spec.width}x{spec.height}" if spec.width else f"h{spec.height}"
+    extension = "jpg" if spec.format == "jpeg" else spec.format
+    return f"{_plain(rover)}-sol{sol}-{_plain(photo.camera)}-{size}.{extension}"
+
+
+def _plain(text: str) -> str:
+    """The header stays plain ASCII, whatever the feed (or a shared cache) says."""
+    return "".join(c if c.isascii() and (c.isalnum() or c in "-_") else "_" for c in text)[:64]

@@ -38,14 +38,21 @@ from typing import TYPE_CHECKING, TypeVar
 
 from .. import imaging
 from ..errors import BadUpstream, InternalError, NotFound, Overloaded, ServiceError, Unavailable
-from ..http import views
 from ..imaging import Spec
-from ..metrics import Metrics, Tally
+from ..metrics import HitCount, Metrics
 from ..settings import Settings
 from ..sources import LATEST, Listing, Photo, Query, Source
 from .cache import Cache
 from .coalesce import Background, SingleFlight
-from .entries import Failure, Known, Rendition, Today
+from .entries import (
+    CachedListing,
+    Failure,
+    KnownPhoto,
+    MakeListing,
+    Rendition,
+    filename,
+    http_date,
+)
 
 if TYPE_CHECKING:  # Redis support is an extra: import it only where it is used
     from .leases import Leases
@@ -60,7 +67,6 @@ LARGE_JPEG = 1200  # feeds' "large" JPEGs are this wide; bigger outputs use full
 MAX_FAILURE_TTL = 3600.0  # no failure is remembered longer, whatever Retry-After said
 PUBLISHED_FAILURE_TTL = 30.0  # how long followers elsewhere can see a failure not remembered
 REFRESH_AHEAD = 2.0  # seconds before the list goes stale that a request starts its refresh
-DEFAULT_PATHS = views.Paths()
 
 
 class Served(enum.Enum):
@@ -80,7 +86,7 @@ class Pipeline:
     """The service without HTTP: `today()` and `wallpaper()`, cached and coalesced."""
 
     def __init__(self, source: Source, cache: Cache, executor: Executor, settings: Settings,
-                 paths: views.Paths = DEFAULT_PATHS, metrics: Metrics | None = None,
+                 make_listing: MakeListing, metrics: Metrics | None = None,
                  leases: Leases | None = None, background: Background | None = None) -> None:
         self.source = source
         self.metrics = metrics or Metrics()
@@ -89,9 +95,9 @@ class Pipeline:
         self._leases = leases
         self._executor = executor
         self._settings = settings
-        self._paths = paths
-        self._lists: SingleFlight[str, Today] = SingleFlight()
-        self._peeks: SingleFlight[str, Today | None] = SingleFlight()
+        self._make_listing = make_listing  # the HTTP layer's views of a listing
+        self._lists: SingleFlight[str, CachedListing] = SingleFlight()
+        self._peeks: SingleFlight[str, CachedListing | None] = SingleFlight()
         self._sources: SingleFlight[str, bytes] = SingleFlight()
         self._wallpapers: SingleFlight[str, Rendition] = SingleFlight()
         self.resizes_pending = 0
@@ -118,11 +124,11 @@ class Pipeline:
             self._refresh_timer.cancel()
         await self.background.close()
 
-    async def today(self) -> tuple[Today, Served]:
-        """Today's photos: the newest sol with whole frames."""
+    async def today(self) -> tuple[CachedListing, Served]:
+        """CachedListing's photos: the newest sol with whole frames."""
         return await self.listing(LATEST)
 
-    async def listing(self, query: Query) -> tuple[Today, Served]:
+    async def listing(self, query: Query) -> tuple[CachedListing, Served]:
         """The photos `query` asks for: fresh, or stale (and being refreshed), or fetched now.
 
         A sol's list held here answers on its own; only a miss needs the newest list (is the
@@ -151,9 +157,9 @@ class Pipeline:
         self.metrics.lookups.count("list", "stale")
         return today, Served.STALE
 
-    def _newest_known(self, today: Today) -> int | None:
+    def _newest_known(self, today: CachedListing) -> int | None:
         """The newest sol this instance knows of without asking (for a refresh's freshness)."""
-        latest: Today | None = self.cache.peek(TODAY_KEY)
+        latest: CachedListing | None = self.cache.peek(NEWEST_KEY)
         sols = [today.listing.newest_sol]
         if latest is not None:
             sols += [latest.listing.sol, latest.listing.newest_sol]
@@ -171,14 +177,14 @@ class Pipeline:
 
     def list_fresh_for(self, query: Query = LATEST) -> float:
         """Seconds until the list goes stale: positions in it mean nothing longer."""
-        today: Today | None = self.cache.peek(list_key(query))
+        today: CachedListing | None = self.cache.peek(list_key(query))
         return 0.0 if today is None else today.fresh_for - (time.time() - today.fetched_at)
 
     def upstream_failing(self) -> bool:
         """Whether the last attempt to fetch the newest list failed (here, or in another
         instance, remembered) and no fresh list is held."""
-        failure: Failure | None = self.cache.peek(FAILED + TODAY_KEY)
-        today: Today | None = self.cache.peek(TODAY_KEY)
+        failure: Failure | None = self.cache.peek(FAILED + NEWEST_KEY)
+        today: CachedListing | None = self.cache.peek(NEWEST_KEY)
         return ((self._feed_failing or (failure is not None and failure.remembered))
                 and (today is None or self._stale(today)))
 
@@ -188,26 +194,26 @@ class Pipeline:
         today, _ = await self.listing(query)
         return await self.wallpaper_in(today, number, spec)
 
-    async def wallpaper_in(self, today: Today, number: int,
+    async def wallpaper_in(self, today: CachedListing, number: int,
                            spec: Spec) -> tuple[Rendition, Served]:
         """Photo `number` of the list `today` (the one the caller answers with), as `spec`."""
         photos = today.listing.photos
         if not 0 <= number < len(photos):
             raise NotFound(f"photo_number {number} is beyond the list's {len(photos)} photos")
-        known = Known(photos[number], today.listing.rover, today.listing.sol)
+        known = KnownPhoto(photos[number], today.listing.rover, today.listing.sol)
         return await self._wallpaper_of(known, spec)
 
-    async def _wallpaper_of(self, known: Known, spec: Spec) -> tuple[Rendition, Served]:
+    async def _wallpaper_of(self, known: KnownPhoto, spec: Spec) -> tuple[Rendition, Served]:
         link = _source_link(known.photo, spec)
         return await self._get(self._wallpapers, f"wallpaper:{spec.key}:{link}",
                                self._settings.image_ttl,
                                partial(self._render, known, link, spec))
 
-    def due_at(self, today: Today) -> float:
+    def due_at(self, today: CachedListing) -> float:
         """When `today` falls due for a refresh (wall clock)."""
         return today.fetched_at + today.fresh_for - min(REFRESH_AHEAD, today.fresh_for / 4)
 
-    def made_from(self, today: Today, rendition: Rendition | None = None,
+    def made_from(self, today: CachedListing, rendition: Rendition | None = None,
                   number: int = 0, spec: Spec | None = None) -> tuple[tuple[str, object], ...]:
         """The cache entries an answer was made from (the list, and photo `number`'s wallpaper
         as `spec`): it stays exact while the cache still holds these very objects."""
@@ -217,26 +223,26 @@ class Pipeline:
         link = _source_link(today.listing.photos[number], spec)
         return (*made, (f"wallpaper:{spec.key}:{link}", rendition))
 
-    def count_hits(self, *stages: str) -> Tally:
+    def count_hits(self, *stages: str) -> HitCount:
         """Where to count an answer served again: a hit at each of `stages`, as serving it
         through the pipeline would."""
         return self.metrics.lookups.hits_at(*stages)
 
-    def _stale(self, today: Today) -> bool:
+    def _stale(self, today: CachedListing) -> bool:
         return time.time() - today.fetched_at >= today.fresh_for
 
-    def _due(self, today: Today) -> bool:
+    def _due(self, today: CachedListing) -> bool:
         """Due for a refresh: stale, or about to be. Refreshing a little ahead means a cache
         in front that revalidates when the list expires gets the new one at once."""
         return time.time() >= self.due_at(today)
 
-    def _not_stale(self, today: Today) -> bool:
+    def _not_stale(self, today: CachedListing) -> bool:
         return not self._stale(today)
 
-    def _not_due(self, today: Today) -> bool:
+    def _not_due(self, today: CachedListing) -> bool:
         return not self._due(today)
 
-    def _refresh_when_due(self, today: Today) -> None:
+    def _refresh_when_due(self, today: CachedListing) -> None:
         """Someone wants the newest list: refresh it when it falls due, even if nobody asks
         then (a cache in front answers them), so the next revalidation finds the new list."""
         if today.query == LATEST and self._refresh_timer is None:
@@ -244,15 +250,15 @@ class Pipeline:
             self._refresh_timer = asyncio.get_running_loop().call_later(
                 due, self._fall_due, today)
 
-    def _fall_due(self, today: Today) -> None:
+    def _fall_due(self, today: CachedListing) -> None:
         self._refresh_timer = None
         self._revalidate(today)
 
-    async def _shared_list(self, key: str) -> Today | None:
-        shared: Today | None = (await self.cache.lookup(key, FAILED + key))[0]
+    async def _shared_list(self, key: str) -> CachedListing | None:
+        shared: CachedListing | None = (await self.cache.lookup(key, FAILED + key))[0]
         return shared if shared is not None and not self._stale(shared) else None
 
-    def _revalidate(self, today: Today) -> None:
+    def _revalidate(self, today: CachedListing) -> None:
         """Start one background refresh of a list unless one runs: the same flight as a
         request's, asking for a value not due (decided before any await, so concurrent stale
         requests start exactly one)."""
@@ -263,15 +269,15 @@ class Pipeline:
             fill = partial(self._fill, key, ttl, fetch, self._not_due)
             self.background.spawn(self._lists.do(key, fill), f"refreshing {key}")
 
-    async def _fetch(self, query: Query, newest: int | None) -> Today:
+    async def _fetch(self, query: Query, newest: int | None) -> CachedListing:
         # `latest()` for the newest: a source written before sols and cameras still serves it.
         listing = await (self._latest() if query == LATEST else self.source.photos(query))
         for reason, count in listing.dropped.items():
             self.metrics.dropped(self.source.name, reason).inc(count)
         # Each photo's permalink keeps answering for as long as its wallpapers are kept.
-        await self.cache.set_many({PHOTO + photo.id: Known(photo, listing.rover, listing.sol)
+        await self.cache.set_many({PHOTO + photo.id: KnownPhoto(photo, listing.rover, listing.sol)
                                    for photo in listing.photos}, ttl=self._settings.image_ttl)
-        return make_today(listing, query, self._fresh_for(query, newest), self._paths)
+        return self._make_listing(listing, query, self._fresh_for(query, newest), time.time())
 
     async def _latest(self) -> Listing:
         """The newest list; one WARNING when the feed starts failing, one INFO when it is
@@ -292,10 +298,10 @@ class Pipeline:
 
     async def permalink(self, photo_id: str, spec: Spec) -> tuple[Rendition, Served]:
         """The photo `photo_id` (from any listing made within `image_ttl`) as `spec` says."""
-        known: Known | None = self.cache.peek(PHOTO + photo_id)
+        known: KnownPhoto | None = self.cache.peek(PHOTO + photo_id)
         if known is None:
             known = (await self.cache.lookup(PHOTO + photo_id, FAILED + PHOTO + photo_id))[0]
-        if known is None and self.cache.peek(TODAY_KEY) is None:
+        if known is None and self.cache.peek(NEWEST_KEY) is None:
             # A process that has not listed photos yet (a new worker, after a restart): the
             # newest list names today's photos.
             await self.listing(LATEST)
@@ -305,7 +311,7 @@ class Pipeline:
                            f"{self._settings.image_ttl:.0f} s after a listing named them)")
         return await self._wallpaper_of(known, spec)
 
-    async def _render(self, known: Known, link: str, spec: Spec) -> Rendition:
+    async def _render(self, known: KnownPhoto, link: str, spec: Spec) -> Rendition:
         source_key = f"source:{link}"
         data, _ = await self._get(self._sources, source_key, self._settings.image_ttl,
                                   partial(self.source.image, link))
@@ -316,8 +322,8 @@ class Pipeline:
             resize = partial(self._timed_resize, data, spec)
             body = await asyncio.get_running_loop().run_in_executor(self._executor, resize)
             return Rendition.of(body, spec.media_type,
-                                last_modified=views.http_date(known.photo.taken),
-                                filename=views.filename(known.rover, known.sol, known.photo,
+                                last_modified=http_date(known.photo.taken),
+                                filename=filename(known.rover, known.sol, known.photo,
                                                         spec))
         except BadUpstream:
             await self.cache.delete(source_key)  # a source we cannot decode is not worth keeping
@@ -426,20 +432,7 @@ def list_key(query: Query) -> str:
     return LIST + query.key
 
 
-TODAY_KEY = list_key(LATEST)
-
-
-def make_today(listing: Listing, query: Query, fresh_for: float, paths: views.Paths,
-               fetched_at: float | None = None) -> Today:
-    """A listing with its JSON and HTML views, as cached (also when read back from Redis)."""
-    made = time.time() if fetched_at is None else fetched_at
-    return Today(
-        listing, query, fresh_for,
-        Rendition.of(views.listing_json(listing, query, paths), "application/json",
-                     made_at=made),
-        Rendition.of(views.gallery_html(listing, query, paths), "text/html; charset=utf-8",
-                     made_at=made),
-    )
+NEWEST_KEY = list_key(LATEST)
 
 
 def _source_link(photo: Photo, spec: Spec) -> str:

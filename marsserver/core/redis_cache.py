@@ -95,6 +95,13 @@ class SharedCache:
     def peek(self, key: str) -> Any:
         return self.front.peek(key)
 
+    @property
+    def touch(self) -> Callable[[str], None]:
+        return self.front.touch
+
+    def watch(self, on_change: Callable[[str], None]) -> None:
+        self.front.watch(on_change)
+
     def view(self) -> Mapping[str, Any]:
         return self.front.view()
 

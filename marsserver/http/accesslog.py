@@ -2,9 +2,9 @@
 formatted and written in batches by a thread.
 
 aiohttp's own access logger sends every request through `logging` (a LogRecord, a Formatter, a
-handler lock and a write to stderr each time) and runs strftime for every line: that halved the
-throughput of cached hits (bench/throughput.py). Here the event loop only keeps each request's
-facts in a tuple (a third of the cost of formatting its line there); a writer thread formats
+handler lock and a write to stderr each time) and runs strftime for every line, which costs
+more than a cached hit itself (docs/performance.md). Here the event loop only keeps each
+request's facts in a tuple; a writer thread formats
 the lines, the timestamp once per second, and writes them to the sink in batches (every
 `interval` seconds, or each `batch_lines`), so the event loop never waits on stderr. When the
 sink stalls, at most about `max_bytes` wait in memory (counted from each request's target,
@@ -66,10 +66,8 @@ class AccessLog:
     `on` is aiohttp's default line plus the duration; `json` one JSON object per line, for log
     shippers.
 
-    Every 20 ms by default: lines reach the sink soon, and fewer wait in memory (some 300 at
-    15k requests/s). Against 0.1 s, bench.throughput measured 0.90x/0.88x against 0.87x/0.87x
-    for logged hits of /wallpaper and /, a difference within its run-to-run noise; one
-    wake-up and one write every 20 ms while lines are pending cost nothing measurable."""
+    Every 20 ms by default: lines reach the sink soon, and few wait in memory; one wake-up and
+    one write every 20 ms while lines are pending cost nothing measurable."""
 
     def __init__(self, mode: str = "on", sink: TextIO | None = None, *,
                  clock: Callable[[], float] = time.time, interval: float = 0.02,
@@ -111,16 +109,14 @@ class AccessLog:
         if self._size > self._max_bytes:
             self._dropped += 1
             return
-        # aiohttp's private fields, not its properties: each property is a Python call, and
-        # these five were a fifth of a line's cost. tests/test_accesslog.py runs real requests.
-        headers = request._headers
-        target = request._message.path
+        headers = request.headers
+        target = request.raw_path
         referer, agent = headers.get(hdrs.REFERER), headers.get(hdrs.USER_AGENT)
         if remote is None:
             remote = request.remote
         self._entries.append((
-            remote, self._clock() - duration, request._method, target, request._version,
-            response._status, response._body_length, referer, agent, duration))
+            remote, self._clock() - duration, request.method, target, request.version,
+            response.status, response.body_length, referer, agent, duration))
         self._size += LINE_BYTES + len(target) + len(referer or "") + len(agent or "")
         if len(self._entries) >= self._batch_lines:
             self._hand_off()

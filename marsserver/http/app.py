@@ -19,15 +19,15 @@ from aiohttp import web
 
 from ..core.cache import BoundedMemoryCache, Cache
 from ..core.coalesce import Background
-from ..core.entries import Codec, Rendition, Today
-from ..core.pipeline import Pipeline, make_today
+from ..core.entries import Codec, Rendition
+from ..core.pipeline import Pipeline
 from ..metrics import Metrics
 from ..settings import Settings
-from ..sources import Listing, Query, Source, default_image_hosts, make_source
+from ..sources import Source, default_image_hosts, make_source
 from ..upstream import PublicResolver, Upstream, trusted_names
 from . import handlers, openapi, views
 from .malformed import quiet_malformed_requests
-from .ready_answers import Hits
+from .ready_answers import READY_ANSWERS, ReadyAnswers, ready_first
 
 if TYPE_CHECKING:
     from ..core.leases import Leases
@@ -60,16 +60,17 @@ def create_app(settings: Settings | None = None, *, source: Source | None = None
     `source` replaces the one `settings.source` names, for serving your own photos.
     """
     # A longer request line than aiohttp's 8 KiB default reaches our handlers, which answer
-    # an over-long query with a JSON 400 instead of aiohttp's plain-text one.
-    quiet_malformed_requests()
+    # an over-long query with a JSON 400 instead of aiohttp's plain-text one. (Only the app
+    # that is run reads handler_args: a host app that mounts this one passes the same.)
     app = web.Application(handler_args={"max_line_size": MAX_REQUEST_LINE})
-    app[SETTINGS] = settings or Settings()
+    settings = app[SETTINGS] = settings or Settings()
     app[handlers.QUERIES] = {}
+    ready = app[READY_ANSWERS] = ReadyAnswers(settings.cache_entries, _ready_bytes(settings))
     if source is not None:
         app[SOURCE] = source
     for path, handler, name, answers_ready in ROUTES:
         guarded = handlers.json_errors(handler)
-        app.router.add_get(path, handlers.ready_first(guarded, app) if answers_ready else guarded,
+        app.router.add_get(path, ready_first(guarded, ready) if answers_ready else guarded,
                            name=name)
     app.router.add_route("*", r"/{path:[\s\S]*}", handlers.json_errors(handlers.no_route))
     app.cleanup_ctx.append(_resources)
@@ -95,11 +96,12 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         paths = views.Paths(index=str(app.router["index"].url_for()),
                             wallpaper=str(app.router["wallpaper"].url_for()))
         background = Background()
-        codec = Codec(partial(_make_today, paths=paths))
+        make_listing = partial(views.cached_listing, paths=paths)
+        codec = Codec(make_listing)
         cache, leases = await _cache_for(settings, codec, background, paths.index)
-        app[handlers.HITS] = Hits(cache, max_bytes=settings.cache_bytes // 8)
+        app[READY_ANSWERS].watch(cache)
         app[handlers.PIPELINE] = pipeline = Pipeline(
-            source, cache, executor, settings, paths=paths, metrics=metrics,
+            source, cache, executor, settings, make_listing, metrics=metrics,
             leases=leases, background=background)
         try:
             yield
@@ -111,16 +113,18 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
             await asyncio.to_thread(partial(executor.shutdown, wait=True, cancel_futures=True))
 
 
-def _make_today(listing: Listing, query: Query, fresh_for: float, fetched_at: float, *,
-                paths: views.Paths) -> Today:
-    return make_today(listing, query, fresh_for, paths, fetched_at)
+def _ready_bytes(settings: Settings) -> int:
+    """What ready answers may hold, out of --cache-bytes (keys and headers: bodies are the
+    cache's own)."""
+    return settings.cache_bytes // 16
 
 
 async def _cache_for(settings: Settings, codec: Codec, background: Background, mount: str,
                      ) -> tuple[Cache, Leases | None]:
     """Memory alone, or Redis behind a memory front (a quarter of --cache-bytes) with leases."""
     if settings.cache == "memory":
-        return BoundedMemoryCache(settings.cache_bytes, settings.cache_entries), None
+        return BoundedMemoryCache(settings.cache_bytes - _ready_bytes(settings),
+                                  settings.cache_entries), None
     from ..core.leases import Leases  # the redis extra: needed only when asked for
     from ..core.redis_cache import SharedCache, client_for, prefix_for
     front = BoundedMemoryCache(settings.cache_bytes // 4, settings.cache_entries)
@@ -136,5 +140,7 @@ async def _cache_for(settings: Settings, codec: Codec, background: Background, m
 
 
 async def gunicorn_app() -> web.Application:
-    """For `gunicorn marsserver.http.app:gunicorn_app --worker-class aiohttp.GunicornWebWorker`."""
+    """For `gunicorn marsserver.http.app:gunicorn_app --worker-class aiohttp.GunicornWebWorker`:
+    the process is ours, so aiohttp's logs of malformed requests are shortened as by the CLI."""
+    quiet_malformed_requests()
     return create_app(Settings.from_env())

@@ -21,7 +21,7 @@ from functools import wraps
 from aiohttp import web
 
 from ..core.entries import Rendition
-from ..core.pipeline import TODAY_KEY, Pipeline, Served
+from ..core.pipeline import NEWEST_KEY, Pipeline, Served
 from ..errors import BadParameter, NotFound, ServiceError, Unavailable
 from ..imaging import PRESETS, Spec
 from ..metrics import CONTENT_TYPE
@@ -29,7 +29,7 @@ from ..settings import Settings
 from ..sources import LATEST, Query
 from . import params, views
 from .openapi import PHOTO_ID_PATTERN
-from .ready_answers import Hits
+from .ready_answers import READY_ANSWERS
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,6 @@ SETTINGS = web.AppKey("settings", Settings)
 OPENAPI = web.AppKey("openapi", Rendition)
 Parsed = tuple[int, Spec, bool, bool, Query]  # number, spec, negotiated?, download, which list
 QUERIES = web.AppKey("queries", dict[tuple[str, str], Parsed])
-HITS = web.AppKey("hits", Hits)
 MAX_REMEMBERED_QUERIES = 4096
 IMMUTABLE = "public, max-age=31536000, immutable"
 DOCUMENT = "public, max-age=3600"  # /presets and /openapi.json change only with a new version
@@ -47,31 +46,14 @@ PHOTO_ID = re.compile(PHOTO_ID_PATTERN)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def ready_first(handler: Handler, app: web.Application) -> Handler:
-    """`handler` (already answering failures as JSON), preceded by a look for its ready
-    answer in `app`'s `hits`: a hit is answered before anything is parsed, even the Accept
-    header, in this one coroutine frame (each frame more cost 2% of a hit). A failing look
-    is logged and the full path answers. (Applied where routes are added, not as a
-    decorator: mutmut skips decorated functions.)"""
-    @wraps(handler)
-    async def answer(request: web.Request) -> web.StreamResponse:
-        try:
-            ready = app[HITS].answer(request)
-        except Exception:
-            log.exception("looking up the ready answer for %s failed", request.rel_url)
-            ready = None
-        return ready if ready is not None else await handler(request)
-    return answer
-
-
 async def index(request: web.Request) -> web.Response:
-    """Today's photos: the HTML gallery for browsers, JSON for everyone else."""
+    """CachedListing's photos: the HTML gallery for browsers, JSON for everyone else."""
     html = params.prefers(request.headers.get("Accept", ""), "text/html", "application/json")
     return await _listing(request, html=html, vary="Accept")
 
 
 async def photos(request: web.Request) -> web.Response:
-    """Today's photos as JSON, whatever the `Accept` header says."""
+    """CachedListing's photos as JSON, whatever the `Accept` header says."""
     return await _listing(request, html=False)
 
 
@@ -93,8 +75,8 @@ async def _listing(request: web.Request, html: bool, vary: str | None = None) ->
         # Exact until max-age ticks (and before the list falls due for its refresh).
         until = min(now + fresh % 1, now + (fresh + settings.max_stale) % 1,
                     pipeline.due_at(today))
-        request.app[HITS].keep(Hits.key(request), response, until, pipeline.made_from(today),
-                               pipeline.count_hits("list"))
+        request.app[READY_ANSWERS].remember(request, response, until, pipeline.made_from(today),
+                                            pipeline.count_hits("list"))
     return response
 
 
@@ -127,10 +109,10 @@ async def wallpaper(request: web.Request) -> web.Response:
     if download and rendition.filename:
         headers["Content-Disposition"] = f'attachment; filename="{rendition.filename}"'
     response = _respond(request, rendition, served, headers, "Accept" if negotiated else None)
-    until = min(now + image_left % 1, now + list_left % 1, pipeline.due_at(today))
-    request.app[HITS].keep(Hits.key(request), response, until,
-                           pipeline.made_from(today, rendition, number, spec),
-                           pipeline.count_hits("list", "wallpaper"))
+    until = min(now + min(image_left, list_left) % 1, pipeline.due_at(today))  # max-age ticks
+    request.app[READY_ANSWERS].remember(request, response, until,
+                                        pipeline.made_from(today, rendition, number, spec),
+                                        pipeline.count_hits("list", "wallpaper"))
     return response
 
 
@@ -275,7 +257,7 @@ def _error_page(request: web.Request, error: ServiceError, retry_after: int | No
     """What a person in a browser sees: what failed, what still works, when to retry."""
     pipeline, settings = request.app[PIPELINE], request.app[SETTINGS]
     page = views.error_page(error.status, error.detail, retry_after,
-                            newest_cached=pipeline.cache.peek(TODAY_KEY) is not None,
+                            newest_cached=pipeline.cache.peek(NEWEST_KEY) is not None,
                             index=str(request.app.router["index"].url_for()),
                             offline_hint=settings.source == "msl" and error.status >= 500)
     return web.Response(status=error.status, headers={**(headers or {}), "Vary": "Accept"},
@@ -313,7 +295,7 @@ async def no_route(request: web.Request) -> web.StreamResponse:
 
     A route added to this app after `create_app`, at the top level and dynamic (`/{name}`),
     comes after this one and is never reached: mount marsserver in your own app instead
-    (README, Embedding). Such a request is logged and answered 404 rather than a 405 that
+    (docs/embedding.md). Such a request is logged and answered 404 rather than a 405 that
     would contradict itself.
     """
     allowed: set[str] = set()

@@ -1,143 +1,159 @@
-"""Answers ready to send again: a response cache in front of the handlers, for cached hits.
+"""Ready answers: a cached hit's finished 200, sent again before its handler runs.
 
-On a hit the service itself does little, but that little (parsing the query, two cache
-lookups, counting down max-age, building headers) cost more than aiohttp's own work for the
-request. So the answer to a hit is kept per (request target as sent, Accept), with what
-it was made from: the cache entries it came from (compared by identity) and the moment it stops
-being exact (the end of the second its max-age was counted in, or when its list falls due for a
-refresh). It is sent again only while all of that holds, and never to conditional requests, so
-ETag, 304, 412, Cache-Control, X-Cache and the metrics stay what the full path would say.
+On a cached hit the full path (parsing the query, negotiating the format, two cache lookups,
+counting down max-age, building headers) costs more than aiohttp's own work for the request.
+So each plain 200 made from cache entries is kept per (request target as sent, Accept) and sent
+again while it is exactly what the full path would send: until the second its max-age was
+counted in ends (or its list falls due for a refresh), and while the cache holds the very
+entries it was made from. The cache says when it replaces or drops one (`Cache.watch`), so a
+hit checks no entry, and no answer outlives what it was made from. Conditional requests always
+take the full path, so ETag, 304, 412, Cache-Control, X-Cache and the metrics stay exact.
 
-Bounded by entries and by the bytes it keeps alive: bodies are shared with the cache, and only
-those the cache has since dropped cost memory here.
-
-The response itself is made without web.Response's constructor, whose Python (checks for text,
-charset, content type; 11k instructions) cost 4% of a cached hit for what always ends up the
-same few fields. What the constructor leaves is read off two responses at import (`_maker`):
-an `Again` sets the per-response fields and shares the rest, which must be the same plain
-values in both. An aiohttp whose constructor leaves anything else gets the constructor
-instead (tests/test_hits.py checks that the installed one does not).
+Bounded by entries and by bytes, least recently used out first. A body is the cache entry's
+own bytes object, so what an answer costs here is its key and headers, counted by `size_of`.
 """
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Callable
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from functools import wraps
 
 from aiohttp import hdrs, web
 from multidict import CIMultiDict
 
 from ..core.cache import Cache
-from ..metrics import Tally
-from .params import MAX_KEPT_ACCEPT, MAX_KEPT_TARGET
+from ..metrics import HitCount
+from .params import MAX_KEPT_ACCEPT
 
-MAX_ENTRIES = 1024
+log = logging.getLogger(__name__)
 
-# The request target as sent, Accept: only ASCII origin-form targets (`/path?query`) of at most
-# MAX_KEPT_TARGET characters, and Accept headers of at most MAX_KEPT_ACCEPT, are kept: at most
-# MAX_ENTRIES x 4.4 KB of keys (an absolute URL's host and user info never are).
-Key = tuple[str, str]
-_PER_RESPONSE = ("_state", "_headers", "_body")  # what Again.__init__ sets
-_PLAIN = (bool, int, float, str, bytes, type(None))
+# Only ASCII targets in origin form (`/path?query`) are kept, and only up to this length: a
+# short path and a query of up to params.MAX_QUERY characters, even percent-encoded ones.
+# aiohttp reads targets of up to 64 KiB here (app.MAX_REQUEST_LINE), and an absolute URL's
+# host and user info must never become keys.
+MAX_KEPT_TARGET = 4096
+OVERHEAD = 1024  # bytes of Python objects an answer holds besides its strings
+_CONDITIONAL = (hdrs.IF_NONE_MATCH, hdrs.IF_MATCH, hdrs.IF_MODIFIED_SINCE)
 
-
-class Again(web.Response):
-    """A 200 with `body` and `headers`, as `web.Response(body=body, headers=headers)` makes
-    it, for a tenth of the instructions (see the module's docstring)."""
-
-    def __init__(self, body: bytes, headers: CIMultiDict[str]) -> None:
-        self._state: dict[Any, Any] = {}
-        self._headers = headers.copy()
-        self._body = body
-
-
-def _constructed(body: bytes, headers: CIMultiDict[str]) -> web.Response:
-    return web.Response(body=body, headers=headers)
-
-
-def _left(body: bytes, headers: dict[str, str]) -> dict[str, object] | None:
-    """What web.Response's constructor leaves on a 200 besides `_PER_RESPONSE`; None if it
-    does not set those."""
-    fields = vars(web.Response(body=body, headers=CIMultiDict(headers)))
-    if not all(name in fields for name in _PER_RESPONSE):
-        return None
-    return {name: value for name, value in fields.items() if name not in _PER_RESPONSE}
-
-
-def _maker() -> Callable[[bytes, CIMultiDict[str]], web.Response]:
-    """`Again`, sharing what the constructor leaves besides `_PER_RESPONSE`; the constructor
-    itself unless that is the same plain values whatever the body and headers."""
-    try:
-        empty, svg = _left(b"", {}), _left(b"<svg/>", {"Content-Type": "image/svg+xml"})
-    except Exception:  # an aiohttp whose responses have no instance dict, say
-        return _constructed
-    if empty is None or empty != svg or not all(isinstance(v, _PLAIN) for v in empty.values()):
-        return _constructed
-    for name, value in empty.items():
-        setattr(Again, name, value)
-    return Again
-
-
-respond = _maker()
+Key = tuple[str, str]  # the request target as sent, Accept
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+MadeFrom = tuple[tuple[str, object], ...]  # cache key -> the entry an answer was made from
 
 
 @dataclass(frozen=True, slots=True)
 class Ready:
     body: bytes
-    headers: CIMultiDict[str]  # what aiohttp copies fastest into a Response
+    headers: CIMultiDict[str]
     until: float  # wall-clock time after which the full path must answer again
-    made_from: tuple[tuple[str, object], ...]  # cache key -> the entry it held
-    tally: Tally  # where to count what the full path would have counted
+    made_from: tuple[str, ...]  # the cache keys whose entries it was made from
+    count: HitCount  # where to count what the full path would have counted
+    size: int  # what it holds besides the body, in bytes
 
 
-class Hits:
-    """The ready answers of one app."""
+class ReadyAnswers:
+    """The ready answers of one app: `answer` on the way in, `remember` on the way out."""
 
-    def __init__(self, cache: Cache, max_bytes: int) -> None:
-        self._cache = cache
-        self._max_bytes = max_bytes
-        self._ready: dict[Key, Ready] = {}
-        self._bytes = 0
+    def __init__(self, max_entries: int, max_bytes: int) -> None:
+        self._max_entries, self._max_bytes = max_entries, max_bytes
+        self._ready: OrderedDict[Key, Ready] = OrderedDict()
+        self._by_entry: dict[str, set[Key]] = {}  # cache key -> answers made from its entry
+        self._cache: Cache | None = None
+        self._touch: Callable[[str], None] = _nothing
+        self.nbytes = 0
+
+    def __len__(self) -> int:
+        return len(self._ready)
+
+    def watch(self, cache: Cache) -> None:
+        """Answer from what `cache` holds, forgetting answers when their entries change."""
+        self._cache, self._touch = cache, cache.touch
+        cache.watch(self._entry_changed)
 
     @staticmethod
-    def key(request: web.Request) -> Key:
-        """The target as aiohttp's parser read it: the URL's `raw_path_qs` is worked out anew
-        for each request (1k instructions), and the same target always routes the same way.
-        aiohttp's fields rather than its properties, which are Python calls; `answer` makes
-        the same key inline."""
-        return request._message.path, request._headers.get(hdrs.ACCEPT, "")
+    def key(request: web.BaseRequest) -> Key:
+        return request.raw_path, request.headers.get(hdrs.ACCEPT, "")
 
-    def answer(self, request: web.Request) -> web.Response | None:
-        """The ready answer to `request`, if it is still exactly what the full path would send.
-        (Key and lookup in one call: a call is 0.2% of a hit.)"""
-        headers = request._headers  # the key as Hits.key(request) makes it:
-        ready = self._ready.get((request._message.path, headers.get(hdrs.ACCEPT, "")))
-        if (ready is None or time.time() >= ready.until or hdrs.IF_NONE_MATCH in headers
-                or hdrs.IF_MATCH in headers or hdrs.IF_MODIFIED_SINCE in headers):
+    def answer(self, request: web.BaseRequest) -> web.Response | None:
+        """The ready answer to `request`, if it is still exactly what the full path would send;
+        its entries count as used in the cache, as the full path's lookups would make them."""
+        key = self.key(request)
+        ready = self._ready.get(key)
+        if ready is None or time.time() >= ready.until:
             return None
-        for entry_key, entry in ready.made_from:
-            if self._cache.peek(entry_key) is not entry:
-                return None
-        ready.tally.served += 1
-        return respond(ready.body, ready.headers)
+        headers = request.headers
+        if any(name in headers for name in _CONDITIONAL):
+            return None
+        self._ready.move_to_end(key)
+        for entry_key in ready.made_from:
+            self._touch(entry_key)
+        ready.count.served += 1
+        return web.Response(body=ready.body, headers=ready.headers)
 
-    def keep(self, key: Key, response: web.Response, until: float,
-             made_from: tuple[tuple[str, object], ...], tally: Tally) -> None:
-        """Remember a full-path answer that was a plain 200 made from `made_from`."""
+    def remember(self, request: web.BaseRequest, response: web.Response, until: float,
+                 made_from: MadeFrom, count: HitCount) -> None:
+        """Keep a full-path answer that was a plain 200 made from the entries `made_from` names,
+        if the cache still holds those very entries."""
+        target, accept = key = self.key(request)
         body = response.body
-        target, accept = key
-        if (not made_from or response.status != 200 or not isinstance(body, bytes)
-                or not target.startswith("/") or not target.isascii()
-                or len(target) > MAX_KEPT_TARGET or len(accept) > MAX_KEPT_ACCEPT):
+        if (self._cache is None or not made_from or response.status != 200
+                or not isinstance(body, bytes) or not target.startswith("/")
+                or not target.isascii() or len(target) > MAX_KEPT_TARGET
+                or len(accept) > MAX_KEPT_ACCEPT
+                or any(self._cache.peek(entry_key) is not entry
+                       for entry_key, entry in made_from)):
             return
-        if ((key not in self._ready and len(self._ready) >= MAX_ENTRIES)
-                or self._bytes + len(body) > self._max_bytes):
-            self._ready.clear()  # bounded; the hot answers come straight back
-            self._bytes = 0
         headers = CIMultiDict(response.headers)
         headers["X-Cache"] = "HIT"
-        replaced = self._ready.get(key)
-        self._ready[key] = Ready(body, headers, until, made_from, tally)
-        self._bytes += len(body) - (len(replaced.body) if replaced else 0)
+        size = OVERHEAD + len(target) + len(accept) + sum(
+            len(name) + len(value) for name, value in headers.items())
+        self._forget(key)
+        entry_keys = tuple(entry_key for entry_key, _ in made_from)
+        self._ready[key] = Ready(body, headers, until, entry_keys, count, size)
+        self.nbytes += size
+        for entry_key in entry_keys:
+            self._by_entry.setdefault(entry_key, set()).add(key)
+        while len(self._ready) > self._max_entries or self.nbytes > self._max_bytes:
+            self._forget(next(iter(self._ready)))
+
+    def _entry_changed(self, entry_key: str) -> None:
+        """The cache replaced or dropped `entry_key`: what was made from it is no longer exact."""
+        for key in self._by_entry.pop(entry_key, ()):
+            self._forget(key)
+
+    def _forget(self, key: Key) -> None:
+        ready = self._ready.pop(key, None)
+        if ready is None:
+            return
+        self.nbytes -= ready.size
+        for entry_key in ready.made_from:
+            keys = self._by_entry.get(entry_key)
+            if keys is not None:
+                keys.discard(key)
+                if not keys:
+                    del self._by_entry[entry_key]
+
+
+READY_ANSWERS = web.AppKey("ready_answers", ReadyAnswers)
+
+
+def ready_first(handler: Handler, ready: ReadyAnswers) -> Handler:
+    """`handler` (already answering failures as JSON), preceded by a look for its ready answer:
+    a hit is answered before anything is parsed, in this one coroutine frame. A failing look
+    is logged and the full path answers."""
+    @wraps(handler)
+    async def answer(request: web.Request) -> web.StreamResponse:
+        try:
+            found = ready.answer(request)
+        except Exception:
+            log.exception("looking up the ready answer for %s failed", request.rel_url)
+            found = None
+        return found if found is not None else await handler(request)
+    return answer
+
+
+def _nothing(_: str) -> None:
+    """What a hit touches before `watch` named a cache (no answer is kept until then)."""

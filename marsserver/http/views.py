@@ -12,13 +12,13 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import format_datetime
 from html import escape
 from urllib.parse import quote, urlencode
 
+from ..core import entries
+from ..core.entries import CachedListing, Rendition
 from ..errors import BadParameter
-from ..imaging import PRESETS, Spec
+from ..imaging import PRESETS
 from ..sources import Listing, Photo, Query
 from ..sources.cameras import human_name
 
@@ -151,7 +151,7 @@ def _card(photo: Photo, listing: Listing, paths: Paths) -> str:
 
 def _time(taken: str) -> str:
     """A feed's date for people, with the machine-readable moment kept in `<time>`."""
-    moment = _moment(taken)
+    moment = entries.moment(taken)
     if moment is None:
         return escape(taken)
     return f'<time datetime="{moment.isoformat()}">{escape(human_date(taken))}</time>'
@@ -286,7 +286,7 @@ STYLE = """
 def human_date(taken: str) -> str:
     """`2024-01-01T12:00:00Z` -> `1 Jan 2024, 12:00 UTC` (a bare date stays a date); what
     the feed said when it cannot be read. Month names are fixed, whatever the locale."""
-    moment = _moment(taken)
+    moment = entries.moment(taken)
     if moment is None:
         return taken
     day = f"{moment.day} {MONTHS[moment.month - 1]} {moment.year}"
@@ -297,28 +297,13 @@ MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", 
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
-def _moment(taken: str) -> datetime | None:
-    """A feed's date (ISO 8601, with a zone or UTC without) in UTC; None if unreadable."""
-    try:
-        moment = datetime.fromisoformat(taken.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
-
-
-def http_date(taken: str) -> str | None:
-    """A feed's date (ISO 8601, with a zone or UTC without) as an HTTP date; None if unreadable."""
-    moment = _moment(taken)
-    return None if moment is None else format_datetime(moment, usegmt=True)
-
-
-def filename(rover: str, sol: int, photo: Photo, spec: Spec) -> str:
-    """A download name that says what it is: rover, sol, camera and size."""
-    size = f"{spec.width}x{spec.height}" if spec.width else f"h{spec.height}"
-    extension = "jpg" if spec.format == "jpeg" else spec.format
-    return f"{_plain(rover)}-sol{sol}-{_plain(photo.camera)}-{size}.{extension}"
-
-
-def _plain(text: str) -> str:
-    """The header stays plain ASCII, whatever the feed (or a shared cache) says."""
-    return "".join(c if c.isascii() and (c.isalnum() or c in "-_") else "_" for c in text)[:64]
+def cached_listing(listing: Listing, query: Query, fresh_for: float, fetched_at: float, *,
+                   paths: Paths) -> CachedListing:
+    """A listing with its JSON and HTML views, as cached (also when read back from Redis)."""
+    return CachedListing(
+        listing, query, fresh_for,
+        Rendition.of(listing_json(listing, query, paths), "application/json",
+                     made_at=fetched_at),
+        Rendition.of(gallery_html(listing, query, paths), "text/html; charset=utf-8",
+                     made_at=fetched_at),
+    )

@@ -6,7 +6,7 @@ surprising feed becomes one clear `BadUpstream`, not a `KeyError` deep in a hand
 
 A feed adapter only says how to ask its feed for a page, where the items are in an answer,
 and whether an item is a whole frame (`judge`). `FeedSource` pages through the answers and
-`Tally` keeps the whole frames and counts the rest by reason, so the rules for paging, sols,
+`FeedTally` keeps the whole frames and counts the rest by reason, so the rules for paging, sols,
 cameras and errors are the same for every feed.
 """
 
@@ -127,7 +127,7 @@ class Source(Protocol):
         ...
 
     async def latest(self) -> Listing:
-        """Today's photos: `photos(Query())`."""
+        """CachedListing's photos: `photos(Query())`."""
         ...
 
     async def image(self, link: str) -> bytes:
@@ -164,7 +164,7 @@ Verdict: TypeAlias = Photo | str  # a whole frame, or the `REASONS` label saying
 Judge: TypeAlias = Callable[[object], Verdict]
 
 
-class Tally:
+class FeedTally:
     """The items a query's pages held: whole frames with their sols, the rest counted by reason.
 
     One odd item must not hide the rest: a malformed one is counted and skipped.
@@ -272,7 +272,7 @@ class FeedSource(QuerySource):
         self._api_url = api_url or self.default_api_url
 
     async def photos(self, query: Query) -> Listing:
-        tally = Tally(query)
+        tally = FeedTally(query)
         for page in itertools.count():
             url, params = self._request(query, page)
             count = self._read(tally, await self._upstream.get_json(url, params))
@@ -286,19 +286,19 @@ class FeedSource(QuerySource):
     @classmethod
     def parse(cls, payload: object, query: Query = LATEST) -> Listing:
         """One answer of the feed as a listing, without the network (tests, benchmarks)."""
-        tally = Tally(query)
+        tally = FeedTally(query)
         cls._read(tally, payload)
         return tally.listing(cls.name, cls.rover)
 
     @classmethod
-    def _read(cls, tally: Tally, payload: object) -> int:
-        """Tally one answer; returns how many items it held."""
+    def _read(cls, tally: FeedTally, payload: object) -> int:
+        """FeedTally one answer; returns how many items it held."""
         items = cls._items(payload)
         tally.know_newest(cls._newest(items))
         tally.add(items, cls._judge)
         return len(items)
 
-    def _turn_page(self, tally: Tally, page: int, count: int) -> bool:
+    def _turn_page(self, tally: FeedTally, page: int, count: int) -> bool:
         """Whether to read the next page: it may hold more of the answer, within the bounds."""
         if self.page_size is None or count < self.page_size:
             return False  # that was the last page

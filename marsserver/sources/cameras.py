@@ -1,7 +1,7 @@
 """Rover cameras: the feeds' instrument codes, their human names, and what a code may look like.
 
 Names follow the feeds' own `title` strings and NASA's gallery labels (sources in
-/work/shared/fixtures/FEEDS.md, section 3), written as "Camera, side" so a gallery can sort
+docs/feeds.md, section 3), written as "Camera, side" so a gallery can sort
 them. The `_A`/`_B` suffix of Curiosity's engineering cameras names the rover computer they
 are wired to, not a different camera, so both spell the same name.
 

@@ -10,7 +10,7 @@ Each photo offers a 1200 px `large` JPEG, the default start for wallpapers, and 
 PNG, used for outputs larger than that. A sol is asked for with
 `condition_2=N:sol:gte&condition_3=N:sol:lte`, cameras with `search=A|B` (instrument codes;
 a comma-separated list matches nothing), pages of at most 100 with 0-based `page`
-(FEEDS.md, section 1b).
+(docs/feeds.md, section 1b).
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ gives no sample type at all is kept: the rule cannot judge it, and dropping ever
 would empty older or odd records that are fine.
 
 A sol is asked for with `condition_2=N:sol:in`, cameras with `search=A|B` (instrument codes),
-pages with 0-based `page` (FEEDS.md, section 1a).
+pages with 0-based `page` (docs/feeds.md, section 1a).
 """
 
 from __future__ import annotations

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
 import sys
 import threading
 import time
@@ -14,8 +15,10 @@ from pathlib import Path
 from typing import Any
 from unittest.mock import Mock
 
+import aiohttp
 import aioresponses.core
 import pytest
+import redis.asyncio as redis
 from aiohttp import ClientResponse, TCPConnector, web
 from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient, AiohttpServer
@@ -23,6 +26,7 @@ from pytest_aiohttp import AiohttpClient, AiohttpServer
 from marsserver import Settings, create_app, imaging
 from marsserver.imaging import Spec
 from marsserver.sources import Source
+from marsserver.upstream import Upstream
 
 from .helpers import Clock
 from .redis_server import RedisServer
@@ -144,13 +148,38 @@ async def demo_client(aiohttp_client: AiohttpClient,
 
 @pytest.fixture
 async def redis_url(tmp_path: Path) -> AsyncIterator[str]:
-    """A redis-server of this test's own, on a free port."""
+    """A Redis database for one test: MARS_TEST_REDIS_URL when set (a database the tests may
+    flush, flushed afterwards), else a redis-server of this test's own on a free port."""
+    url = os.environ.get("MARS_TEST_REDIS_URL")
+    if url:
+        try:
+            yield url
+        finally:
+            shared = redis.Redis.from_url(url)
+            await shared.flushdb()
+            await shared.aclose()
+        return
     server = RedisServer(tmp_path)
     server.start()
     try:
         yield server.url
     finally:
         server.stop()
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    """A client session for an `Upstream` under test, closed afterwards."""
+    async with aiohttp.ClientSession() as client_session:
+        yield client_session
+
+
+@pytest.fixture
+def upstream(session: aiohttp.ClientSession) -> Upstream:
+    """An `Upstream` for mocked NASA (`mock_nasa`): mars.nasa.gov and images.example:8443
+    allowed, answers of at most 1000 bytes, no retries."""
+    return Upstream(session, ("mars.nasa.gov", "images.example:8443"), max_bytes=1000,
+                    retries=0)
 
 
 @pytest.fixture

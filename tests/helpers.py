@@ -1,5 +1,6 @@
 """Small helpers for tests: reaching into an app, waiting for a condition, the README's literal
-presets, external tools, and `marsserver` run as its own process."""
+presets, external tools, `marsserver` run as its own process, a request sent byte for byte, and
+`Gated`, a stand-in source whose answers a test holds and releases."""
 
 from __future__ import annotations
 
@@ -10,16 +11,20 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from types import ModuleType, TracebackType
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
+import redis.asyncio as redis
 from aiohttp import web
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import BaseTestServer, TestClient
 
 from marsserver.core.pipeline import Pipeline
 from marsserver.http.handlers import PIPELINE
+from marsserver.sources import Listing, Photo
+
+from .stub import IMAGES
 
 # The README's preset table, written out: tests compare the service with this, never with the
 # code's own table, so a wrong size in the code cannot agree with itself.
@@ -47,6 +52,19 @@ async def until(predicate: Callable[[], bool], within: float = 10.0) -> None:
     async with asyncio.timeout(within):
         while not predicate():
             await asyncio.sleep(0.001)
+
+
+async def raw_get(server: BaseTestServer, target: str, *headers: str) -> bytes:
+    """Every byte of the answer to one GET of `target` exactly as written (aiohttp's client
+    would make an absolute URL a path), with `headers`: what an access log's count must match."""
+    reader, writer = await asyncio.open_connection(server.host, server.port)
+    head = [f"GET {target} HTTP/1.1", "Host: test", "Connection: close", *headers]
+    # Lone surrogates become the bytes they stand for, as aiohttp's parser reads them back.
+    writer.write(("\r\n".join(head) + "\r\n\r\n").encode("utf-8", "surrogateescape"))
+    answer = await reader.read()
+    writer.close()
+    await writer.wait_closed()
+    return answer
 
 
 class Clock:
@@ -178,3 +196,58 @@ class Marsserver:
     async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None,
                         traceback: TracebackType | None) -> None:
         await asyncio.to_thread(self.stop)
+
+
+# A stand-in for NASA in the coordination tests: counts calls and holds answers until the
+# test lets them go.
+
+IMAGE = IMAGES[0].read_bytes()
+Client = TestClient[web.Request, web.Application]
+
+
+class Gated:
+    """A source that counts calls, fails when told, and holds answers behind gates."""
+
+    name: ClassVar[str] = "gated"
+
+    def __init__(self, photos: int = 2) -> None:
+        self.calls = {"list": 0, "image": 0}
+        self.fail: dict[str, BaseException] = {}
+        self.gates: dict[str, asyncio.Event] = {}
+        self.sol = 1
+        self.frames = tuple(Photo(id=str(n), camera="NAV", taken="2024-01-01T00:00:00Z",
+                                  img_src=f"https://mars.nasa.gov/img/{n}.jpg")
+                            for n in range(photos))
+
+    def hold(self, kind: str) -> asyncio.Event:
+        self.gates[kind] = asyncio.Event()
+        return self.gates[kind]
+
+    async def _pass(self, kind: str) -> None:
+        self.calls[kind] += 1
+        if kind in self.gates:
+            await self.gates[kind].wait()
+        if kind in self.fail:
+            raise self.fail[kind]
+
+    async def latest(self) -> Listing:
+        await self._pass("list")
+        return Listing("gated", "curiosity", self.sol, self.frames)
+
+    async def image(self, link: str) -> bytes:
+        await self._pass("image")
+        return IMAGE
+
+
+async def planted_list(app_for: Callable[..., Awaitable[Client]], redis_url: str,
+                       change: Callable[[bytes], bytes]) -> tuple[Gated, Client]:
+    """Two instances on one Redis; the list the first stored there is then `change`d."""
+    source = Gated()
+    writer = await app_for(source, cache=redis_url)
+    reader = await app_for(source, cache=redis_url)
+    assert (await writer.get("/api/photos")).status == 200
+    shared = redis.Redis.from_url(redis_url)
+    (key,) = await shared.keys("*:list:sol=latest*")
+    await shared.set(key, change(await shared.get(key)), px=60_000)
+    await shared.aclose()
+    return source, reader

@@ -20,6 +20,8 @@ from marsserver import Settings
 from marsserver.http import accesslog
 from marsserver.http.accesslog import AccessLog, run_app_options
 
+from .helpers import raw_get
+
 MAY_DAY = 1714564800.0  # 2024-05-01T12:00:00Z
 HEADERS = {"Referer": "http://example.test/", "User-Agent": "wallpaper-fetcher/1.0"}
 
@@ -233,18 +235,6 @@ def test_unknown_modes_are_refused():
 
 async def hello(request: web.Request) -> web.Response:
     return web.Response(text="hello")
-
-
-async def raw_get(server, target: str, *headers: str) -> bytes:
-    """Every byte of the answer to one GET: what the log's byte count must match."""
-    reader, writer = await asyncio.open_connection(server.host, server.port)
-    head = [f"GET {target} HTTP/1.1", "Host: test", "Connection: close", *headers]
-    # Lone surrogates become the bytes they stand for, as aiohttp's parser reads them back.
-    writer.write(("\r\n".join(head) + "\r\n\r\n").encode("utf-8", "surrogateescape"))
-    answer = await reader.read()
-    writer.close()
-    await writer.wait_closed()
-    return answer
 
 
 async def logging_server(aiohttp_server, mode: str):

@@ -12,14 +12,12 @@ import asyncio
 import io
 import pickle
 import random
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
 import redis.asyncio as redis
 from aiohttp import web
-from aiohttp.test_utils import TestClient
 from PIL import Image
 
 from marsserver import Settings, create_app
@@ -29,48 +27,9 @@ from marsserver.core.pipeline import FAILED, MAX_FAILURE_TTL, NEWEST_KEY, Pipeli
 from marsserver.core.redis_cache import STRIKES, SharedCache, Unreachable
 from marsserver.errors import BadUpstream, Overloaded, ServiceError, Unavailable
 from marsserver.imaging import Spec
-from marsserver.sources import Listing, Photo
 
-from .helpers import pipeline_of, until
+from .helpers import Gated, pipeline_of, planted_list, until
 from .slowproxy import SlowProxy
-from .stub import IMAGES
-
-IMAGE = IMAGES[0].read_bytes()
-Client = TestClient[web.Request, web.Application]
-
-
-class Gated:
-    """A source that counts calls, fails when told, and holds answers behind gates."""
-
-    name: ClassVar[str] = "gated"
-
-    def __init__(self, photos: int = 2) -> None:
-        self.calls = {"list": 0, "image": 0}
-        self.fail: dict[str, BaseException] = {}
-        self.gates: dict[str, asyncio.Event] = {}
-        self.sol = 1
-        self.frames = tuple(Photo(id=str(n), camera="NAV", taken="2024-01-01T00:00:00Z",
-                                  img_src=f"https://mars.nasa.gov/img/{n}.jpg")
-                            for n in range(photos))
-
-    def hold(self, kind: str) -> asyncio.Event:
-        self.gates[kind] = asyncio.Event()
-        return self.gates[kind]
-
-    async def _pass(self, kind: str) -> None:
-        self.calls[kind] += 1
-        if kind in self.gates:
-            await self.gates[kind].wait()
-        if kind in self.fail:
-            raise self.fail[kind]
-
-    async def latest(self) -> Listing:
-        await self._pass("list")
-        return Listing("gated", "curiosity", self.sol, self.frames)
-
-    async def image(self, link: str) -> bytes:
-        await self._pass("image")
-        return IMAGE
 
 
 async def stale(*pipelines: Pipeline) -> None:
@@ -139,20 +98,6 @@ async def test_a_planted_value_is_a_miss_never_code(app_for, redis_url, planted,
     assert not (Path(__file__).parent / "PLANTED").exists()
     assert source.calls["list"] == 2  # the planted value was a miss, then ours replaced it
     assert sum("unreadable Redis entry" in r.message for r in caplog.records) == 1
-
-
-async def planted_list(app_for: Callable[..., Awaitable[Client]], redis_url: str,
-                       change: Callable[[bytes], bytes]) -> tuple[Gated, Client]:
-    """Two instances on one Redis; the list the first stored there is then `change`d."""
-    source = Gated()
-    writer = await app_for(source, cache=redis_url)
-    reader = await app_for(source, cache=redis_url)
-    assert (await writer.get("/api/photos")).status == 200
-    shared = redis.Redis.from_url(redis_url)
-    (key,) = await shared.keys("*:list:sol=latest*")
-    await shared.set(key, change(await shared.get(key)), px=60_000)
-    await shared.aclose()
-    return source, reader
 
 
 # 3. Deployments sharing a Redis stay apart -------------------------------------------------

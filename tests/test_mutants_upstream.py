@@ -7,7 +7,6 @@ import asyncio
 import logging
 import random
 import socket
-from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
@@ -20,17 +19,6 @@ from marsserver.upstream import PublicResolver, Upstream
 
 FEED = "https://mars.nasa.gov/api/v1/raw_image_items/"
 IMAGE = "https://mars.nasa.gov/msl-raw-images/a.jpg"
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as client_session:
-        yield client_session
-
-
-@pytest.fixture
-def upstream(session) -> Upstream:
-    return Upstream(session, ("mars.nasa.gov",), max_bytes=1000, retries=0)
 
 
 class Monotonic:

@@ -3,7 +3,6 @@ would send (headers, X-Cache, metrics), never to conditional requests, never pas
 
 from __future__ import annotations
 
-import asyncio
 import re
 
 import pytest
@@ -15,7 +14,7 @@ from marsserver.core.cache import BoundedMemoryCache
 from marsserver.http.ready_answers import READY_ANSWERS, ReadyAnswers
 from marsserver.metrics import HitCount
 
-from .helpers import Clock, pipeline_of, until
+from .helpers import Clock, pipeline_of, raw_get, until
 
 WALLPAPER = "/wallpaper?photo_number=1&height=120"
 
@@ -178,22 +177,10 @@ async def test_only_short_origin_form_targets_are_remembered(demo_client, monkey
     ready = spy_on_answers(demo_client, monkeypatch)
     for sent in (WALLPAPER, target):
         for _ in range(3):
-            head, _ = await raw_get(demo_client, sent)
+            head = (await raw_get(demo_client.server, sent)).partition(b"\r\n\r\n")[0]
             assert head.startswith(b"HTTP/1.1 200 OK"), head
     assert [answer is not None for answer in ready] == [False, True, True, False, False, False]
     assert b"X-Cache: HIT" in head
-
-
-async def raw_get(client: TestClient, target: str) -> tuple[bytes, bytes]:
-    """The head and body of the answer to a GET of `target` exactly as written (aiohttp's
-    client would make an absolute URL a path)."""
-    reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
-    writer.write(f"GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
-    answer = await reader.read()
-    writer.close()
-    await writer.wait_closed()
-    head, _, body = answer.partition(b"\r\n\r\n")
-    return head, body
 
 
 def test_a_hit_count_for_an_unknown_stage_is_refused_where_it_is_asked_for():

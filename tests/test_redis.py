@@ -12,7 +12,7 @@ import os
 import socket
 import subprocess
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
@@ -35,25 +35,6 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
         yield server
     finally:
         server.stop()
-
-
-@pytest.fixture
-async def redis_url(tmp_path: Path) -> AsyncIterator[str]:
-    """A Redis database for one test, flushed afterwards."""
-    server = None
-    url = os.environ.get("MARS_TEST_REDIS_URL")
-    if not url:
-        server = RedisServer(tmp_path)
-        server.start()
-        url = server.url
-    try:
-        yield url
-    finally:
-        client = redis.Redis.from_url(url)
-        await client.flushdb()
-        await client.aclose()
-        if server is not None:
-            server.stop()
 
 
 async def instances(client_for, stub: Stub, url: str, count: int = 3, **settings):

@@ -17,9 +17,8 @@ from marsserver.http.views import Paths, cached_listing
 from marsserver.imaging import Spec
 from marsserver.sources import LATEST, Listing, Photo, Query
 
-from .helpers import pipeline_of, until
+from .helpers import IMAGE, Gated, pipeline_of, planted_list, until
 from .stub import IMAGES
-from .test_coordination import IMAGE, Gated, planted_list
 
 
 class Sols:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from pathlib import Path
 
 import redis.asyncio as redis
 from aiohttp import web
@@ -14,7 +13,6 @@ from marsserver import Settings, create_app
 from marsserver.core.pipeline import NEWEST_KEY
 
 from .helpers import Clock, pipeline_of, until
-from .redis_server import RedisServer
 from .stub import Stub
 
 
@@ -61,31 +59,26 @@ async def test_max_stale_is_how_long_an_old_list_outlives_a_failing_nasa(stub: S
 
 
 async def test_a_lease_is_renewed_for_as_long_as_its_work_runs(stub: Stub, client_for,
-                                                              tmp_path: Path):
-    server = RedisServer(tmp_path)
-    server.start()
-    try:
-        leader, follower = [await client_for(stub.settings(cache=server.url, lease=0.3))
-                            for _ in range(2)]
-        await leader.get("/api/photos")
-        held = stub.hold(stub.feed_images[0])
-        first = asyncio.create_task(leader.get("/wallpaper?height=150"))
-        await until(lambda: stub.downloads() == 1)
-        second = asyncio.create_task(follower.get("/wallpaper?height=150"))
-        shared = redis.Redis.from_url(server.url)
-        leases = await shared.keys("*:lease:source:*")
-        assert len(leases) == 1
-        started = time.monotonic()
-        while time.monotonic() - started < 1.2:  # four lease periods, watched all along
-            assert await shared.exists(leases[0]), "the lease lapsed while its work ran"
-            await asyncio.sleep(0.05)  # polling Redis while the clock runs
-        held.set()
-        responses = await asyncio.gather(first, second)
-        assert [r.status for r in responses] == [200, 200]
-        assert stub.downloads() == 1  # nobody took over work that was still going
-        await shared.aclose()
-    finally:
-        server.stop()
+                                                              redis_url: str):
+    leader, follower = [await client_for(stub.settings(cache=redis_url, lease=0.3))
+                        for _ in range(2)]
+    await leader.get("/api/photos")
+    held = stub.hold(stub.feed_images[0])
+    first = asyncio.create_task(leader.get("/wallpaper?height=150"))
+    await until(lambda: stub.downloads() == 1)
+    second = asyncio.create_task(follower.get("/wallpaper?height=150"))
+    shared = redis.Redis.from_url(redis_url)
+    leases = await shared.keys("*:lease:source:*")
+    assert len(leases) == 1
+    started = time.monotonic()
+    while time.monotonic() - started < 1.2:  # four lease periods, watched all along
+        assert await shared.exists(leases[0]), "the lease lapsed while its work ran"
+        await asyncio.sleep(0.05)  # polling Redis while the clock runs
+    held.set()
+    responses = await asyncio.gather(first, second)
+    assert [r.status for r in responses] == [200, 200]
+    assert stub.downloads() == 1  # nobody took over work that was still going
+    await shared.aclose()
 
 
 async def test_the_api_key_reaches_the_mars_photos_api(aiohttp_client: AiohttpClient,

@@ -10,8 +10,7 @@ from typing import ClassVar
 from marsserver import Settings, create_app
 from marsserver.sources import Listing, Photo, Query
 
-from .helpers import pipeline_of, until
-from .test_coordination import Gated
+from .helpers import Gated, pipeline_of, until
 
 
 class Sols(Gated):

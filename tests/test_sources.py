@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import re
 from collections import Counter
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -34,9 +33,10 @@ SOL890 = "m2020-raw/m2020_raw_images_sol890_29_curieux.json"
 
 
 @pytest.fixture
-async def upstream() -> AsyncIterator[Upstream]:
-    async with aiohttp.ClientSession() as session:
-        yield Upstream(session, ("mars.nasa.gov",), max_bytes=10**7, retries=0)
+def nasa(session: aiohttp.ClientSession) -> Upstream:
+    """Mocked NASA (`mock_nasa`) as the adapters reach it: through an `Upstream` with room for
+    the recorded answers (the shared `upstream` takes 1000 bytes at most)."""
+    return Upstream(session, ("mars.nasa.gov",), max_bytes=10**7, retries=0)
 
 
 def sent(mock_nasa: Any) -> list[dict[str, str]]:
@@ -248,26 +248,26 @@ def test_mars_photos_garbage_is_a_bad_upstream(payload):
 
 # --- what the adapters ask the feeds (mocked NASA) --------------------------------------
 
-async def test_msl_latest_asks_for_the_newest_page_only_when_it_settles(upstream, mock_nasa):
+async def test_msl_latest_asks_for_the_newest_page_only_when_it_settles(nasa, mock_nasa):
     mock_nasa.get(MSL_FEED, payload=fixture_json(SOL86))
-    listing = await MslSource(upstream).latest()
+    listing = await MslSource(nasa).latest()
     assert (listing.sol, len(listing.photos)) == (86, 8)
     assert sent(mock_nasa) == [{"order": "sol desc", "per_page": "100", "page": "0",
                                 "condition_1": "msl:mission"}]
 
 
-async def test_msl_asks_for_a_sol_and_cameras_by_code(upstream, mock_nasa):
+async def test_msl_asks_for_a_sol_and_cameras_by_code(nasa, mock_nasa):
     mock_nasa.get(MSL_FEED, payload=fixture_json(SOL86))
-    listing = await MslSource(upstream).photos(Query(86, ("nav_right_a", "NAV_LEFT_A")))
+    listing = await MslSource(nasa).photos(Query(86, ("nav_right_a", "NAV_LEFT_A")))
     assert (listing.sol, len(listing.photos), listing.newest_sol) == (86, 8, None)
     assert sent(mock_nasa) == [{
         "order": "sol desc", "per_page": "100", "page": "0", "condition_1": "msl:mission",
         "condition_2": "86:sol:in", "search": "NAV_LEFT_A|NAV_RIGHT_A"}]
 
 
-async def test_m2020_asks_for_a_sol_as_a_range_and_cameras_by_code(upstream, mock_nasa):
+async def test_m2020_asks_for_a_sol_as_a_range_and_cameras_by_code(nasa, mock_nasa):
     mock_nasa.get(M2020_FEED, payload=fixture_json(SOL890))
-    listing = await M2020Source(upstream).photos(Query(890, ("NAVCAM_LEFT", "mcz_left")))
+    listing = await M2020Source(nasa).photos(Query(890, ("NAVCAM_LEFT", "mcz_left")))
     assert (listing.sol, len(listing.photos), listing.dropped) == (890, 8, {"strip": 21})
     assert sent(mock_nasa) == [{
         "feed": "raw_images", "category": "mars2020", "feedtype": "json", "num": "100",
@@ -275,10 +275,10 @@ async def test_m2020_asks_for_a_sol_as_a_range_and_cameras_by_code(upstream, moc
         "condition_3": "890:sol:lte", "search": "MCZ_LEFT|NAVCAM_LEFT"}]
 
 
-async def test_mars_photos_asks_for_latest_or_a_sol(upstream, mock_nasa):
+async def test_mars_photos_asks_for_latest_or_a_sol(nasa, mock_nasa):
     mock_nasa.get(re.compile(r"https://mirror\.example/api/rovers/curiosity/photos\?.*"),
                   payload=fixture_json("mars-photos/curiosity_photos_sol1_mahli_VirtualDog_2016.json"))
-    source = MarsPhotosSource(upstream, "https://mirror.example/api/", "KEY")
+    source = MarsPhotosSource(nasa, "https://mirror.example/api/", "KEY")
     listing = await source.photos(Query(sol=1, cameras=("MAHLI",)))
     assert (listing.sol, len(listing.photos), listing.newest_sol) == (1, 8, 1406)
     [(_, url)] = mock_nasa.requests
@@ -286,95 +286,95 @@ async def test_mars_photos_asks_for_latest_or_a_sol(upstream, mock_nasa):
                                            {"sol": "1", "api_key": "KEY"})
 
 
-async def test_a_busy_sol_is_read_page_by_page_until_a_short_page(upstream, mock_nasa):
+async def test_a_busy_sol_is_read_page_by_page_until_a_short_page(nasa, mock_nasa):
     mock_nasa.get(MSL_FEED, payload=msl_page(msl_items(86, 100)))
     mock_nasa.get(MSL_FEED, payload=msl_page(msl_items(86, 30, first_id=100)))
-    listing = await MslSource(upstream).photos(Query(sol=86))
+    listing = await MslSource(nasa).photos(Query(sol=86))
     assert (listing.sol, len(listing.photos)) == (86, 130)
     assert [params["page"] for params in sent(mock_nasa)] == ["0", "1"]
 
 
-async def test_a_sol_is_read_for_at_most_max_pages(upstream, mock_nasa):
+async def test_a_sol_is_read_for_at_most_max_pages(nasa, mock_nasa):
     for page in range(MAX_PAGES + 1):
         mock_nasa.get(MSL_FEED, payload=msl_page(msl_items(86, 100, first_id=100 * page)))
-    listing = await MslSource(upstream).photos(Query(sol=86))
+    listing = await MslSource(nasa).photos(Query(sol=86))
     assert len(listing.photos) == 100 * MAX_PAGES == 1000
     assert [params["page"] for params in sent(mock_nasa)] == [str(n) for n in range(10)]
 
 
-async def test_items_repeated_across_pages_are_listed_once(upstream, mock_nasa):
+async def test_items_repeated_across_pages_are_listed_once(nasa, mock_nasa):
     mock_nasa.get(MSL_FEED, payload=msl_page(msl_items(86, 100)))
     mock_nasa.get(MSL_FEED, payload=msl_page(msl_items(86, 2, first_id=99)))
-    listing = await MslSource(upstream).photos(Query(sol=86))
+    listing = await MslSource(nasa).photos(Query(sol=86))
     assert (len(listing.photos), listing.dropped) == (101, {"duplicate": 1})
 
 
-async def test_latest_pages_back_to_the_newest_sol_with_a_whole_frame(upstream, mock_nasa):
+async def test_latest_pages_back_to_the_newest_sol_with_a_whole_frame(nasa, mock_nasa):
     downsampled = msl_items(87, 100, first_id=10**6, extended={"sample_type": "downsampled"})
     mock_nasa.get(MSL_FEED, payload=msl_page(downsampled))
     mock_nasa.get(MSL_FEED, payload=fixture_json(SOL86))
-    listing = await MslSource(upstream).latest()
+    listing = await MslSource(nasa).latest()
     assert (listing.sol, len(listing.photos), listing.newest_sol) == (86, 8, 87)
     assert listing.dropped == {"downsampled": 108}
     assert [params["page"] for params in sent(mock_nasa)] == ["0", "1"]
 
 
-async def test_latest_gives_up_after_max_pages_back_without_a_whole_frame(upstream, mock_nasa):
+async def test_latest_gives_up_after_max_pages_back_without_a_whole_frame(nasa, mock_nasa):
     for page in range(MAX_PAGES_BACK + 1):
         mock_nasa.get(MSL_FEED, payload=msl_page(msl_items(
             90 - page, 100, first_id=100 * page, is_thumbnail=True)))
     with pytest.raises(BadUpstream, match=r"newest 300 items is a whole frame"):
-        await MslSource(upstream).latest()
+        await MslSource(nasa).latest()
     assert len(sent(mock_nasa)) == MAX_PAGES_BACK == 3
 
 
-async def test_latest_stops_reading_once_an_older_sol_shows_up(upstream, mock_nasa):
+async def test_latest_stops_reading_once_an_older_sol_shows_up(nasa, mock_nasa):
     mock_nasa.get(MSL_FEED, payload=msl_page([*msl_items(87, 60), *msl_items(86, 40, 60)]))
-    listing = await MslSource(upstream).latest()  # a second page would not be mocked
+    listing = await MslSource(nasa).latest()  # a second page would not be mocked
     assert (listing.sol, len(listing.photos), listing.newest_sol) == (87, 60, 87)
     assert len(sent(mock_nasa)) == 1
 
 
-async def test_latest_reads_on_until_the_newest_sol_is_complete(upstream, mock_nasa):
+async def test_latest_reads_on_until_the_newest_sol_is_complete(nasa, mock_nasa):
     mock_nasa.get(M2020_FEED, payload={"images": [
         {**item, "imageid": f"{item['imageid']}-{n}"}
         for n, item in enumerate(m2020_items(SOL890) * 4)][:100]})
     mock_nasa.get(M2020_FEED, payload=fixture_json(
         "m2020-raw/m2020_raw_images_sol888_13_curieux.json"))
-    listing = await M2020Source(upstream).latest()
+    listing = await M2020Source(nasa).latest()
     # page 0: 3 x (21 strips + 8 frames) + the first 13 items again, all strips
     assert (listing.sol, len(listing.photos), listing.newest_sol) == (890, 24, 890)
     assert listing.dropped == {"strip": 76}
     assert [params["page"] for params in sent(mock_nasa)] == ["0", "1"]
 
 
-async def test_a_future_sol_is_not_found(upstream, mock_nasa):
+async def test_a_future_sol_is_not_found(nasa, mock_nasa):
     mock_nasa.get(M2020_FEED, payload=fixture_json("m2020-raw/m2020_raw_images_empty_curieux.json"))
     with pytest.raises(NotFound, match=r"no photos of sol 99999 \(.*beyond the newest\)"):
-        await M2020Source(upstream).photos(Query(sol=99999))
+        await M2020Source(nasa).photos(Query(sol=99999))
 
 
-async def test_an_empty_feed_is_a_bad_upstream_when_nothing_was_asked(upstream, mock_nasa):
+async def test_an_empty_feed_is_a_bad_upstream_when_nothing_was_asked(nasa, mock_nasa):
     mock_nasa.get(M2020_FEED, payload=fixture_json("m2020-raw/m2020_raw_images_empty_curieux.json"))
     with pytest.raises(BadUpstream, match="m2020 feed has no photos"):
-        await M2020Source(upstream).latest()
+        await M2020Source(nasa).latest()
 
 
-async def test_cameras_are_checked_locally_when_the_feed_ignores_the_search(upstream, mock_nasa):
+async def test_cameras_are_checked_locally_when_the_feed_ignores_the_search(nasa, mock_nasa):
     mock_nasa.get(MSL_FEED, payload=fixture_json(SOL86))
-    listing = await MslSource(upstream).photos(Query(sol=86, cameras=("NAV_RIGHT_A",)))
+    listing = await MslSource(nasa).photos(Query(sol=86, cameras=("NAV_RIGHT_A",)))
     assert {p.camera for p in listing.photos} == {"NAV_RIGHT_A"}
     assert (len(listing.photos), listing.dropped) == (4, {"camera": 4, "downsampled": 8})
 
 
-async def test_a_camera_without_photos_that_sol_is_not_found(upstream, mock_nasa):
+async def test_a_camera_without_photos_that_sol_is_not_found(nasa, mock_nasa):
     mock_nasa.get(MSL_FEED, payload=fixture_json(SOL86))
     with pytest.raises(NotFound, match=r"no whole frames of sol 86 from MAST_LEFT "
                                        r"\(dropped: camera 8, downsampled 8\)"):
-        await MslSource(upstream).photos(Query(sol=86, cameras=("mast_left",)))
+        await MslSource(nasa).photos(Query(sol=86, cameras=("mast_left",)))
     mock_nasa.get(MSL_FEED, payload={"items": [], "more": False, "total": 0})
     with pytest.raises(NotFound, match="msl feed has no photos of sol 86 from MAST_LEFT"):
-        await MslSource(upstream).photos(Query(sol=86, cameras=("MAST_LEFT",)))
+        await MslSource(nasa).photos(Query(sol=86, cameras=("MAST_LEFT",)))
 
 
 # --- queries ------------------------------------------------------------------------------

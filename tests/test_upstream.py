@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import socket
-from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
@@ -16,13 +15,6 @@ from marsserver.upstream import PublicResolver, Upstream, trusted_names
 
 FEED = "https://mars.nasa.gov/api/v1/raw_image_items/"
 IMAGE = "https://mars.nasa.gov/msl-raw-images/a.jpg"
-
-
-@pytest.fixture
-async def upstream() -> AsyncIterator[Upstream]:
-    async with aiohttp.ClientSession() as session:
-        yield Upstream(session, ("mars.nasa.gov", "images.example:8443"), max_bytes=1000,
-                       retries=0)
 
 
 async def test_json_is_returned_parsed(upstream, mock_nasa):
@@ -97,9 +89,8 @@ async def test_downloads_stop_at_the_size_limit(upstream, mock_nasa):
 
 
 @pytest.fixture
-async def retrying() -> AsyncIterator[Upstream]:
-    async with aiohttp.ClientSession() as session:
-        yield Upstream(session, ("mars.nasa.gov",), max_bytes=1000, retries=2, backoff=0.001)
+def retrying(session: aiohttp.ClientSession) -> Upstream:
+    return Upstream(session, ("mars.nasa.gov",), max_bytes=1000, retries=2, backoff=0.001)
 
 
 async def test_5xx_and_connection_errors_are_retried_then_succeed(retrying, mock_nasa):

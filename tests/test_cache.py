@@ -1,8 +1,15 @@
-"""The bounded memory cache: LRU eviction by entries and bytes, TTL, and byte accounting."""
+"""The bounded memory cache: LRU eviction by entries and bytes, TTL, and byte accounting.
+
+Then aiocache's own API at its edges: exact bounds, what `set`, `delete` and `clear` report,
+expiry times, and the operations it refuses (cases mutation testing showed no other test
+pinned down; tests/MUTANTS.md)."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
+from aiocache.lock import OptimisticLock, OptimisticLockError
 
 from marsserver.core.cache import BoundedMemoryCache, size_of
 
@@ -84,3 +91,96 @@ async def test_operations_that_would_bypass_accounting_are_refused():
         await cache.increment("n")
     with pytest.raises(NotImplementedError):
         await cache.raw("clear")
+
+
+# aiocache's API at its edges -------------------------------------------------------------
+
+async def test_an_entry_exactly_as_large_as_the_cache_fits_and_stays():
+    cache = BoundedMemoryCache(max_bytes=10, max_entries=10)
+    assert await cache.set("whole", bytes(10)) is True
+    assert await cache.get("whole") == bytes(10)
+    assert cache.nbytes == 10
+
+
+async def test_set_says_so_when_a_value_cannot_be_stored():
+    cache = BoundedMemoryCache(max_bytes=10, max_entries=10)
+    assert await cache.set("huge", bytes(11)) is False
+
+
+async def test_delete_says_whether_it_removed_something_and_forgets_the_expiry():
+    cache = BoundedMemoryCache(max_bytes=100, max_entries=10)
+    await cache.set("k", b"v", ttl=60)
+    assert await cache.delete("k") == 1
+    assert await cache.delete("k") == 0
+    assert cache.expires_in("k") is None
+
+
+async def test_expires_in_counts_down_from_the_ttl_and_is_none_without_one():
+    cache = BoundedMemoryCache(max_bytes=100, max_entries=10)
+    await cache.set("timed", b"v", ttl=60)
+    await cache.set("forever", b"v")
+    remaining = cache.expires_in("timed")
+    assert remaining is not None
+    assert 0 < remaining <= 60
+    assert cache.expires_in("forever") is None
+    assert cache.expires_in("absent") is None
+
+
+async def test_set_many_gives_every_entry_the_ttl():
+    cache = BoundedMemoryCache(max_bytes=100, max_entries=10)
+    await cache.set_many({"a": b"1", "b": b"2"}, ttl=30)
+    for key in "ab":
+        remaining = cache.expires_in(key)
+        assert remaining is not None
+        assert 0 < remaining <= 30
+
+
+async def test_clear_with_a_namespace_clears_only_that_namespace():
+    cache = BoundedMemoryCache(max_bytes=100, max_entries=10)
+    for key in ("photo:1", "photo:2", "list:latest"):
+        await cache.set(key, b"v")
+    assert await cache.clear(namespace="photo:") is True
+    assert set(cache.view()) == {"list:latest"}
+    assert cache.nbytes == 1
+
+
+async def test_aiocache_optimistic_locks_still_see_a_concurrent_write():
+    cache = BoundedMemoryCache(max_bytes=100, max_entries=10)
+    await cache.set("k", b"old")
+    async with OptimisticLock(cache, "k") as lock:
+        await cache.set("k", b"someone else's")
+        with pytest.raises(OptimisticLockError):
+            await lock.cas(b"mine")
+    assert await cache.get("k") == b"someone else's"
+
+
+@pytest.mark.parametrize(("call", "message"), [
+    (lambda cache: cache.increment("k"), "counters cannot be sized; this cache holds bytes and "
+                                         "objects"),
+    (lambda cache: cache.raw("get", "k"), "raw access would bypass the size accounting"),
+])
+async def test_operations_that_would_bypass_the_size_accounting_say_why_they_are_refused(
+        call, message):
+    cache = BoundedMemoryCache(max_bytes=100, max_entries=10)
+    with pytest.raises(NotImplementedError) as raised:
+        await call(cache)
+    assert str(raised.value) == message
+
+
+def test_a_value_the_cache_cannot_size_is_refused_naming_its_type():
+    with pytest.raises(TypeError) as raised:
+        size_of(3.5)
+    assert str(raised.value) == "cannot size a float for the cache"
+
+
+async def test_memory_calls_never_go_through_wait_for(monkeypatch):
+    """aiocache wraps every call in `asyncio.wait_for` unless its timeout is 0: a task and
+    a timer per lookup, on the path of every cached hit."""
+    waited: list[object] = []
+    real = asyncio.wait_for
+    monkeypatch.setattr(asyncio, "wait_for",
+                        lambda *args, **kwargs: waited.append(args) or real(*args, **kwargs))
+    cache = BoundedMemoryCache(10**6, 10)
+    await cache.set("k", b"v", ttl=60)
+    assert await cache.get("k") == b"v"
+    assert waited == []

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import io
 import pickle
-import random
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,6 @@ from aiohttp import web
 from PIL import Image
 
 from marsserver import Settings, create_app
-from marsserver.core.coalesce import Background, SingleFlight
 from marsserver.core.entries import Failure
 from marsserver.core.pipeline import FAILED, MAX_FAILURE_TTL, NEWEST_KEY, Pipeline, Served
 from marsserver.core.redis_cache import STRIKES, SharedCache, Unreachable
@@ -254,24 +252,6 @@ async def test_work_cancelled_from_outside_answers_every_waiter_with_a_json_503(
     assert {r.headers["Retry-After"] for r in responses} == {"1"}
 
 
-async def test_singleflight_tells_waiters_when_the_flight_was_cancelled_elsewhere():
-    flights: SingleFlight[str, str] = SingleFlight()
-    started = asyncio.Event()
-
-    async def work() -> str:
-        started.set()
-        await asyncio.Event().wait()
-        return "never"
-
-    waiters = [asyncio.create_task(flights.do("k", work)) for _ in range(3)]
-    await started.wait()
-    next(iter(t for t in asyncio.all_tasks() if t.get_coro().__qualname__ == work.__qualname__)
-         ).cancel()
-    outcomes = await asyncio.gather(*waiters, return_exceptions=True)
-    assert all(isinstance(outcome, Unavailable) for outcome in outcomes)
-    assert flights.waiters() == {}
-
-
 # 9. A slow Redis is slow, not down ---------------------------------------------------------
 
 async def test_three_instances_on_a_redis_300ms_away_cost_one_list_and_one_download(
@@ -306,45 +286,6 @@ async def test_one_slow_call_is_not_an_outage(redis_url):
             await cache.call(slow)
         assert cache.degraded is (attempt == STRIKES)
     await cache.close()
-
-
-# Also: SingleFlight under random joins, cancellations and failures ------------------------
-
-async def test_singleflight_survives_random_joins_cancellations_and_failures():
-    flights: SingleFlight[int, int] = SingleFlight()
-    background = Background()
-    rng = random.Random(20261126)
-    gates = {key: asyncio.Event() for key in range(4)}
-
-    async def work(key: int) -> int:
-        await gates[key].wait()
-        if rng.random() < 0.3:
-            raise BadUpstream("random failure")
-        return key
-
-    async def caller(key: int) -> int:
-        value, _ = await flights.do(key, lambda: background.finish(key, work(key)))
-        return value
-
-    tasks: list[asyncio.Task[int]] = []
-    for _ in range(400):
-        action = rng.random()
-        key = rng.randrange(4)
-        if action < 0.6:
-            tasks.append(asyncio.create_task(caller(key)))
-        elif action < 0.8 and tasks:
-            rng.choice(tasks).cancel()
-        else:
-            gates[key].set()
-            gates[key] = asyncio.Event()
-        await asyncio.sleep(0)
-    for gate in gates.values():
-        gate.set()
-    outcomes = await asyncio.gather(*tasks, return_exceptions=True)
-    for task, outcome in zip(tasks, outcomes, strict=True):
-        assert task.cancelled() or isinstance(outcome, (int, BadUpstream))
-    await until(lambda: not background)
-    assert flights.waiters() == {}
 
 
 # 10. Headers tell shared caches the truth --------------------------------------------------

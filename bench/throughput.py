@@ -168,8 +168,9 @@ async def measure(servers: list[Server], args: argparse.Namespace, scratch: Path
     paths = {**PATHS, WORKING_SET: WORKING_SET}
     for server in others:
         for path in paths.values():
-            served[server.name] += (await wrk(server, path, 1, args.connections,
-                                              scratch)).requests
+            if path != WORKING_SET or server.name in MODES:
+                served[server.name] += (await wrk(server, path, 1, args.connections,
+                                                  scratch)).requests
     for round_ in range(args.rounds):
         for name, path in paths.items():
             for server in others:

@@ -1,9 +1,13 @@
-"""Ready answers for cached hits: sent again only while they are exactly what the full path
-would send (headers, X-Cache, metrics), never to conditional requests, never past a change."""
+"""Ready answers for cached hits (http/ready_answers.py): sent again only while they are
+exactly what the full path would send (headers, X-Cache, metrics), never to conditional
+requests, never past a change."""
 
 from __future__ import annotations
 
+import asyncio
+import math
 import re
+import time
 
 import pytest
 from aiohttp import web
@@ -11,10 +15,15 @@ from aiohttp.test_utils import TestClient, make_mocked_request
 
 from marsserver import Settings, create_app
 from marsserver.core.cache import BoundedMemoryCache
+from marsserver.core.pipeline import NEWEST_KEY, Pipeline
+from marsserver.http.handlers import PIPELINE
 from marsserver.http.ready_answers import READY_ANSWERS, ReadyAnswers
+from marsserver.http.views import Paths, cached_listing
 from marsserver.metrics import HitCount
+from marsserver.sources import LATEST, Listing, Query
 
-from .helpers import Clock, pipeline_of, raw_get, until
+from .helpers import Clock, Gated, RoverFeed, pipeline_of, raw_get, until
+from .stub import IMAGES
 
 WALLPAPER = "/wallpaper?photo_number=1&height=120"
 
@@ -183,12 +192,9 @@ async def test_only_short_origin_form_targets_are_remembered(demo_client, monkey
     assert b"X-Cache: HIT" in head
 
 
-def test_a_hit_count_for_an_unknown_stage_is_refused_where_it_is_asked_for():
-    """Not later, when every scrape of /metrics would fail on it."""
-    from marsserver.metrics import Metrics
-
-    with pytest.raises(ValueError, match="unknown stages"):
-        Metrics().lookups.hits_at("list", "wallpapers")
+def FOREVER(now: float) -> tuple[str, float]:  # noqa: N802  # a constant, as a function
+    """A Cache-Control that never changes."""
+    return "max-age=60", 1e12
 
 
 def tables(max_entries: int, max_bytes: int = 10**9,
@@ -209,7 +215,7 @@ async def kept(cache: BoundedMemoryCache, ready: ReadyAnswers, target: str,
     if cache.peek(entry_key) is None:
         await cache.set(entry_key, b"entry " + entry_key.encode(), ttl=60)
     ready.remember(make_mocked_request("GET", target), web.Response(body=cache.peek(entry_key)),
-                   1e12, ((entry_key, cache.peek(entry_key)),), HitCount())
+                   FOREVER, 1e12, ((entry_key, cache.peek(entry_key)),), HitCount())
 
 
 async def test_a_full_table_drops_the_least_recently_used_answer_only():
@@ -255,7 +261,7 @@ async def test_an_answer_made_from_an_entry_already_replaced_is_not_kept():
     cache, ready = tables(max_entries=100)
     await cache.set("k", b"old", ttl=60)
     await cache.set("k", b"new", ttl=60)
-    ready.remember(make_mocked_request("GET", "/x"), web.Response(body=b"old"), 1e12,
+    ready.remember(make_mocked_request("GET", "/x"), web.Response(body=b"old"), FOREVER, 1e12,
                    (("k", b"old"),), HitCount())
     assert len(ready) == 0
 
@@ -296,3 +302,109 @@ async def test_the_default_table_holds_five_thousand_answers():
                    f"wallpaper:{n}")
     assert len(ready) == 5000
     assert found(ready, "/wallpaper?photo_number=0&height=200") == [True]
+
+
+async def test_a_ready_answer_outlives_the_second_and_counts_max_age_down(demo_client, monkeypatch,
+                                                                        clock: Clock):
+    """When the second its max-age was counted in ends, a ready answer works its Cache-Control
+    out again, as the full path would, instead of stepping aside for the full path."""
+    await demo_client.get("/api/photos")  # the list, fresh for a whole number of seconds
+    clock.now += 0.5
+    await demo_client.get(WALLPAPER)
+    ready = spy_on_answers(demo_client, monkeypatch)
+    ages = []
+    for _ in range(3):
+        clock.now += 1
+        response = await demo_client.get(WALLPAPER)
+        ages.append(int(re.findall(r"max-age=(\d+)", response.headers["Cache-Control"])[0]))
+    assert [answer is not None for answer in ready] == [True] * 3
+    assert ages == [298, 297, 296]  # the list (info_ttl 300) runs out before the image
+
+
+@pytest.mark.parametrize("path", ["/api/photos", "/wallpaper?height=100"])
+async def test_a_repeated_request_is_answered_ready_without_the_pipeline(
+        demo_client, clock: Clock, monkeypatch, path):
+    """The README's response cache: the same answer again, without asking the pipeline."""
+    pipeline = demo_client.app[PIPELINE]
+    fetched = clock.now
+    await demo_client.get(path)
+    clock.now = fetched + 0.5  # max-age ticks at whole seconds of the list's age
+    kept = await demo_client.get(path)
+    asked: list[Query] = []
+    real = pipeline.listing
+    monkeypatch.setattr(pipeline, "listing", lambda query: asked.append(query) or real(query))
+    again = await demo_client.get(path)
+    assert asked == []
+    assert (again.headers["X-Cache"], await again.read()) == ("HIT", await kept.read())
+
+
+@pytest.mark.parametrize("first_after", [0.7, 0.1])
+async def test_a_ready_list_answer_is_not_reused_once_its_headers_would_change(
+        client_for, clock: Clock, first_after):
+    """Max-age and the stale window tick at different instants when the operator's
+    `max_stale` is fractional; whichever ticks first, the next answer must say so."""
+    client = await client_for(Settings(source="demo", max_stale=11.3))
+    fetched = clock.now
+    await client.get("/api/photos")
+    clock.now = fetched + first_after
+    await client.get("/api/photos")
+    clock.now += 0.5
+    response = await client.get("/api/photos")
+    fresh = 300 - (clock.now - fetched)
+    max_age = math.ceil(fresh)
+    assert response.headers["Cache-Control"] == (
+        f"public, max-age={max_age}, stale-while-revalidate={int(fresh + 11.3) - max_age}, "
+        f"stale-if-error={int(fresh + 11.3) - max_age}")
+
+
+async def test_a_ready_wallpaper_answer_is_not_reused_once_its_max_age_would_change(
+        demo_client, clock: Clock):
+    fetched = clock.now
+    await demo_client.get("/api/photos")
+    for after in (0.7, 0.9, 1.2):  # made; asked again (299.1 s of the list left); ticked
+        clock.now = fetched + after
+        response = await demo_client.get("/wallpaper?height=100")
+    assert response.headers["Cache-Control"] == "public, max-age=298"
+
+
+def list_hits(pipeline: Pipeline) -> float:
+    return pipeline.metrics.registry.get_sample_value(
+        "marsserver_cache_requests_total", {"cache": "list", "result": "hit"}) or 0.0
+
+
+async def test_ready_answers_count_what_the_full_path_counts(app_for, clock):
+    client = await app_for(RoverFeed())
+    pipeline = pipeline_of(client)
+    await client.get("/api/photos?sol=50")
+    before = list_hits(pipeline)
+    await client.get("/api/photos?sol=50", headers={"If-None-Match": '"other"'})  # full path
+    full = list_hits(pipeline) - before
+    before = list_hits(pipeline)
+    assert (await client.get("/api/photos?sol=50")).headers["X-Cache"] == "HIT"  # ready
+    assert list_hits(pipeline) - before == full
+
+
+class TwoImages(Gated):
+    async def image(self, link: str) -> bytes:
+        await self._pass("image")
+        return IMAGES[int(link.rsplit("/", 1)[1].split(".")[0])].read_bytes()
+
+
+async def test_a_list_change_during_a_miss_never_makes_the_old_photo_the_new_one(app_for):
+    source = TwoImages()
+    client = await app_for(source, info_ttl=300)
+    pipeline = pipeline_of(client)
+    await pipeline.today()
+    gate = source.hold("image")
+    url = "/wallpaper?photo_number=0&height=64&format=jpeg"
+    request = asyncio.create_task(client.get(url))
+    await until(lambda: source.calls["image"] == 1)
+    moved = Listing("gated", "curiosity", 2, (source.frames[1], source.frames[0]))
+    relisted = cached_listing(moved, LATEST, 300, time.time(), paths=Paths())
+    await pipeline.cache.set(NEWEST_KEY, relisted, ttl=600)
+    gate.set()
+    answer = await request  # the old photo 0, answered as the old list's
+    assert answer.status == 200
+    again = await client.get(url)
+    truth = await client.get(url, headers={"If-None-Match": '"x"'})  # the full path
+    assert await again.read() == await truth.read() != await answer.read()

@@ -16,7 +16,7 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from email.utils import formatdate, parsedate_to_datetime
-from functools import wraps
+from functools import partial, wraps
 
 from aiohttp import web
 
@@ -63,8 +63,9 @@ async def _listing(request: web.Request, html: bool, vary: str | None = None) ->
     query = params.photo_query(request.query) if request.query_string else LATEST
     today, served = await pipeline.listing(query)
     now = time.time()
-    fresh = today.fresh_for - (now - today.fetched_at)
-    headers = {"Cache-Control": _list_cache_control(fresh, settings.max_stale)}
+    cache_control = partial(_list_cache_control, today.fetched_at + today.fresh_for,
+                            settings.max_stale)
+    headers = {"Cache-Control": cache_control(now)[0]}
     if served is Served.STALE:
         # The list as NASA gave it `Age` seconds ago: Date says when that was, so a cache
         # (or REDbot) does not take the Age for one an intermediary added.
@@ -72,26 +73,32 @@ async def _listing(request: web.Request, html: bool, vary: str | None = None) ->
         headers["Date"] = formatdate(today.fetched_at, usegmt=True)
     response = _respond(request, today.html if html else today.json, served, headers, vary)
     if served is not Served.STALE:
-        # Exact until max-age ticks (and before the list falls due for its refresh).
-        until = min(now + fresh % 1, now + (fresh + settings.max_stale) % 1,
-                    pipeline.due_at(today))
-        request.app[READY_ANSWERS].remember(request, response, until, pipeline.made_from(today),
+        request.app[READY_ANSWERS].remember(request, response, cache_control,
+                                            pipeline.due_at(today), pipeline.made_from(today),
                                             pipeline.count_hits("list"))
     return response
 
 
-def _list_cache_control(fresh: float, max_stale: float) -> str:
-    """Freshness and stale windows counted from now, never past what the service itself does:
-    `fresh` seconds more (of `info_ttl`, or longer for an old sol), then servable stale for
-    `max_stale` more.
+def _list_cache_control(fresh_until: float, max_stale: float, now: float) -> tuple[str, float]:
+    """Freshness and stale windows counted from `now`, never past what the service itself
+    does: fresh until `fresh_until` (`info_ttl` after the fetch, or longer for an old sol),
+    then servable stale for `max_stale` more; and until when the header stays this.
 
     `max-age` is never 0: nginx takes a 304 that says `max-age=0` as "keep the old response
     for its own max-age again", so a list that is (nearly) stale is fresh for one second more,
     and a shared cache asks again a second later, when the refresh has usually landed.
     """
+    fresh = fresh_until - now
     max_age = max(1, math.ceil(fresh))
     stale = max(0, int(fresh + max_stale) - max_age)
-    return f"public, max-age={max_age}, stale-while-revalidate={stale}, stale-if-error={stale}"
+    return (f"public, max-age={max_age}, stale-while-revalidate={stale}, stale-if-error={stale}",
+            min(now + fresh % 1, now + (fresh + max_stale) % 1))
+
+
+def _wallpaper_cache_control(expires: float, now: float) -> tuple[str, float]:
+    """max-age until `expires`, and until when the header stays this."""
+    left = expires - now
+    return f"public, max-age={max(0, int(left))}", now + left % 1
 
 
 async def wallpaper(request: web.Request) -> web.Response:
@@ -102,15 +109,15 @@ async def wallpaper(request: web.Request) -> web.Response:
     rendition, served = await pipeline.wallpaper_in(today, number, spec)
     # The URL names a position in this list: cacheable only while the list is (this very list,
     # even if a newer one arrived while the wallpaper was made).
-    now = time.time()
-    image_left = request.app[SETTINGS].image_ttl - (now - rendition.made_at)
-    list_left = today.fresh_for - (now - today.fetched_at)
-    headers = {"Cache-Control": f"public, max-age={max(0, int(min(image_left, list_left)))}"}
+    expires = min(rendition.made_at + request.app[SETTINGS].image_ttl,
+                  today.fetched_at + today.fresh_for)
+    cache_control = partial(_wallpaper_cache_control, expires)
+    headers = {"Cache-Control": cache_control(time.time())[0]}
     if download and rendition.filename:
         headers["Content-Disposition"] = f'attachment; filename="{rendition.filename}"'
     response = _respond(request, rendition, served, headers, "Accept" if negotiated else None)
-    until = min(now + min(image_left, list_left) % 1, pipeline.due_at(today))  # max-age ticks
-    request.app[READY_ANSWERS].remember(request, response, until,
+    request.app[READY_ANSWERS].remember(request, response, cache_control,
+                                        pipeline.due_at(today),
                                         pipeline.made_from(today, rendition, number, spec),
                                         pipeline.count_hits("list", "wallpaper"))
     return response

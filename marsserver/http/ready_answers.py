@@ -1,16 +1,17 @@
 """Ready answers: a cached hit's finished 200, sent again before its handler runs.
 
 On a cached hit the full path (parsing the query, negotiating the format, two cache lookups,
-counting down max-age, building headers) costs more than aiohttp's own work for the request.
-So each plain 200 made from cache entries is kept per (request target as sent, Accept) and sent
-again while it is exactly what the full path would send: until the second its max-age was
-counted in ends (or its list falls due for a refresh), and while the cache holds the very
-entries it was made from. The cache says when it replaces or drops one (`Cache.watch`), so a
-hit checks no entry, and no answer outlives what it was made from. Conditional requests always
-take the full path, so ETag, 304, 412, Cache-Control, X-Cache and the metrics stay exact.
+counting down max-age, building headers) costs more than aiohttp's own work for the request. So
+each plain 200 made from cache entries is kept per (request target as sent, Accept) and sent
+again while it is exactly what the full path would send: its Cache-Control is worked out again
+when the second its max-age was counted in ends, it is sent until its list falls due for a
+refresh, and only while the cache holds the very entries it was made from. The cache says when
+it replaces or drops one (`Cache.watch`), so a hit checks no entry, and no answer outlives what
+it was made from. Conditional requests always take the full path, so ETag, 304, 412,
+Cache-Control, X-Cache and the metrics stay exact.
 
-Bounded by entries and by bytes, least recently used out first. A body is the cache entry's
-own bytes object, so what an answer costs here is its key and headers, counted by `size_of`.
+Bounded by entries and by bytes, least recently used out first. A body is the cache entry's own
+bytes object, so what an answer costs here is its key and headers (and OVERHEAD).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import wraps
 
 from aiohttp import hdrs, web
@@ -40,6 +41,8 @@ OVERHEAD = 1024  # bytes of Python objects an answer holds besides its strings
 _CONDITIONAL = (hdrs.IF_NONE_MATCH, hdrs.IF_MATCH, hdrs.IF_MODIFIED_SINCE)
 
 Key = tuple[str, str]  # the request target as sent, Accept
+# Cache-Control as of a moment, and until when it stays that (the handlers' own function).
+CacheControl = Callable[[float], tuple[str, float]]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 MadeFrom = tuple[tuple[str, object], ...]  # cache key -> the entry an answer was made from
 
@@ -48,7 +51,9 @@ MadeFrom = tuple[tuple[str, object], ...]  # cache key -> the entry an answer wa
 class Ready:
     body: bytes
     headers: CIMultiDict[str]
-    until: float  # wall-clock time after which the full path must answer again
+    until: float  # wall-clock time after which the headers must be worked out again
+    due: float  # wall-clock time after which the full path must answer again
+    cache_control: CacheControl
     made_from: tuple[str, ...]  # the cache keys whose entries it was made from
     count: HitCount  # where to count what the full path would have counted
     size: int  # what it holds besides the body, in bytes
@@ -82,8 +87,12 @@ class ReadyAnswers:
         its entries count as used in the cache, as the full path's lookups would make them."""
         key = self.key(request)
         ready = self._ready.get(key)
-        if ready is None or time.time() >= ready.until:
+        if ready is None:
             return None
+        if (now := time.time()) >= ready.until:
+            if now >= ready.due:
+                return None
+            ready = self._renewed(key, ready, now)
         headers = request.headers
         if any(name in headers for name in _CONDITIONAL):
             return None
@@ -93,10 +102,12 @@ class ReadyAnswers:
         ready.count.served += 1
         return web.Response(body=ready.body, headers=ready.headers)
 
-    def remember(self, request: web.BaseRequest, response: web.Response, until: float,
-                 made_from: MadeFrom, count: HitCount) -> None:
+    def remember(self, request: web.BaseRequest, response: web.Response,
+                 cache_control: CacheControl, due: float, made_from: MadeFrom,
+                 count: HitCount) -> None:
         """Keep a full-path answer that was a plain 200 made from the entries `made_from` names,
-        if the cache still holds those very entries."""
+        if the cache still holds those very entries; `cache_control` is how its Cache-Control
+        header was made, and the answer is not sent after `due`."""
         target, accept = key = self.key(request)
         body = response.body
         if (self._cache is None or not made_from or response.status != 200
@@ -112,12 +123,22 @@ class ReadyAnswers:
             len(name) + len(value) for name, value in headers.items())
         self._forget(key)
         entry_keys = tuple(entry_key for entry_key, _ in made_from)
-        self._ready[key] = Ready(body, headers, until, entry_keys, count, size)
+        until = min(cache_control(time.time())[1], due)
+        self._ready[key] = Ready(body, headers, until, due, cache_control, entry_keys, count, size)
         self.nbytes += size
         for entry_key in entry_keys:
             self._by_entry.setdefault(entry_key, set()).add(key)
         while len(self._ready) > self._max_entries or self.nbytes > self._max_bytes:
             self._forget(next(iter(self._ready)))
+
+    def _renewed(self, key: Key, ready: Ready, now: float) -> Ready:
+        """`ready` with the Cache-Control the full path would send at `now` (once a second)."""
+        header, until = ready.cache_control(now)
+        headers = ready.headers.copy()
+        headers[hdrs.CACHE_CONTROL] = header
+        renewed = replace(ready, headers=headers, until=min(until, ready.due))
+        self._ready[key] = renewed
+        return renewed
 
     def _entry_changed(self, entry_key: str) -> None:
         """The cache replaced or dropped `entry_key`: what was made from it is no longer exact."""

@@ -11,20 +11,23 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from types import ModuleType, TracebackType
 from typing import Any, ClassVar
 
 import pytest
-import redis.asyncio as redis
 from aiohttp import web
 from aiohttp.test_utils import BaseTestServer, TestClient
 
 from marsserver.core.pipeline import Pipeline
+from marsserver.errors import BadUpstream, NotFound
 from marsserver.http.handlers import PIPELINE
-from marsserver.sources import Listing, Photo
+from marsserver.sources import Listing, Photo, Query, QuerySource
 
 from .stub import IMAGES
+
+# A permalink of the demo source (its photo 0 of sol 4000), at a small height.
+DEMO_PERMALINK = "/photos/demo-4000-0/wallpaper?height=100"
 
 # The README's preset table, written out: tests compare the service with this, never with the
 # code's own table, so a wrong size in the code cannot agree with itself.
@@ -239,15 +242,45 @@ class Gated:
         return IMAGE
 
 
-async def planted_list(app_for: Callable[..., Awaitable[Client]], redis_url: str,
-                       change: Callable[[bytes], bytes]) -> tuple[Gated, Client]:
-    """Two instances on one Redis; the list the first stored there is then `change`d."""
-    source = Gated()
-    writer = await app_for(source, cache=redis_url)
-    reader = await app_for(source, cache=redis_url)
-    assert (await writer.get("/api/photos")).status == 200
-    shared = redis.Redis.from_url(redis_url)
-    (key,) = await shared.keys("*:list:sol=latest*")
-    await shared.set(key, change(await shared.get(key)), px=60_000)
-    await shared.aclose()
-    return source, reader
+class RoverFeed:
+    """A feed like msl and m2020: a sol's list does not say the newest sol; unknown cameras find
+    nothing; NASA can go down."""
+
+    name: ClassVar[str] = "sols"
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+        self.down = False
+        self.frames = tuple(Photo(id=str(n), camera="NAV", taken="2024-01-01T00:00:00Z",
+                                  img_src=f"https://mars.nasa.gov/img/{n}.jpg")
+                            for n in range(2))
+
+    async def latest(self) -> Listing:
+        self.calls.append("latest")
+        if self.down:
+            raise BadUpstream("NASA is down")
+        return Listing("sols", "curiosity", 100, self.frames, newest_sol=100)
+
+    async def photos(self, query: Query) -> Listing:
+        self.calls.append(query.key)
+        if query.cameras and query.cameras != ("NAV",):
+            raise NotFound(f"no photos from {query.cameras}")
+        return Listing("sols", "curiosity", query.sol or 100, self.frames, newest_sol=None)
+
+    async def image(self, link: str) -> bytes:
+        return IMAGE
+
+
+class Down(QuerySource):
+    """NASA during an outage (or, with `error`, whatever else fails)."""
+
+    name = "down"
+
+    def __init__(self, error: Exception | None = None) -> None:
+        self.error = error or BadUpstream("mars.nasa.gov answered HTTP 503")
+
+    async def photos(self, query: Query) -> Listing:
+        raise self.error
+
+    async def image(self, link: str) -> bytes:
+        raise self.error

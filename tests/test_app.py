@@ -1,4 +1,6 @@
-"""The HTTP API: shapes, defaults, every error status as JSON, embedding and independence."""
+"""The HTTP API (http/app.py, http/handlers.py): shapes, defaults (with no Accept, or JSON
+ranked above HTML), every error status as JSON, the query-string limit to the byte, queries
+parsed once and remembered within a bound, mounting and independence."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from PIL import Image
 
 from marsserver import Listing, Settings, create_app
 from marsserver.errors import BadUpstream
+from marsserver.http import handlers, params
 from marsserver.sources.demo import CAMERAS
 
 from .helpers import pipeline_of, work_entries
@@ -140,13 +143,6 @@ async def test_unexpected_errors_are_a_json_500_without_a_traceback(aiohttp_clie
     assert "secret internal detail" in caplog.text  # but the operator sees it
 
 
-async def test_healthz_is_ready_and_idle(demo_client):
-    response = await demo_client.get("/healthz")
-    assert response.status == 200
-    assert await response.json() == {"status": "ok", "upstream": "ok", "source": "demo",
-                                     "in_flight": 0}
-
-
 async def test_two_apps_in_one_process_share_nothing(aiohttp_client):
     one = await aiohttp_client(create_app(Settings(source="demo")))
     two = await aiohttp_client(create_app(Settings(source="demo")))
@@ -214,3 +210,46 @@ async def test_a_route_shadowed_by_the_catch_all_is_a_404_and_a_warning_not_a_ba
     assert "/x.txt matches /{n}.txt, added after create_app" in caplog.text
 
 
+async def test_a_client_that_sends_no_accept_header_gets_json_and_jpeg(demo_client):
+    listing = await demo_client.get("/", skip_auto_headers=["Accept"])
+    assert (listing.status, listing.content_type) == (200, "application/json")
+    image = await demo_client.get("/wallpaper?height=100", skip_auto_headers=["Accept"])
+    assert (image.status, image.content_type) == (200, "image/jpeg")
+
+
+async def test_json_ranked_above_html_gets_json(demo_client):
+    response = await demo_client.get(
+        "/", headers={"Accept": "text/html;q=0.5, application/json"})
+    assert (response.status, response.content_type) == (200, "application/json")
+
+
+@pytest.mark.parametrize("path", ["/api/photos", "/wallpaper"])
+async def test_a_query_string_of_exactly_1024_bytes_is_read_and_one_more_is_not(
+        demo_client, path):
+    padding = "x=" + "a" * (1024 - len("height=100&x="))
+    accepted = await demo_client.get(f"{path}?height=100&{padding}")
+    assert accepted.status == 200, await accepted.text()
+    refused = await demo_client.get(f"{path}?height=100&{padding}a")
+    assert refused.status == 400
+    assert await refused.json() == {"error": "bad_parameter",
+                                    "detail": "query string longer than 1024 characters"}
+
+
+async def test_a_wallpaper_query_is_parsed_once_however_often_it_is_asked(
+        demo_client, monkeypatch):
+    parsed: list[object] = []
+    real = params.wallpaper_spec
+    monkeypatch.setattr(params, "wallpaper_spec",
+                        lambda *args: parsed.append(args) or real(*args))
+    for _ in range(3):  # conditional requests: past the ready answers, to the parsing
+        response = await demo_client.get("/wallpaper?height=100",
+                                         headers={"If-None-Match": '"another"'})
+        assert response.status == 200
+    assert len(parsed) == 1
+
+
+async def test_remembered_queries_never_exceed_their_bound(demo_client, monkeypatch):
+    monkeypatch.setattr(handlers, "MAX_REMEMBERED_QUERIES", 4)
+    for n in range(5):
+        assert (await demo_client.get(f"/wallpaper?height=64&n={n}")).status == 200
+    assert len(demo_client.app[handlers.QUERIES]) <= 4

@@ -93,7 +93,7 @@ async def test_operations_that_would_bypass_accounting_are_refused():
         await cache.raw("clear")
 
 
-# aiocache's API at its edges -------------------------------------------------------------
+# aiocache's API at its edges ---------------------------------------------------------------
 
 async def test_an_entry_exactly_as_large_as_the_cache_fits_and_stays():
     cache = BoundedMemoryCache(max_bytes=10, max_entries=10)

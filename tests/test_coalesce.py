@@ -173,7 +173,7 @@ async def test_singleflight_survives_random_joins_cancellations_and_failures():
     assert flights.waiters() == {}
 
 
-# Background ------------------------------------------------------------------------------
+# Background --------------------------------------------------------------------------------
 
 async def fails_with(error: Exception) -> None:
     raise error

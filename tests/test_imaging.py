@@ -236,7 +236,7 @@ def test_16_bit_grayscale_is_scaled_not_clipped_to_white():
     assert image.getextrema() == (128, 128)
 
 
-# Synthetic images at the edges ---------------------------------------------------------
+# Synthetic images at the edges -------------------------------------------------------------
 
 RED, GREEN, BLUE = (220, 30, 30), (30, 200, 30), (30, 30, 220)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from marsserver import Settings, create_app
@@ -83,3 +84,11 @@ async def test_each_app_counts_for_itself(aiohttp_client):
     await one.get("/wallpaper?height=50")
     key = ("marsserver_resizes_total", ())
     assert ((await scrape(one))[key], (await scrape(two))[key]) == (1, 0)
+
+
+def test_a_hit_count_for_an_unknown_stage_is_refused_where_it_is_asked_for():
+    """Not later, when every scrape of /metrics would fail on it."""
+    from marsserver.metrics import Metrics
+
+    with pytest.raises(ValueError, match="unknown stages"):
+        Metrics().lookups.hits_at("list", "wallpapers")

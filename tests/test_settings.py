@@ -1,10 +1,12 @@
-"""Settings checked through the running app, not only parsed: what each promises happens."""
+"""Settings: read as written (sizes with units, a rover and its feed), and checked through the
+running app, not only parsed: what each promises happens."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 
+import pytest
 import redis.asyncio as redis
 from aiohttp import web
 from pytest_aiohttp import AiohttpClient
@@ -97,3 +99,38 @@ async def test_the_api_key_reaches_the_mars_photos_api(aiohttp_client: AiohttpCl
         retries=0)))
     await client.get("/api/photos")
     assert seen == ["SECRET-KEY"]
+
+
+@pytest.mark.parametrize(("text", "size"), [
+    ("268435456", 268_435_456), ("64MiB", 67_108_864), ("64 MiB", 67_108_864),
+    ("64mib", 67_108_864), ("512M", 512_000_000), ("512MB", 512_000_000), ("1GiB", 1_073_741_824),
+    ("2 G", 2_000_000_000), ("1k", 1000), ("1KiB", 1024), ("100B", 100), (" 8KiB ", 8192),
+])
+def test_byte_sizes_take_si_and_iec_units(text, size):
+    settings = Settings.from_strings({"cache_bytes": text, "max_source_bytes": text})
+    assert (settings.cache_bytes, settings.max_source_bytes) == (size, size)
+
+
+@pytest.mark.parametrize("text", ["64 XB", "1.5GiB", "-1", "", "MiB", "64iB", "1T", "1 024",
+                                  "\u0661\u0666"])
+def test_a_bad_byte_size_is_one_line_naming_the_option(text):
+    with pytest.raises(ValueError, match="is not a valid size") as raised:
+        Settings.from_strings({"max_source_bytes": text})
+    assert str(raised.value) == (
+        f"--max-source-bytes / MARS_MAX_SOURCE_BYTES: {text!r} is not a valid size")
+
+
+@pytest.mark.parametrize(("values", "source", "rover"), [
+    ({}, "msl", None),
+    ({"rover": "perseverance"}, "m2020", "perseverance"),
+    ({"rover": "perseverance", "source": "demo"}, "demo", "perseverance"),
+    ({"rover": "curiosity", "source": "mars-photos"}, "mars-photos", "curiosity"),
+])
+def test_rover_picks_its_own_feed_unless_a_source_is_named(values, source, rover):
+    settings = Settings(**values)
+    assert (settings.source, settings.rover) == (source, rover)
+
+
+def test_curiosity_cannot_be_served_from_perseverances_feed():
+    with pytest.raises(ValueError, match="m2020 is Perseverance's feed"):
+        Settings(rover="curiosity", source="m2020")

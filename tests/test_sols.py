@@ -1,5 +1,6 @@
-"""Any sol, any camera, through the service: each its own cache entry and flight, honest 404s,
-old sols cached longer, and the gallery browsing between them (on the offline demo source)."""
+"""Any sol, any camera, through the service: each its own cache entry and flight, honest 404s
+(remembered, not asked again), old sols cached longer (after a refresh too), a cached sol
+served while the newest list cannot be had, and the gallery browsing between them."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ import re
 from typing import ClassVar
 
 from marsserver import Settings, create_app
+from marsserver.core.pipeline import NEWEST_KEY
 from marsserver.sources import Listing, Photo, Query
 
-from .helpers import Gated, pipeline_of, until
+from .helpers import Gated, RoverFeed, pipeline_of, until
 
 
 class Sols(Gated):
@@ -124,3 +126,35 @@ async def test_the_gallery_links_to_neighbouring_sols_and_each_camera(aiohttp_cl
     for camera in cameras:
         filtered = await client.get(f"/api/photos?sol=3990&camera={camera}")
         assert filtered.status == 200
+
+
+async def test_an_old_sol_keeps_its_long_ttl_after_a_refresh(app_for, clock):
+    source = RoverFeed()
+    client = await app_for(source, info_ttl=60, max_stale=600, old_sol_ttl=3600,
+                           old_sol_after=14)
+    assert (await client.get("/api/photos?sol=50")).headers["Cache-Control"].startswith(
+        "public, max-age=3600")
+    clock.now += 3601
+    assert (await client.get("/api/photos?sol=50")).headers["X-Cache"] == "STALE"
+    await until(lambda: not pipeline_of(client).background)
+    again = await client.get("/api/photos?sol=50")
+    assert again.headers["Cache-Control"].startswith("public, max-age=3600")
+
+
+async def test_a_camera_with_no_photos_is_remembered_not_asked_every_time(app_for):
+    source = RoverFeed()
+    client = await app_for(source, error_ttl=60)
+    statuses = [(await client.get("/api/photos?camera=ZZZZ")).status for _ in range(5)]
+    assert statuses == [404] * 5
+    assert source.calls.count("sol=latest&camera=ZZZZ") == 1
+
+
+async def test_a_cached_sol_answers_while_the_newest_list_cannot_be_had(app_for):
+    source = RoverFeed()
+    client = await app_for(source, retries=0)
+    pipeline = pipeline_of(client)
+    assert (await client.get("/api/photos?sol=50")).status == 200
+    source.down = True
+    await pipeline.cache.delete(NEWEST_KEY)  # the newest list left memory (LRU, restart)
+    response = await client.get("/api/photos?sol=50", headers={"If-None-Match": '"x"'})
+    assert response.status == 200

@@ -661,20 +661,3 @@ def test_demo_rocks_are_2_to_46_px_in_radius(monkeypatch):
     assert len(radii) == 160
     assert 2 <= min(radii) <= max(radii) <= 46
 
-
-# --- settings -----------------------------------------------------------------------------
-
-@pytest.mark.parametrize(("values", "source", "rover"), [
-    ({}, "msl", None),
-    ({"rover": "perseverance"}, "m2020", "perseverance"),
-    ({"rover": "perseverance", "source": "demo"}, "demo", "perseverance"),
-    ({"rover": "curiosity", "source": "mars-photos"}, "mars-photos", "curiosity"),
-])
-def test_rover_picks_its_own_feed_unless_a_source_is_named(values, source, rover):
-    settings = Settings(**values)
-    assert (settings.source, settings.rover) == (source, rover)
-
-
-def test_curiosity_cannot_be_served_from_perseverances_feed():
-    with pytest.raises(ValueError, match="m2020 is Perseverance's feed"):
-        Settings(rover="curiosity", source="m2020")

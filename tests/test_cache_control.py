@@ -1,0 +1,118 @@
+"""What the service tells caches in Cache-Control, Age and Date: a list's max-age counts down
+with what is left of its info_ttl, a wallpaper's with the shorter of that and image_ttl; a
+stale list says how old it is and offers only what is left of the stale window; documents
+are fresh for an hour. A stopped clock (`clock`) makes every value exact."""
+
+from __future__ import annotations
+
+from email.utils import formatdate
+
+import pytest
+
+from marsserver import Settings, create_app
+from marsserver.errors import BadUpstream
+
+from .helpers import Clock, Gated
+
+
+async def test_a_repeated_list_request_counts_max_age_down(demo_client, clock: Clock):
+    first = await demo_client.get("/api/photos")
+    clock.now += 1.5
+    second = await demo_client.get("/api/photos")
+    assert [r.headers["Cache-Control"].split(",")[1] for r in (first, second)] == [
+        " max-age=300", " max-age=299"]
+
+
+@pytest.mark.parametrize("path", ["/", "/api/photos"])
+async def test_list_max_age_counts_down_and_stale_allowances_stay(aiohttp_client, clock: Clock,
+                                                                  path):
+    client = await aiohttp_client(create_app(Settings(source="demo", info_ttl=60,
+                                                      max_stale=300)))
+    ages = []
+    for elapsed in (0, 20, 59):
+        clock.now = 1_700_000_000.0 + elapsed
+        ages.append((await client.get(path)).headers["Cache-Control"])
+    assert ages == [f"public, max-age={n}, stale-while-revalidate=300, stale-if-error=300"
+                    for n in (60, 40, 1)]
+
+
+# photo_number names a position in the list: a wallpaper is cacheable for the shorter of what
+# is left of the list's info_ttl and of its own image_ttl, and counts down with both.
+@pytest.mark.parametrize(("image_ttl", "info_ttl", "at_start", "after_20_s"), [
+    (600, 60, 60, 40),  # the list expires first
+    (30, 300, 30, 10),  # the image expires first
+])
+async def test_wallpaper_max_age_is_what_is_left_and_counts_down(
+        aiohttp_client, clock: Clock, image_ttl, info_ttl, at_start, after_20_s):
+    client = await aiohttp_client(create_app(Settings(source="demo", image_ttl=image_ttl,
+                                                      info_ttl=info_ttl)))
+    made = await client.get("/wallpaper?height=200")
+    clock.now += 20
+    later = await client.get("/wallpaper?height=200")
+
+    assert made.headers["Cache-Control"] == f"public, max-age={at_start}"
+    # A position in a list has no date of its own: a cache could answer for another photo.
+    assert "Last-Modified" not in made.headers
+    assert (later.headers["X-Cache"], later.headers["Cache-Control"]) == (
+        "HIT", f"public, max-age={after_20_s}")
+
+
+async def test_a_wallpaper_of_a_list_with_under_a_second_left_has_max_age_0(
+        demo_client, clock: Clock):
+    fetched = clock.now
+    await demo_client.get("/api/photos")
+    clock.now = fetched + 299.5
+    response = await demo_client.get("/wallpaper?height=100")
+    assert response.headers["Cache-Control"] == "public, max-age=0"
+
+
+async def test_no_stale_window_is_offered_when_the_operator_allows_none(client_for):
+    client = await client_for(Settings(source="demo", max_stale=0))
+    response = await client.get("/api/photos")
+    assert response.status == 200
+    assert response.headers["Cache-Control"].endswith(
+        "stale-while-revalidate=0, stale-if-error=0")
+
+
+async def test_a_stale_list_says_how_old_it_is_and_when_nasa_gave_it(stub, client_for,
+                                                                     clock: Clock):
+    client = await client_for(stub.settings(info_ttl=60, retries=0, error_ttl=600))
+    fetched = clock.now
+    assert (await client.get("/api/photos")).status == 200
+    stub.fail("feed", 500)
+    clock.now += 61
+    response = await client.get("/api/photos")
+    assert response.headers["X-Cache"] == "STALE"
+    assert (response.headers["Age"], response.headers["Date"]) == (
+        "61", formatdate(fetched, usegmt=True))
+
+
+async def test_stale_answers_advertise_only_what_is_left_of_the_stale_window(app_for, clock):
+    """info_ttl 300 + max_stale 600; at age 850 only 50 s of staleness are left."""
+    source = Gated()
+    client = await app_for(source, info_ttl=300, max_stale=600, error_ttl=60)
+    fresh = await client.get("/api/photos")
+    assert fresh.headers["Cache-Control"] == (
+        "public, max-age=300, stale-while-revalidate=600, stale-if-error=600")
+    assert "Age" not in fresh.headers
+
+    clock.now += 120
+    later = await client.get("/api/photos")
+    assert later.headers["Cache-Control"] == (
+        "public, max-age=180, stale-while-revalidate=600, stale-if-error=600")
+
+    source.fail["list"] = BadUpstream("NASA is down")
+    clock.now += 730  # age 850
+    stale_answer = await client.get("/api/photos")
+    assert stale_answer.headers["X-Cache"] == "STALE"
+    assert stale_answer.headers["Cache-Control"] == (
+        "public, max-age=1, stale-while-revalidate=49, stale-if-error=49")
+    assert stale_answer.headers["Age"] == "850"
+    assert stale_answer.headers["Date"] == "Tue, 14 Nov 2023 22:13:20 GMT"  # fetched: now - Age
+    assert "Warning" not in stale_answer.headers
+
+
+@pytest.mark.parametrize("path", ["/presets", "/openapi.json"])
+async def test_documents_are_cacheable_for_an_hour(demo_client, path):
+    response = await demo_client.get(path)
+    assert response.headers["Cache-Control"] == "public, max-age=3600"

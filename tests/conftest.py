@@ -1,11 +1,17 @@
 """Shared test fixtures: a real local stub of NASA's feed, mocked upstreams, a hand-moved clock,
-and a guard that fails any test whose event loop saw an error nobody raised."""
+a Redis per test, and a guard that fails any test whose event loop saw an error nobody raised.
+
+Tests that need a program from outside pip are marked `external` (those getting a
+redis-server through a fixture, here; the others where they are written), and only they may
+look one up: in any other test, asking for one fails, so `pytest -m "not external"` passes
+on a machine without them, and every full run proves it still would."""
 
 from __future__ import annotations
 
 import asyncio
 import gc
 import os
+import shutil
 import sys
 import threading
 import time
@@ -33,6 +39,37 @@ from .redis_server import RedisServer
 from .stub import Stub
 
 LoopErrors = list[dict[str, Any]]
+
+# Programs from outside pip the tests use (`.ci/run` installs them; `require_tool` finds them).
+EXTERNAL_TOOLS = frozenset({"chromium", "nginx", "openssl", "redis-server", "ss"})
+# Fixtures that start a redis-server (or, with MARS_TEST_REDIS_URL, need a Redis).
+EXTERNAL_FIXTURES = frozenset({"redis_url", "redis_server"})
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by markers
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark `external` every test that gets a Redis through its fixtures."""
+    for item in items:
+        if EXTERNAL_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.external)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[object]:
+    """Outside tests marked `external`, looking up an external program fails the test."""
+    if item.get_closest_marker("external"):
+        return (yield)
+    which = shutil.which
+
+    def only_in_external_tests(name: str, *args: Any, **kwargs: Any) -> str | None:
+        if Path(name).name in EXTERNAL_TOOLS:
+            pytest.fail(f"{item.nodeid} needs {name}, a program from outside pip: mark it "
+                        "`external` (`-m 'not external'` must pass without it)", pytrace=False)
+        return which(name, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(shutil, "which", only_in_external_tests)
+        return (yield)
 
 
 @pytest.fixture(scope="session", autouse=True)

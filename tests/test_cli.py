@@ -89,6 +89,7 @@ def test_the_demo_server_starts_logs_where_it_listens_and_answers():
     assert server.process.returncode == 0
 
 
+@pytest.mark.external  # ss, from iproute2
 def test_the_listening_socket_queues_a_burst_of_connections():
     """A full accept queue drops SYNs, and each costs its client a 1 s retransmit. For a
     listening socket, `ss` reports the queue's length as Send-Q."""

@@ -20,6 +20,8 @@ from marsserver import Settings, create_app
 
 from .helpers import README_PRESETS, require_tool
 
+pytestmark = pytest.mark.external  # Debian's chromium
+
 SCREENSHOTS = Path(__file__).parent / "screenshots"
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]

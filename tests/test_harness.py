@@ -1,5 +1,6 @@
-"""The test harness itself: errors on the event loop fail a test, missing tools fail unless a
-developer opted out (never on CI), and the subprocess helper reports a server that never starts.
+"""The test harness itself: errors on the event loop fail a test, a missing tool fails the test
+that needs it (never a skip: such tests are marked `external`, and `-m "not external"` leaves
+them out), and the subprocess helper reports a server that never starts.
 """
 
 from __future__ import annotations

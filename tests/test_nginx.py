@@ -24,6 +24,8 @@ from .helpers import require_tool
 from .redis_server import free_port
 from .stub import Stub
 
+pytestmark = pytest.mark.external  # nginx, and redis-server behind it
+
 DEPLOYMENT = Path(__file__).parent.parent / "deploy" / "nginx.conf"
 INFO_TTL = 4.0
 

@@ -1,8 +1,10 @@
-"""Scaling out, against a real Redis: shared cache, cross-instance single flight, failover.
+"""Scaling out, against a real Redis: shared cache, cross-instance single flight, failover;
+and `--workers`, and a Redis nobody listens on, which need no redis-server.
 
-Uses MARS_TEST_REDIS_URL when set (a database the tests may flush), else starts its own
-`redis-server` on a free port. A missing redis-server fails the tests (`require_tool`): a skip
-would let a run without Redis look green (`.ci/run` makes sure there is one).
+The `redis_url` fixture (tests/conftest.py) uses MARS_TEST_REDIS_URL when set (a database the
+tests may flush), else starts its own `redis-server` on a free port. Tests that need one are
+marked `external`; a missing redis-server fails them (`require_tool`): a skip would let a run
+without Redis look green (`.ci/run` makes sure there is one).
 """
 
 from __future__ import annotations
@@ -226,6 +228,7 @@ def throwaway_certificates(directory: Path) -> Path:
     return directory
 
 
+@pytest.mark.external  # redis-server, and openssl for its certificates
 async def test_rediss_urls_with_a_ca_file_share_the_cache_over_tls(stub, client_for, tmp_path):
     tls = throwaway_certificates(tmp_path)
     server = RedisServer(tmp_path, tls=tls)

@@ -3,8 +3,9 @@
 Checks what a person would notice, on a desktop window and on a phone: every thumbnail
 decoded (the sharp 2x one on the phone's high-DPI screen), no empty band under the header,
 no sideways scrolling, a visible keyboard focus, footer links that answer, and preset and
-download links that give what they say. Saves both screenshots to tests/screenshots/, the
-README's pictures of the gallery.
+download links that give what they say. Saves both screenshots to test-artifacts/ (ignored by
+git): copy them to docs/ on purpose when the gallery's look changes, never as a side effect of
+running the tests.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from .helpers import README_PRESETS, require_tool
 
 pytestmark = pytest.mark.external  # Debian's chromium
 
-SCREENSHOTS = Path(__file__).parent / "screenshots"
+SCREENSHOTS = Path(__file__).parent.parent / "test-artifacts"
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 PHOTOS_OF_THE_NEWEST_DEMO_SOL = 5

@@ -339,7 +339,7 @@ async def test_a_repeated_request_is_answered_ready_without_the_pipeline(
 
 
 @pytest.mark.parametrize("first_after", [0.7, 0.1])
-async def test_a_ready_list_answer_is_not_reused_once_its_headers_would_change(
+async def test_a_ready_list_answer_says_what_the_full_path_would_once_its_headers_change(
         client_for, clock: Clock, first_after):
     """Max-age and the stale window tick at different instants when the operator's
     `max_stale` is fractional; whichever ticks first, the next answer must say so."""
@@ -357,7 +357,7 @@ async def test_a_ready_list_answer_is_not_reused_once_its_headers_would_change(
         f"stale-if-error={int(fresh + 11.3) - max_age}")
 
 
-async def test_a_ready_wallpaper_answer_is_not_reused_once_its_max_age_would_change(
+async def test_a_ready_wallpaper_answer_counts_its_max_age_down_as_the_full_path_would(
         demo_client, clock: Clock):
     fetched = clock.now
     await demo_client.get("/api/photos")

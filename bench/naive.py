@@ -19,7 +19,7 @@ from aiohttp import web
 
 from marsserver import imaging
 from marsserver.cli import LISTEN_BACKLOG
-from marsserver.sources import msl
+from marsserver.sources.msl import MslSource
 
 
 def main() -> None:
@@ -30,7 +30,7 @@ def main() -> None:
     async def wallpaper(request: web.Request) -> web.Response:
         number, height = int(request.query["photo_number"]), int(request.query["height"])
         async with sessions[0].get(feed_url) as response:
-            listing = msl.parse(await response.json())
+            listing = MslSource.parse(await response.json())
         async with sessions[0].get(listing.photos[number].img_src) as response:
             data = await response.read()
         resize = partial(imaging.wallpaper, data, imaging.Spec(height), max_pixels=10**9)

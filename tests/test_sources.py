@@ -20,12 +20,12 @@ from PIL import Image, ImageDraw
 
 from marsserver import Settings, create_app
 from marsserver.errors import BadParameter, BadUpstream, NotFound
-from marsserver.sources import LATEST, REASONS, Query, msl
+from marsserver.sources import LATEST, REASONS, Query
 from marsserver.sources.base import MAX_PAGES, MAX_PAGES_BACK, Photo
 from marsserver.sources.demo import CAMERAS, NEWEST_SOL, DemoSource, render, sol_photos
 from marsserver.sources.m2020 import M2020Source
 from marsserver.sources.mars_photos import MarsPhotosSource
-from marsserver.sources.msl import MslSource
+from marsserver.sources.msl import PER_PAGE, MslSource
 from marsserver.upstream import Upstream
 
 from .stub import fixture_json
@@ -72,7 +72,7 @@ def m2020_items(fixture: str) -> list[dict[str, Any]]:
 
 
 def msl_page(items: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"items": items, "more": len(items) == msl.PER_PAGE, "page": 0, "per_page": 100}
+    return {"items": items, "more": len(items) == PER_PAGE, "page": 0, "per_page": 100}
 
 
 class Feed:
@@ -109,7 +109,7 @@ def thumbnails(sol: int, page: int) -> dict[str, Any]:
 # --- whole frames, on the real recordings ---------------------------------------------
 
 def test_curiosity_sol_86_keeps_its_8_full_frames_and_drops_its_8_downsampled():
-    listing = msl.parse(fixture_json(SOL86))
+    listing = MslSource.parse(fixture_json(SOL86))
     assert (listing.source, listing.rover, listing.sol, listing.newest_sol) == (
         "msl", "curiosity", 86, 86)
     assert [p.id for p in listing.photos] == [
@@ -118,7 +118,7 @@ def test_curiosity_sol_86_keeps_its_8_full_frames_and_drops_its_8_downsampled():
 
 
 def test_curiosity_sol_5000_keeps_2_full_frames_and_drops_1_thumbnail():
-    listing = msl.parse(fixture_json(SOL5000))
+    listing = MslSource.parse(fixture_json(SOL5000))
     assert (listing.sol, [p.id for p in listing.photos]) == (5000, ["1632792", "1632788"])
     assert listing.dropped == {"thumbnail": 1}
     first = listing.photos[0]
@@ -135,24 +135,25 @@ def test_curiosity_sol_5000_keeps_2_full_frames_and_drops_1_thumbnail():
 ])
 def test_curiosity_sample_types_other_than_full_are_dropped_by_name(sample, verdict):
     item = msl_items(9, 1, extended={"sample_type": sample})[0]
-    listing = msl.parse({"items": [item, *msl_items(8, 1, first_id=1)]})
+    listing = MslSource.parse({"items": [item, *msl_items(8, 1, first_id=1)]})
     assert listing.dropped == ({} if verdict is None else {verdict: 1})
     assert listing.sol == (9 if verdict is None else 8)
 
 
 def test_curiosity_is_thumbnail_wins_over_a_full_sample_type():
-    listing = msl.parse({"items": [*msl_items(9, 1, is_thumbnail=True),
+    listing = MslSource.parse({"items": [*msl_items(9, 1, is_thumbnail=True),
                                    *msl_items(8, 1, first_id=1)]})
     assert (listing.sol, listing.dropped) == (8, {"thumbnail": 1})
 
 
 def test_curiosity_items_that_give_no_sample_type_are_kept():
-    listing = msl.parse(fixture_json("msl-raw/insight_raw_image_items_sol190_envelope.json"))
+    listing = MslSource.parse(fixture_json("msl-raw/insight_raw_image_items_sol190_envelope.json"))
     assert (listing.sol, len(listing.photos), listing.dropped) == (190, 1, {})
 
 
 def test_curiosity_legacy_item_with_many_null_fields_still_parses():
-    listing = msl.parse({"items": [fixture_json("msl-raw/msl_raw_image_item_sol1_legacy.json")]})
+    legacy = fixture_json("msl-raw/msl_raw_image_item_sol1_legacy.json")
+    listing = MslSource.parse({"items": [legacy]})
     assert listing.sol == 1
     assert listing.photos[0].img_src.startswith("https://mars.jpl.nasa.gov/")
     assert listing.photos[0].credit == "NASA/JPL-Caltech/MSSS"
@@ -247,12 +248,12 @@ def test_every_reason_a_feed_gives_is_a_known_label():
 ])
 def test_msl_garbage_is_a_bad_upstream(payload):
     with pytest.raises(BadUpstream):
-        msl.parse(payload)
+        MslSource.parse(payload)
 
 
 def test_msl_one_bad_item_does_not_hide_the_good_ones():
     good = fixture_json(SOL5000)["items"]
-    listing = msl.parse({"items": [{"id": True, "sol": "5001"}, *good]})
+    listing = MslSource.parse({"items": [{"id": True, "sol": "5001"}, *good]})
     assert (len(listing.photos), listing.dropped) == (2, {"malformed": 1, "thumbnail": 1})
 
 

@@ -285,7 +285,7 @@ class FeedSource(QuerySource):
 
     @classmethod
     def parse(cls, payload: object, query: Query = LATEST) -> Listing:
-        """One answer of the feed as a listing, without the network (tests, benchmarks)."""
+        """One answer of the feed as a listing, without the network."""
         tally = FeedTally(query)
         cls._read(tally, payload)
         return tally.listing(cls.name, cls.rover)

@@ -55,5 +55,3 @@ class MslSource(FeedSource):
             credit=require(item, "image_credit", str),
         )
 
-
-parse = MslSource.parse  # one answer as a listing, for the benchmarks' naive baseline

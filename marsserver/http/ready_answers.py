@@ -38,7 +38,6 @@ log = logging.getLogger(__name__)
 # host and user info must never become keys.
 MAX_KEPT_TARGET = 4096
 OVERHEAD = 1024  # bytes of Python objects an answer holds besides its strings
-_CONDITIONAL = (hdrs.IF_NONE_MATCH, hdrs.IF_MATCH, hdrs.IF_MODIFIED_SINCE)
 
 Key = tuple[str, str]  # the request target as sent, Accept
 # Cache-Control as of a moment, and until when it stays that (the handlers' own function).
@@ -94,8 +93,9 @@ class ReadyAnswers:
                 return None
             ready = self._renewed(key, ready, now)
         headers = request.headers
-        if any(name in headers for name in _CONDITIONAL):
-            return None
+        if (hdrs.IF_NONE_MATCH in headers or hdrs.IF_MATCH in headers
+                or hdrs.IF_MODIFIED_SINCE in headers):
+            return None  # the full path answers 304 and 412
         self._ready.move_to_end(key)
         for entry_key in ready.made_from:
             self._touch(entry_key)
@@ -135,9 +135,12 @@ class ReadyAnswers:
         """`ready` with the Cache-Control the full path would send at `now` (once a second)."""
         header, until = ready.cache_control(now)
         headers = ready.headers.copy()
+        grown = len(header) - len(headers.get(hdrs.CACHE_CONTROL, ""))
         headers[hdrs.CACHE_CONTROL] = header
-        renewed = replace(ready, headers=headers, until=min(until, ready.due))
+        renewed = replace(ready, headers=headers, until=min(until, ready.due),
+                          size=ready.size + grown)
         self._ready[key] = renewed
+        self.nbytes += grown
         return renewed
 
     def _entry_changed(self, entry_key: str) -> None:

@@ -10,13 +10,16 @@ import argparse
 import asyncio
 import ctypes
 import dataclasses
+import errno
 import logging
 import os
 import signal
 import subprocess
 import sys
 from collections.abc import Sequence
+from time import monotonic
 from typing import NoReturn
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -106,7 +109,16 @@ def event_loop(choice: str) -> asyncio.AbstractEventLoop:
             if choice == "uvloop":
                 sys.exit("marsserver: error: --loop uvloop needs the fast extra (uvloop)")
         else:
-            return uvloop.new_event_loop()
+            class Loop(uvloop.Loop):
+                """uvloop telling time by asyncio's clock. aiohttp times every request for the
+                access log with the loop's clock, and uvloop's counts whole milliseconds, so
+                every duration would read 0.000ms or 1.000ms. `monotonic` reads the clock
+                libuv reads (CLOCK_MONOTONIC), to the nanosecond, for no more than uvloop's own
+                `time()`: nothing per request is added. uvloop's timers keep their own clock."""
+
+                time = staticmethod(monotonic)
+
+            return Loop()
     return asyncio.new_event_loop()
 
 
@@ -168,8 +180,8 @@ def serve(settings: Settings, reuse_port: bool = False) -> None:
 
     def started(banner: str) -> None:
         address = banner.split("Running on ")[-1].split(" ")[0]
-        log.info("marsserver listening on %s, source %s, %s loop", address, settings.source,
-                 type(loop).__module__.split(".")[0])
+        name = "asyncio" if isinstance(loop, asyncio.BaseEventLoop) else "uvloop"
+        log.info("%s", start_line(address, settings, name))
 
     quiet_malformed_requests()
     app = create_app(settings)
@@ -179,4 +191,33 @@ def serve(settings: Settings, reuse_port: bool = False) -> None:
                     backlog=LISTEN_BACKLOG,
                     **run_app_options(app, settings.access_log))
     except OSError as error:
-        sys.exit(f"marsserver: cannot listen on {settings.host}:{settings.port}: {error.strerror}")
+        sys.exit(cannot_listen(settings, error))
+
+
+def start_line(address: str, settings: Settings, loop: str) -> str:
+    """What the log says once the server listens: where, what it serves from, which cache and
+    loop, and the URL to open (a wildcard address is not one a browser can open)."""
+    scheme, _, rest = address.partition("://")
+    host, _, port = rest.rpartition(":")
+    near = {"0.0.0.0": "127.0.0.1", "[::]": "[::1]"}.get(host, host)
+    return (f"marsserver listening on {address}, source {settings.source}, cache "
+            f"{cache_in_words(settings.cache)}, {loop} loop: open {scheme}://{near}:{port}/")
+
+
+def cache_in_words(cache: str) -> str:
+    """`memory`, or the Redis URL without what may be secret: its user, password and query
+    (redis-py reads a password from `?password=` too)."""
+    if cache == "memory":
+        return cache
+    url = urlsplit(cache)
+    return f"{url.scheme}://{url.netloc.rpartition('@')[2]}{url.path}"
+
+
+def cannot_listen(settings: Settings, error: OSError) -> str:
+    """The one line that ends the process when the port cannot be had: the system's reason in
+    its own words (asyncio and uvloop word it differently), and for a port in use, what to do."""
+    reason = os.strerror(error.errno) if error.errno else str(error)
+    line = f"marsserver: cannot listen on {settings.host}:{settings.port}: {reason}"
+    if error.errno == errno.EADDRINUSE:
+        line += "; another program has that port: pick another with --port (0 picks a free one)"
+    return line

@@ -9,6 +9,7 @@ import json
 import logging
 import re
 import threading
+import urllib.request
 from collections.abc import Callable
 from types import SimpleNamespace
 
@@ -20,7 +21,7 @@ from marsserver import Settings
 from marsserver.http import accesslog
 from marsserver.http.accesslog import AccessLog, run_app_options
 
-from .helpers import raw_get
+from .helpers import Marsserver, raw_get
 
 MAY_DAY = 1714564800.0  # 2024-05-01T12:00:00Z
 HEADERS = {"Referer": "http://example.test/", "User-Agent": "wallpaper-fetcher/1.0"}
@@ -328,3 +329,15 @@ async def test_undecodable_header_bytes_are_escaped_and_lose_no_line(aiohttp_ser
     assert [line.split('"')[5] for line in sink.getvalue().splitlines()] == [
         "before", r"evil\udcff", "after"]
     assert log.dropped == 0
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_the_command_logs_durations_finer_than_milliseconds_on_either_loop(loop):
+    """aiohttp measures each request by the loop's clock; uvloop's own would print every
+    duration as a whole number of milliseconds (1.000ms, 0.000ms)."""
+    with Marsserver("--source", "demo", "--loop", loop) as server:
+        for _ in range(5):
+            urllib.request.urlopen(server.url + "/healthz", timeout=10).close()
+        lines = server.wait_for('"GET /healthz HTTP/1.1" 200', times=5)
+    durations = [float(re.findall(r" ([\d.]+)ms$", line)[0]) for line in lines]
+    assert any(duration % 1 for duration in durations), durations

@@ -7,18 +7,21 @@ import json
 import os
 import re
 import shlex
+import socket
 import subprocess
 import sys
 import urllib.request
 from pathlib import Path
 
 import pytest
+import uvloop
 
 from marsserver import Settings
-from marsserver.cli import LISTEN_BACKLOG, parser, settings_from
+from marsserver.cli import LISTEN_BACKLOG, event_loop, parser, settings_from, start_line
 from marsserver.settings import env_name, flag_name
 
 from .helpers import Marsserver, require_tool
+from .redis_server import free_port
 
 README = (Path(__file__).parent.parent / "README.md").read_text()
 
@@ -82,11 +85,63 @@ def test_help_describes_the_flags():
 def test_the_demo_server_starts_logs_where_it_listens_and_answers():
     with Marsserver("--source", "demo") as server:
         assert re.fullmatch(r"http://127\.0\.0\.1:[1-9]\d*", server.url)
-        assert "source demo" in server.wait_for("listening on ")[0]
+        assert server.wait_for("listening on ")[0].endswith(
+            f" marsserver listening on {server.url}, source demo, cache memory, uvloop loop: "
+            f"open {server.url}/\n")
         with urllib.request.urlopen(server.url + "/healthz", timeout=10) as response:
             assert json.load(response) == {"status": "ok", "upstream": "ok", "source": "demo",
                                              "in_flight": 0}
     assert server.process.returncode == 0
+
+
+@pytest.mark.parametrize(("address", "opened"), [
+    ("http://127.0.0.1:8080", "http://127.0.0.1:8080/"),
+    ("http://0.0.0.0:8080", "http://127.0.0.1:8080/"),
+    ("http://[::]:8080", "http://[::1]:8080/"),
+    ("http://[::1]:8080", "http://[::1]:8080/"),
+    ("http://mars.example:80", "http://mars.example:80/"),
+])
+def test_the_start_line_gives_a_url_a_browser_can_open(address, opened):
+    """A wildcard address is where the server listens, not an address to open."""
+    assert start_line(address, Settings(), "asyncio").endswith(f" loop: open {opened}")
+
+
+def test_the_start_line_names_the_redis_cache_but_never_its_user_or_password():
+    """Redis is not running there: the service starts degraded, which is enough here."""
+    port = free_port()
+    cache = f"redis://alice:s3cret@127.0.0.1:{port}/3?password=hunter2"
+    with Marsserver("--source", "demo", "--cache", cache) as server:
+        line = server.wait_for("listening on ")[0]
+    assert f", cache redis://127.0.0.1:{port}/3, " in line
+    assert not {"alice", "s3cret", "hunter2"} & set(re.findall(r"\w+", server.log))
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_a_port_in_use_ends_in_one_line_that_says_to_pick_another(loop):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MARS_")}
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run("--source", "demo", "--loop", loop, "--port", str(port), env=env)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert result.stderr.splitlines()[-1] == (
+        f"marsserver: cannot listen on 127.0.0.1:{port}: Address already in use; another "
+        "program has that port: pick another with --port (0 picks a free one)")
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_the_loop_tells_time_finer_than_milliseconds(loop):
+    """aiohttp times each request for the access log by the loop's clock, and uvloop's own
+    counts whole milliseconds (tests/test_accesslog.py checks the lines themselves)."""
+    chosen = event_loop(loop)
+    try:
+        readings = [chosen.time() for _ in range(5)]
+    finally:
+        chosen.close()
+    assert isinstance(chosen, uvloop.Loop) == (loop == "uvloop")
+    assert any(round(reading * 1000 % 1, 6) not in (0, 1) for reading in readings), readings
 
 
 @pytest.mark.external  # ss, from iproute2

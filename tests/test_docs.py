@@ -25,6 +25,7 @@ from marsserver.cli import (
     M_TRIM_THRESHOLD,
     release_large_frees,
     settings_from,
+    start_line,
 )
 from marsserver.settings import env_name, flag_name
 from marsserver.sources import default_image_hosts
@@ -162,6 +163,11 @@ def test_the_documented_malloc_thresholds_are_the_ones_set(monkeypatch):
     assert f"trim threshold to {trim // 2**20} MiB" in text
     assert f"MALLOC_MMAP_THRESHOLD_={mmap}" in doc("embedding.md")
     assert f"MALLOC_TRIM_THRESHOLD_={trim}" in doc("embedding.md")
+
+
+def test_the_documented_start_line_is_the_one_logged():
+    logged = start_line("http://127.0.0.1:8080", Settings(source="demo"), "uvloop")
+    assert f"`{logged}`" in OPERATING.read_text()
 
 
 # The README's commands.

@@ -215,8 +215,8 @@ class AccessLog:
                 version: HttpVersion, status: int, length: int, referer: str | None,
                 agent: str | None, duration: float) -> str:
         """aiohttp's default `%a %t "%r" %s %b "%{Referer}i" "%{User-Agent}i"`, what operators
-        and log parsers already know, then the duration (aiohttp's, from the loop's clock: in
-        1 ms steps under uvloop)."""
+        and log parsers already know, then the duration (aiohttp's, by the loop's clock: the
+        command line gives uvloop asyncio's clock, as uvloop's own counts whole milliseconds)."""
         referer, agent = referer or "-", agent or "-"
         if not _plain(target + referer + agent):  # one check for the usual case: all plain
             target, referer, agent = _escaped(target), _escaped(referer), _escaped(agent)

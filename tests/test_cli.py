@@ -166,11 +166,11 @@ def test_infinite_durations_are_refused(flag):
 
 def test_the_readme_gunicorn_command_serves(tmp_path):
     """The README's gunicorn line, as written but on a free port (the `gunicorn` extra)."""
-    command = re.search(r"MARS_SOURCE=demo (gunicorn .*?)\n```", README, re.DOTALL)
+    command = re.search(r"MARS_SOURCE=demo (\S*gunicorn .*?)\n```", README, re.DOTALL)
     assert command is not None
     args = shlex.split(command.group(1).replace("\\\n", " ").replace("127.0.0.1:8080",
                                                                       "127.0.0.1:0"))
-    gunicorn = Path(sys.executable).parent / args[0]
+    gunicorn = Path(sys.executable).parent / Path(args[0]).name  # the venv running the tests
     process = subprocess.Popen([str(gunicorn), *args[1:]], cwd=tmp_path, text=True,
                                env={**os.environ, "MARS_SOURCE": "demo"},
                                stderr=subprocess.PIPE)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ctypes
 import dataclasses
 import re
+import shlex
 import subprocess
 import sys
 import tomllib
@@ -196,11 +197,88 @@ def test_the_gunicorn_command_is_the_same_in_the_readme_and_in_scaling():
     assert len(gunicorn(README)) == 1
 
 
-def test_the_readmes_embedding_example_is_the_one_in_embedding():
-    def python(text: str) -> list[str]:
-        return re.findall(r"```python\n(.*?)```", text, re.DOTALL)
+def python_blocks(text: str) -> list[str]:
+    return re.findall(r"```python\n(.*?)```", text, re.DOTALL)
 
-    assert python(README) == python(doc("embedding.md"))[:1]
+
+def test_the_readmes_embedding_example_is_the_one_in_embedding():
+    assert python_blocks(README) == python_blocks(doc("embedding.md"))[:1]
+
+
+def test_the_embedding_example_listens_where_the_command_does():
+    """Only on this machine, like `marsserver` by default: never on every interface."""
+    assert f'web.run_app(parent, host="{Settings().host}")' in python_blocks(README)[0]
+
+
+# Programs a shell block runs that live in the venv: without `.venv/bin/`, a reader who has not
+# activated it runs another copy, or none.
+VENV_PROGRAMS = {"pip", "pytest", "python", "marsserver", "gunicorn", "locust", "mutmut", "ruff",
+                 "mypy"}
+
+
+def programs(block: str) -> list[str]:
+    """The program each command of a shell block runs, as written (past `VAR=value` words)."""
+    found = []
+    for line in block.replace("\\\n", " ").splitlines():
+        words = shlex.shlex(line, posix=True, punctuation_chars=True)
+        words.whitespace_split, words.commenters, starts = True, "#", True
+        for word in words:
+            if word in ("&&", "||", "|", ";", "&"):
+                starts = True
+            elif starts and not re.fullmatch(r"[A-Z_]+=.*", word):
+                found.append(word)
+                starts = False
+    return found
+
+
+def test_every_shell_block_runs_the_venvs_programs_from_the_venv():
+    for page, text in every_page().items():
+        for program in (p for block in commands(text) for p in programs(block)):
+            if Path(program).name in VENV_PROGRAMS:
+                assert program.startswith(".venv"), f"{page} runs {program}"
+
+
+def wanted_ports() -> dict[str, list[int]]:
+    """The ports each way of running the service that the docs show listens on."""
+    nginx = (ROOT / "deploy" / "nginx.conf").read_text()
+    host_app = (ROOT / "examples" / "host_app.py").read_text()
+    return {
+        "the quick start": [Settings().port],
+        "nginx": [int(p) for p in re.findall(r"^\s*listen 127\.0\.0\.1:(\d+);", nginx, re.M)],
+        "nginx's instances": nginx_instances(nginx),
+        "examples/host_app.py": [int(p) for p in re.findall(r"^PORT = (\d+)$", host_app, re.M)],
+    }
+
+
+def nginx_instances(nginx: str) -> list[int]:
+    return [int(p) for p in re.findall(r"^\s*server 127\.0\.0\.1:(\d+);", nginx, re.M)]
+
+
+def test_the_quick_start_nginx_and_the_example_host_app_want_ports_of_their_own():
+    """A reader tries them one after another, often with the last still running."""
+    wanted = wanted_ports()
+    assert all(wanted.values()), wanted
+    every = [port for ports in wanted.values() for port in ports]
+    assert len(every) == len(set(every)), wanted
+    assert "--port" not in commands(README)[0]
+    scaling = re.findall(r"marsserver --port (\d+)", doc("scaling.md"))
+    assert [int(port) for port in scaling] == wanted["nginx's instances"]
+
+
+def test_no_page_counts_the_tests():
+    """A count of the tests is wrong by the next commit that adds one."""
+    for page, text in every_page().items():
+        assert not re.search(r"\b\d[\d,]* (?:\w+ )?tests\b|\b\d+ passed\b", text), page
+
+
+async def test_only_permalinks_carry_last_modified_as_documented(demo_client):
+    assert re.search(r"Last-Modified\*\*: permalinks only", doc("http-api.md"))
+    listing = await (await demo_client.get("/api/photos")).json()
+    permalink = await demo_client.get(listing["photos"][0]["permalink"] + "?height=64")
+    wallpaper = await demo_client.get("/wallpaper?photo_number=0&height=64")
+    assert (permalink.status, wallpaper.status) == (200, 200)
+    assert "Last-Modified" in permalink.headers
+    assert "Last-Modified" not in wallpaper.headers
 
 
 # Tables the service must match.

@@ -47,6 +47,19 @@ async def test_a_mounted_app_answers_a_long_query_with_json_when_the_host_passes
     assert (await response.json())["error"] == "bad_parameter"
 
 
+async def test_a_prefix_without_its_slash_redirects_to_its_mount(aiohttp_client):
+    """aiohttp would answer `/curiosity` with a plain-text 404: the mount is `/curiosity/`."""
+    client = await aiohttp_client(load_example().build())
+    for prefix in ("/curiosity", "/perseverance"):
+        for query in ("", "?sol=3999"):
+            response = await client.get(prefix + query, allow_redirects=False)
+            assert (response.status, response.headers.get("Location")) == (
+                308, f"{prefix}/{query}")
+        followed = await client.get(prefix, headers={"Accept": "text/html"})
+        assert (followed.status, followed.url.path) == (200, f"{prefix}/")
+        assert followed.content_type == "text/html"
+
+
 async def test_two_instances_under_two_prefixes_share_nothing_and_know_their_urls(aiohttp_client):
     host = load_example().build()
     client = await aiohttp_client(host)

@@ -34,9 +34,9 @@ def nginx_config(workdir: Path, port: int, upstreams: list[int]) -> Path:
     """deploy/nginx.conf with this test's ports and paths, inside a minimal main context."""
     site = DEPLOYMENT.read_text()
     site = site.replace("/var/cache/nginx/marsserver", str(workdir / "cache"))
-    site = site.replace("listen 127.0.0.1:8080;", f"listen 127.0.0.1:{port};")
+    site = re.sub(r"listen 127\.0\.0\.1:\d+;", f"listen 127.0.0.1:{port};", site)
     servers = "".join(f"    server 127.0.0.1:{p};\n" for p in upstreams)
-    site = re.sub(r"(    server 127\.0\.0\.1:808[12];\n)+", servers, site)
+    site = re.sub(r"(    server 127\.0\.0\.1:\d+;\n)+", servers, site)
     (workdir / "site.conf").write_text(site)
     temp = " ".join(f"{kind}_temp_path {workdir / kind};" for kind in
                     ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))

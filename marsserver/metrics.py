@@ -15,7 +15,7 @@ from prometheus_client.metrics_core import CounterMetricFamily
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 STAGES = ("list", "source", "wallpaper")
-RESULTS = ("hit", "miss", "stale")
+RESULTS = ("hit", "miss", "stale", "shared")
 
 
 class Metrics:
@@ -94,7 +94,8 @@ class Lookups:
 
     def collect(self) -> Iterator[CounterMetricFamily]:
         family = CounterMetricFamily(
-            "marsserver_cache_requests", "Cache lookups by stage and result (hit, miss, stale)",
+            "marsserver_cache_requests", "Cache lookups by stage and result (hit, miss, stale, "
+            "shared)",
             labels=("cache", "result"))
         counts = dict(self._lookups)
         for stages, count in self._served.items():

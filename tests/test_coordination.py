@@ -82,6 +82,22 @@ async def test_one_staleness_costs_one_list_call_across_instances(app_for, redis
     assert [(await p.today())[1] for p in pipelines] == [Served.HIT] * 3
 
 
+async def test_a_list_another_instance_refreshed_is_shared_not_stale_nor_a_hit(app_for,
+                                                                             redis_url, clock):
+    """Found in Redis, fresh, after another instance refreshed it: nothing was done here, and
+    it did not come from this instance's memory either."""
+    source = Gated()
+    one, two = [pipeline_of(await app_for(source, cache=redis_url, info_ttl=30))
+                for _ in range(2)]
+    assert [(await p.today())[1] for p in (one, two)] == [Served.MISS, Served.SHARED]
+    clock.now += 31
+    assert (await one.today())[1] is Served.STALE
+    await until(lambda: not one.background)  # one's refresh stored the new list in Redis
+    assert (await two.today())[1] is Served.SHARED
+    assert source.calls["list"] == 2
+    assert 'cache="list",result="shared"} 2.0' in two.metrics.render().decode()
+
+
 # What Redis holds is data, not code --------------------------------------------------------
 
 class _Planted:

@@ -75,7 +75,8 @@ async def test_stale_lists_are_counted_as_stale(stub: Stub, client_for, clock: C
                     if name == "marsserver_cache_requests_total" and ("cache", "list") in labels}
     assert list_results == {(("cache", "list"), ("result", "miss")): 1,
                             (("cache", "list"), ("result", "hit")): 0,
-                            (("cache", "list"), ("result", "stale")): 1}
+                            (("cache", "list"), ("result", "stale")): 1,
+                            (("cache", "list"), ("result", "shared")): 0}
 
 
 async def test_each_app_counts_for_itself(aiohttp_client):

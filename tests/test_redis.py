@@ -96,6 +96,24 @@ async def test_an_instance_reads_what_another_made_and_its_front_expires_with_re
     assert 29 < remaining <= 30
 
 
+async def test_what_another_instance_made_is_shared_not_a_miss_then_a_hit(
+        stub, client_for, redis_url):
+    """X-Cache MISS means "this request did the work": reading another instance's work from
+    Redis is SHARED, in the header and in the metrics; then it is in memory, a HIT."""
+    one, two = await instances(client_for, stub, redis_url, count=2)
+    assert (await one.get("/wallpaper?height=120")).headers["X-Cache"] == "MISS"
+    assert (await two.get("/wallpaper?height=120")).headers["X-Cache"] == "SHARED"
+    assert (await two.get("/wallpaper?height=120")).headers["X-Cache"] == "HIT"  # ready
+    assert (await two.get("/api/photos")).headers["X-Cache"] == "HIT"
+    metrics = await (await two.get("/metrics")).text()
+    for stage, result, count in (("list", "shared", 1), ("wallpaper", "shared", 1),
+                                 ("list", "miss", 0), ("wallpaper", "miss", 0),
+                                 ("list", "hit", 2), ("wallpaper", "hit", 1)):
+        sample = f'marsserver_cache_requests_total{{cache="{stage}",result="{result}"}}'
+        assert f"{sample} {count}.0" in metrics, sample
+    assert (stub.calls["feed"], stub.downloads()) == (1, 1)
+
+
 async def test_followers_take_over_when_the_leader_process_is_killed(stub, redis_url):
     """A real leader process, SIGKILLed mid-download: it neither renews nor releases."""
     args = ("--source", "msl", "--api-url", stub.base + FEED_PATH, "--image-hosts",

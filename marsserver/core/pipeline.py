@@ -34,7 +34,7 @@ import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from functools import partial
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, TypeAlias, TypeVar
 
 from .. import imaging
 from ..errors import BadUpstream, InternalError, NotFound, Overloaded, ServiceError, Unavailable
@@ -59,6 +59,8 @@ if TYPE_CHECKING:  # Redis support is an extra: import it only where it is used
 
 log = logging.getLogger(__name__)
 V = TypeVar("V")
+#: A flight's value, and whether it was read from the shared cache (no work done here).
+Found: TypeAlias = tuple[V, bool]
 
 LIST = "list:"
 PHOTO = "photo:"
@@ -76,6 +78,7 @@ class Served(enum.Enum):
     MISS = "MISS"
     COALESCED = "COALESCED"
     STALE = "STALE"
+    SHARED = "SHARED"  # read from the shared cache: another instance did the work
 
 
 def _any(_: object) -> bool:
@@ -96,10 +99,10 @@ class Pipeline:
         self._executor = executor
         self._settings = settings
         self._make_listing = make_listing  # the HTTP layer's views of a listing
-        self._lists: SingleFlight[str, CachedListing] = SingleFlight()
+        self._lists: SingleFlight[str, Found[CachedListing]] = SingleFlight()
         self._peeks: SingleFlight[str, CachedListing | None] = SingleFlight()
-        self._sources: SingleFlight[str, bytes] = SingleFlight()
-        self._wallpapers: SingleFlight[str, Rendition] = SingleFlight()
+        self._sources: SingleFlight[str, Found[bytes]] = SingleFlight()
+        self._wallpapers: SingleFlight[str, Found[Rendition]] = SingleFlight()
         self.resizes_pending = 0
         self._refresh_timer: asyncio.TimerHandle | None = None
         self._feed_failing = False
@@ -150,7 +153,8 @@ class Pipeline:
             # before serving stale, so N instances behind one cache do not take turns.
             fresher, _ = await self._peeks.do(key, partial(self._shared_list, key))
             if fresher is not None:
-                return fresher, Served.HIT
+                self.metrics.lookups.count("list", "shared")
+                return fresher, Served.SHARED
         self._revalidate(today)
         if not self._stale(today):
             return today, served
@@ -338,11 +342,14 @@ class Pipeline:
         self.metrics.resizes.inc()
         return wallpaper
 
-    async def _get(self, flights: SingleFlight[str, V], key: str, ttl: float,
+    async def _get(self, flights: SingleFlight[str, Found[V]], key: str, ttl: float,
                    compute: Callable[[], Awaitable[V]], usable: Callable[[V], bool] = _any,
                    ) -> tuple[V, Served]:
         """From this process's memory, or through the one flight for `key`. A value in memory
-        that is not `usable` (a stale list) is returned as it is, for the caller to judge."""
+        that is not `usable` (a stale list) is returned as it is, for the caller to judge.
+
+        What the flight read from the shared cache is SHARED for every request that waited on
+        it, in `X-Cache` and the metrics: MISS means work was done here, and none was."""
         stage = _stage(key)
         value: V | None = self.cache.peek(key)
         if value is not None:
@@ -350,35 +357,40 @@ class Pipeline:
                 return value, Served.STALE
             self.metrics.lookups.count(stage, "hit")
             return value, Served.HIT
-        self.metrics.lookups.count(stage, "miss")
-        value, shared = await flights.do(key, partial(self._fill, key, ttl, compute, _any))
-        if shared:
+        found: Found[V] | None = None
+        try:
+            found, joined = await flights.do(key, partial(self._fill, key, ttl, compute, _any))
+        finally:  # a failed lookup is a miss too
+            self.metrics.lookups.count(stage, "shared" if found and found[1] else "miss")
+        if joined:
             self.metrics.coalesced[stage].inc()
-        return value, Served.COALESCED if shared else Served.MISS
+        if found[1]:
+            return found[0], Served.SHARED
+        return found[0], Served.COALESCED if joined else Served.MISS
 
     async def _fill(self, key: str, ttl: float, compute: Callable[[], Awaitable[V]],
-                    fresh: Callable[[V], bool]) -> V:
+                    fresh: Callable[[V], bool]) -> Found[V]:
         """A flight's own work: the shared value if `fresh` accepts it, else lead or follow."""
         stale: list[V] = []  # a value `fresh` refused: served if the upstream fails
 
-        async def check(holders: frozenset[str]) -> V | None:
+        async def check(holders: frozenset[str]) -> Found[V] | None:
             value, failure = await self.cache.lookup(key, FAILED + key)
             if value is not None and fresh(value):
-                return value  # type: ignore[no-any-return]
+                return value, True
             if value is not None:
                 stale[:] = [value]
             if failure is not None and (failure.remembered or failure.token in holders):
                 if stale:
-                    return stale[0]
+                    return stale[0], True
                 raise failure.error()
             return None
 
-        async def lead(token: str) -> V:
+        async def lead(token: str) -> Found[V]:
             try:
-                return await self._compute_and_store(key, ttl, compute, token)
+                return await self._compute_and_store(key, ttl, compute, token), False
             except ServiceError:
                 if stale:
-                    return stale[0]
+                    return stale[0], True
                 raise
 
         found = await check(frozenset())

@@ -45,7 +45,8 @@ LISTING: Schema = {
 }
 CACHE_HEADERS: Schema = {
     "ETag": {"schema": {"type": "string"}, "description": "strong validator of this output"},
-    "X-Cache": {"schema": {"enum": ["HIT", "MISS", "COALESCED", "STALE"]}},
+    "X-Cache": {"schema": {"enum": ["HIT", "MISS", "COALESCED", "STALE", "SHARED"]},
+                "description": "how this answer was obtained (docs/http-api.md)"},
     "Cache-Control": {"schema": {"type": "string"}},
 }
 

@@ -96,7 +96,8 @@ def test_camera_filters_use_human_names_with_the_code_in_the_title():
 def test_thumbnails_have_alt_text_and_a_2x_source_both_permalinks():
     images = Elements(gallery(NAV, ODD)).all("img")
     assert [image["src"] for image in images] == [
-        "/mars/photos/1/wallpaper?height=240", "/mars/photos/2/wallpaper?height=240"]
+        "/mars/photos/1/wallpaper?sol=4500&height=240",
+        "/mars/photos/2/wallpaper?sol=4500&height=240"]
     for image in images:
         large = image["src"].replace("height=240", "height=480")
         assert image["srcset"] == f"{image['src']} 1x, {large} 2x"
@@ -105,10 +106,11 @@ def test_thumbnails_have_alt_text_and_a_2x_source_both_permalinks():
     assert images[1]["alt"] == "Curiosity XYZ_CAM photo from sol 4500, taken the day after"
 
 
-def test_every_preset_link_and_download_button_is_the_photos_permalink():
+def test_every_preset_link_and_download_button_is_the_photos_permalink_with_its_sol():
+    """The sol is what lets any instance find the photo again, cold or restarted."""
     for card, photo in zip(cards(gallery(NAV, ODD)), (NAV, ODD), strict=True):
         links = [a["href"] for a in Elements(card.encode()).all("a")]
-        permalink = f"/mars/photos/{photo.id}/wallpaper?"
+        permalink = f"/mars/photos/{photo.id}/wallpaper?sol=4500&"
         assert links == [f"{permalink}preset={name}" for name in README_PRESETS] + [
             f"{permalink}preset=1080p&format=jpeg&download=1"]
 

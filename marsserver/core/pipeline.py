@@ -300,20 +300,32 @@ class Pipeline:
             log.info("the %s feed answers again", self.source.name)
         return listing
 
-    async def permalink(self, photo_id: str, spec: Spec) -> tuple[Rendition, Served]:
-        """The photo `photo_id` (from any listing made within `image_ttl`) as `spec` says."""
+    async def permalink(self, photo_id: str, spec: Spec,
+                        sol: int | None = None) -> tuple[Rendition, Served]:
+        """The photo `photo_id` as `spec` says: one a listing here or in the shared cache named
+        within `image_ttl`, else found again in the list of its `sol` (the newest list when the
+        link carries no sol), read once, cached and coalesced like any list. So a permalink
+        answers on any instance, cold or restarted, for as long as the source has the photo."""
         known: KnownPhoto | None = self.cache.peek(PHOTO + photo_id)
         if known is None:
             known = (await self.cache.lookup(PHOTO + photo_id, FAILED + PHOTO + photo_id))[0]
-        if known is None and self.cache.peek(NEWEST_KEY) is None:
-            # A process that has not listed photos yet (a new worker, after a restart): the
-            # newest list names today's photos.
-            await self.listing(LATEST)
-            known = self.cache.peek(PHOTO + photo_id)
         if known is None:
-            raise NotFound(f"no photo {photo_id!r} is known here (permalinks last "
-                           f"{self._settings.image_ttl:.0f} s after a listing named them)")
+            known = await self._listed(photo_id, LATEST if sol is None else Query(sol))
         return await self._wallpaper_of(known, spec)
+
+    async def _listed(self, photo_id: str, query: Query) -> KnownPhoto:
+        """`photo_id` among the photos of the list `query` names, or a NotFound saying where
+        it was looked for."""
+        today, _ = await self.listing(query)
+        listing = today.listing
+        for photo in listing.photos:
+            if photo.id == photo_id:
+                return KnownPhoto(photo, listing.rover, listing.sol)
+        if query.sol is not None:
+            raise NotFound(f"no photo {photo_id!r} among the photos of sol {query.sol}")
+        raise NotFound(f"no photo {photo_id!r} is known here: a permalink without its sol is "
+                       f"found among the newest photos, or for {self._settings.image_ttl:.0f} "
+                       "s after a listing named it")
 
     async def _render(self, known: KnownPhoto, link: str, spec: Spec) -> Rendition:
         source_key = f"source:{link}"

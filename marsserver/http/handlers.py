@@ -125,12 +125,13 @@ async def wallpaper(request: web.Request) -> web.Response:
 
 async def permalink(request: web.Request) -> web.Response:
     """One photo by its id, as `/wallpaper` makes it: the same bytes for as long as the
-    service can find the photo, so caches may keep it forever."""
+    source has the photo, so caches may keep it forever. The `sol` the emitted links carry
+    lets any instance find the photo again; `camera` is read (and checked) but not needed."""
     photo_id = request.match_info["id"]
     if not PHOTO_ID.match(photo_id):
         raise NotFound(f"no photo {photo_id[:80]!r}")
-    _, spec, negotiated, download, _ = _parsed(request)
-    rendition, served = await request.app[PIPELINE].permalink(photo_id, spec)
+    _, spec, negotiated, download, query = _parsed(request)
+    rendition, served = await request.app[PIPELINE].permalink(photo_id, spec, query.sol)
     headers = {"Cache-Control": IMMUTABLE}
     if download and rendition.filename:
         headers["Content-Disposition"] = f'attachment; filename="{rendition.filename}"'

@@ -31,6 +31,8 @@ PHOTO: Schema = {
         "taken": {"type": "string"},
         "img_src": {"type": "string"}, "credit": {"type": "string"},
         "wallpaper_url": {"type": "string"},
+        "permalink": {"type": "string", "description": "/photos/{id}/wallpaper?sol=N: add "
+                      "wallpaper parameters with &"},
     },
 }
 LISTING: Schema = {
@@ -188,6 +190,9 @@ def document(base_path: str) -> Schema:
                     {"name": "id", "in": "path", "required": True,
                      "schema": {"type": "string", "pattern": PHOTO_ID_PATTERN},
                      "description": "the photo's id, as listed"},
+                    _query("sol", _integer(0, params.MAX_SOL),
+                           "the sol the photo was listed on, as the permalinks the service "
+                           "emits say: lets any instance find the photo again"),
                     *(p for p in WALLPAPER_PARAMETERS
                       if p["name"] not in ("photo_number", "sol", "camera"))],
                 "responses": {
@@ -196,7 +201,8 @@ def document(base_path: str) -> Schema:
                             "content": dict.fromkeys(MEDIA_TYPES.values(), binary)},
                     "304": NOT_MODIFIED,
                     "400": _bad_request("detail names which, and the range"),
-                    "404": _error("no photo with this id is known"),
+                    "404": _error("no photo with this id is known, or none among the "
+                                  "photos of its sol"),
                     "412": PRECONDITION_FAILED,
                     **UPSTREAM_ERRORS,
                 },

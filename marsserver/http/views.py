@@ -32,10 +32,12 @@ class Paths:
     index: str = "/"
     wallpaper: str = "/wallpaper"
 
-    def permalink(self, photo: Photo, **parameters: object) -> str:
-        """The URL naming `photo` itself, cacheable forever: `{index}photos/{id}/wallpaper`."""
-        query = f"?{urlencode(parameters)}" if parameters else ""
-        return f"{self.index.rstrip('/')}/photos/{quote(photo.id, safe='')}/wallpaper{query}"
+    def permalink(self, photo: Photo, sol: int, **parameters: object) -> str:
+        """The URL naming `photo` of `sol` itself, cacheable forever:
+        `{index}photos/{id}/wallpaper?sol=N&...`. The sol is what any instance needs to find
+        the photo again (one listing of that sol), cold, restarted or long after."""
+        query = urlencode({"sol": sol, **parameters})
+        return f"{self.index.rstrip('/')}/photos/{quote(photo.id, safe='')}/wallpaper?{query}"
 
 
 def query_string(query: Query, **extra: object) -> str:
@@ -53,7 +55,7 @@ def listing_json(listing: Listing, query: Query, paths: Paths) -> bytes:
         {"number": n, "id": p.id, "camera": p.camera, "camera_name": human_name(p.camera),
          "taken": p.taken, "img_src": p.img_src, "credit": p.credit,
          "wallpaper_url": f"{paths.wallpaper}?{query_string(query, photo_number=n)}",
-         "permalink": paths.permalink(p)}
+         "permalink": paths.permalink(p, listing.sol)}
         for n, p in enumerate(listing.photos)
     ]
     return json.dumps({"source": listing.source, "rover": listing.rover, "sol": listing.sol,
@@ -128,15 +130,16 @@ def _card(photo: Photo, listing: Listing, paths: Paths) -> str:
     name = human_name(photo.camera)
     code = "" if name == photo.camera else f" <small>{escape(photo.camera)}</small>"
     sizes = " ".join(
-        f'<a href="{escape(paths.permalink(photo, preset=preset))}">{preset} '
+        f'<a href="{escape(paths.permalink(photo, listing.sol, preset=preset))}">{preset} '
         f"<small>{w}&times;{h}</small></a>" for preset, (w, h) in PRESETS.items()
     )
     alt = escape(f"{listing.rover.capitalize()} {name} photo from sol {listing.sol}, "
                  f"taken {human_date(photo.taken)}")
-    small, large = (escape(paths.permalink(photo, height=height))
+    small, large = (escape(paths.permalink(photo, listing.sol, height=height))
                     for height in (THUMBNAIL_HEIGHT, 2 * THUMBNAIL_HEIGHT))
     # A file people set as their wallpaper: JPEG, which every desktop takes, not WebP.
-    download = escape(paths.permalink(photo, preset="1080p", format="jpeg", download=1))
+    download = escape(paths.permalink(photo, listing.sol, preset="1080p", format="jpeg",
+                                      download=1))
     return f"""<li class="photo">
 <img src="{small}" srcset="{small} 1x, {large} 2x" alt="{alt}" loading="lazy">
 <div class="meta">

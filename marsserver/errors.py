@@ -10,7 +10,9 @@ from typing import ClassVar
 
 
 class ServiceError(Exception):
-    """Base class: `detail` is the human sentence sent to the client."""
+    """Base class: `detail` is the human sentence sent to the client; `cause` what the
+    operator's log says instead (hosts, exception classes), never sent to a client: a page
+    that says "ClientConnectorDNSError" tells a person nothing and an outsider too much."""
 
     status: ClassVar[int] = 500
     code: ClassVar[str] = "internal_error"
@@ -18,9 +20,10 @@ class ServiceError(Exception):
     #: outage costs the upstream one call rather than one per request.
     remembered: ClassVar[bool] = False
 
-    def __init__(self, detail: str) -> None:
+    def __init__(self, detail: str, *, cause: str | None = None) -> None:
         super().__init__(detail)
         self.detail = detail
+        self.cause = cause or detail
         #: When a replayed failure stops being remembered (wall-clock seconds): a failure
         #: derived from this one (a wallpaper whose source failed) must expire with it.
         self.until: float | None = None
@@ -63,8 +66,9 @@ class Unavailable(ServiceError):
     code = "unavailable"
     remembered = True
 
-    def __init__(self, detail: str, retry_after: int | None = None) -> None:
-        super().__init__(detail)
+    def __init__(self, detail: str, retry_after: int | None = None, *,
+                 cause: str | None = None) -> None:
+        super().__init__(detail, cause=cause)
         self.retry_after = retry_after
 
 

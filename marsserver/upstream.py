@@ -9,7 +9,10 @@ Sources call `get_json` for their feeds and `get_image` for the links those feed
   is upgraded to https, redirects are followed by hand (at most `MAX_REDIRECTS`, each hop
   checked again), downloads stop at `max_bytes`, and `PublicResolver` refuses names that
   resolve to loopback, private or link-local addresses unless the operator named them.
-Transport failures become the service's own errors here; no aiohttp exception leaves.
+Transport failures become the service's own errors here; no aiohttp exception leaves. Each
+says what happened in words a person reads (could not resolve, could not connect, timed out,
+a server error) and names neither a host, which may be an internal one, nor an exception
+class: those go to the log, once per failed request (`ServiceError.cause`).
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ NASA_DOMAIN = "nasa.gov"
 RATE_LIMIT_REST = 60
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _CHUNK = 64 * 1024
+#: What failed, as a client is told: by the kind of request, never by host.
+WHAT = {"list": "the photo feed", "image": "the image server"}
 
 
 class _Retryable(Exception):
@@ -65,21 +70,29 @@ class Upstream:
 
     async def get_json(self, url: str, params: Mapping[str, str]) -> object:
         """GET a JSON document; anything but a 200 with valid JSON is a `ServiceError`."""
-        body, _ = await self._get(URL(url).update_query(params), "list")
         try:
-            return json.loads(body)
-        except (ValueError, RecursionError):  # RecursionError: b"[" * 10**6
-            raise BadUpstream(f"{URL(url).host} did not answer JSON") from None
+            body, _ = await self._get(URL(url).update_query(params), "list")
+            try:
+                return json.loads(body)
+            except (ValueError, RecursionError):  # RecursionError: b"[" * 10**6
+                raise BadUpstream(f"{WHAT['list']} did not answer with JSON",
+                                  cause=f"{URL(url).host} did not answer JSON") from None
+        except ServiceError as error:
+            raise _logged("list", error) from None
 
     async def get_image(self, url: str) -> bytes:
         """GET an image from an allow-listed host, following redirects only within the list."""
-        target = self._allowed(url)
-        for _ in range(MAX_REDIRECTS + 1):
-            body, location = await self._get(target, "image", redirects=True)
-            if location is None:
-                return body
-            target = self._allowed(str(target.join(location)))
-        raise BadUpstream(f"more than {MAX_REDIRECTS} redirects fetching {url}")
+        try:
+            target = self._allowed(url)
+            for _ in range(MAX_REDIRECTS + 1):
+                body, location = await self._get(target, "image", redirects=True)
+                if location is None:
+                    return body
+                target = self._allowed(str(target.join(location)))
+            raise BadUpstream(f"{WHAT['image']} redirected more than {MAX_REDIRECTS} times",
+                              cause=f"more than {MAX_REDIRECTS} redirects fetching {url!r}")
+        except ServiceError as error:
+            raise _logged("image", error) from None
 
     def _allowed(self, link: str) -> URL:
         try:
@@ -87,27 +100,30 @@ class Upstream:
             host = (url.host or "").lower().rstrip(".")
             port = url.port
         except (ValueError, UnicodeError):
-            raise BadUpstream("image link is not a valid URL") from None
+            raise BadUpstream("the photo's image link is not a valid URL",
+                              cause=f"image link {link[:200]!r} is not a valid URL") from None
         if url.scheme == "http" and (host == NASA_DOMAIN or host.endswith("." + NASA_DOMAIN)):
             url, port = url.with_scheme("https").with_port(None), 443
         if url.scheme not in ("http", "https") or url.user is not None or not (
             host in self._image_hosts or f"{host}:{port}" in self._image_hosts
         ):
-            raise BadUpstream(f"image link outside the allowed hosts: {url.scheme}://{host}")
+            raise BadUpstream("the photo's image link points outside the allowed hosts",
+                              cause="image link outside the allowed hosts: "
+                                    f"{f'{url.scheme}://{host}'!r}")
         return url
 
     async def _get(self, url: URL, kind: str, *, redirects: bool = False,
                    ) -> tuple[bytes, URL | None]:
         """GET with retries: the body, or with `redirects` the Location of a 3xx answer."""
         for attempt in range(self._retries + 1):
-            self._check_rest(url)
+            self._check_rest(url, kind)
             try:
                 return await self._attempt(url, kind, redirects)
             except _Retryable as failure:
                 if attempt == self._retries:
                     raise failure.error from None
                 delay = self._backoff * 2**attempt * random.uniform(0.5, 1.5)
-                log.info("retrying %s in %.2fs: %s", url.host, delay, failure.error.detail)
+                log.info("retrying %s in %.2fs: %s", url.host, delay, failure.error.cause)
                 await asyncio.sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -118,24 +134,28 @@ class Upstream:
                 status = str(response.status)
                 if redirects and response.status in _REDIRECTS:
                     if not response.headers.get("Location"):
-                        raise BadUpstream(f"{url.host} redirected nowhere")
+                        raise BadUpstream(f"{WHAT[kind]} redirected nowhere",
+                                          cause=f"{url.host} redirected nowhere")
                     return b"", URL(response.headers["Location"])
-                self._check_status(url, response)
-                return await _read_limited(url, response, self._max_bytes), None
+                self._check_status(url, kind, response)
+                return await _read_limited(url, kind, response, self._max_bytes), None
         except TimeoutError:
             status = "timeout"
-            raise UpstreamTimeout(f"{url.host} did not answer in time") from None
+            raise UpstreamTimeout(f"{WHAT[kind]} did not answer in time",
+                                  cause=f"{url.host} did not answer in time") from None
         except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as error:
-            raise _Retryable(BadUpstream(f"{url.host} failed: {type(error).__name__}")) from None
+            raise _Retryable(_failed(url, kind, error)) from None
         except (aiohttp.ClientError, ValueError) as error:
-            raise BadUpstream(f"{url.host} failed: {type(error).__name__}") from None
+            raise _failed(url, kind, error) from None
         finally:
             self._requests.labels(self._source, kind, status).inc()
 
-    def _check_rest(self, url: URL) -> None:
+    def _check_rest(self, url: URL, kind: str) -> None:
         wait = self._resting.get(url.host or "", 0.0) - time.monotonic()
         if wait > 0:
-            raise Unavailable(f"{url.host} asked us to slow down", retry_after=int(wait) + 1)
+            raise Unavailable(f"{WHAT[kind]} asked this service to slow down",
+                              retry_after=int(wait) + 1,
+                              cause=f"{url.host} asked us to slow down")
 
     def _rest(self, url: URL, response: aiohttp.ClientResponse) -> int:
         retry = response.headers.get("Retry-After", "")
@@ -145,27 +165,64 @@ class Upstream:
         log.warning("%s is rate limiting us: resting it for %d s", url.host, seconds)
         return seconds
 
-    def _check_status(self, url: URL, response: aiohttp.ClientResponse) -> None:
-        if response.status == 429:
+    def _check_status(self, url: URL, kind: str, response: aiohttp.ClientResponse) -> None:
+        status, cause = response.status, f"{url.host} answered HTTP {response.status}"
+        if status == 429:
             seconds = self._rest(url, response)
-            raise Unavailable(f"{url.host} is rate limiting us", retry_after=seconds)
+            raise Unavailable(f"{WHAT[kind]} is rate limiting this service",
+                              retry_after=seconds, cause=f"{url.host} is rate limiting us")
         if response.headers.get("X-RateLimit-Remaining") == "0":
             self._rest(url, response)  # this answer is good; the next one would be a 429
-        if response.status >= 500:
-            raise _Retryable(BadUpstream(f"{url.host} answered HTTP {response.status}"))
-        if response.status != 200:
-            raise BadUpstream(f"{url.host} answered HTTP {response.status}")
+        if status >= 500:
+            raise _Retryable(BadUpstream(
+                f"{WHAT[kind]} answered with a server error (HTTP {status})", cause=cause))
+        if 400 <= status < 500:
+            raise BadUpstream(f"{WHAT[kind]} refused the request (HTTP {status})", cause=cause)
+        if status != 200:
+            raise BadUpstream(f"{WHAT[kind]} answered HTTP {status}, not what was asked for",
+                              cause=cause)
 
 
-async def _read_limited(url: URL, response: aiohttp.ClientResponse, limit: int) -> bytes:
+def _failed(url: URL, kind: str, error: Exception) -> BadUpstream:
+    """A transport failure in words (DNS, connecting, TLS, a connection lost, a garbled
+    answer); the exception itself goes to the log."""
+    what = WHAT[kind]
+    if isinstance(error, aiohttp.ClientConnectorDNSError):
+        words = f"could not resolve the address of {what}"
+    elif isinstance(error, aiohttp.ClientSSLError):
+        words = f"could not connect securely to {what} (TLS failed)"
+    elif isinstance(error, aiohttp.ClientConnectorError):
+        words = f"could not connect to {what}"
+    elif isinstance(error, aiohttp.ClientConnectionError):
+        words = f"the connection to {what} was lost"
+    elif isinstance(error, aiohttp.ClientPayloadError):
+        words = f"{what} sent a broken answer"
+    else:
+        words = f"the request to {what} failed"
+    return BadUpstream(words, cause=f"{url.host}: {type(error).__name__}: {error}")
+
+
+def _logged(kind: str, error: ServiceError) -> ServiceError:
+    """`error`, its technical cause logged: the client reads a sentence, the operator this."""
+    log.info("%s failed: %s", WHAT[kind], error.cause)
+    return error
+
+
+async def _read_limited(url: URL, kind: str, response: aiohttp.ClientResponse,
+                        limit: int) -> bytes:
     if (response.content_length or 0) > limit:
-        raise BadUpstream(f"{url.host} sent more than {limit} bytes")
+        raise _too_large(url, kind, limit)
     body = bytearray()
     async for chunk in response.content.iter_chunked(_CHUNK):
         body += chunk
         if len(body) > limit:
-            raise BadUpstream(f"{url.host} sent more than {limit} bytes")
+            raise _too_large(url, kind, limit)
     return bytes(body)
+
+
+def _too_large(url: URL, kind: str, limit: int) -> BadUpstream:
+    return BadUpstream(f"{WHAT[kind]} sent more than {limit} bytes",
+                       cause=f"{url.host} sent more than {limit} bytes")
 
 
 class PublicResolver(AbstractResolver):

@@ -4,7 +4,12 @@ running the default source); API clients, and clients that send no Accept, get J
 
 from __future__ import annotations
 
+import logging
+import re
+
+import aiohttp
 import pytest
+from aiohttp.client_reqrep import ConnectionKey
 from pytest_aiohttp import AiohttpClient
 
 from marsserver import Settings, create_app
@@ -42,9 +47,10 @@ async def test_the_offline_hint_is_only_for_the_default_source(aiohttp_client: A
 
 
 @pytest.mark.parametrize(("error", "status", "advice"), [
-    (Unavailable("mars.nasa.gov asked us to slow down", retry_after=30), 503,
+    (Unavailable("the photo feed asked this service to slow down", retry_after=30), 503,
      "Try again in 30 seconds."),
-    (BadUpstream("mars.nasa.gov answered HTTP 503"), 502, "No earlier photos are cached yet"),
+    (BadUpstream("the photo feed answered with a server error (HTTP 503)"), 502,
+     "No earlier photos are cached yet"),
 ])
 async def test_a_browser_gets_an_html_error_page_with_advice(app_for, error, status, advice):
     client = await app_for(Down(error))
@@ -64,7 +70,7 @@ async def test_an_error_page_points_at_the_gallery_while_the_newest_photos_are_c
 
 
 @pytest.mark.parametrize(("error", "status"), [
-    (BadUpstream("mars.nasa.gov answered HTTP 503"), 502),
+    (BadUpstream("the photo feed answered with a server error (HTTP 503)"), 502),
     (RuntimeError("a bug"), 500),
 ])
 async def test_nasa_failing_suggests_the_demo_source_to_those_running_msl(
@@ -90,8 +96,30 @@ async def test_an_error_for_a_client_ranking_json_above_html_is_json(demo_client
 
 
 async def test_an_error_page_keeps_retry_after(app_for):
-    client = await app_for(Down(Unavailable("mars.nasa.gov asked us to slow down",
+    client = await app_for(Down(Unavailable("the photo feed asked this service to slow down",
                                             retry_after=30)))
     response = await client.get("/", headers=HTML)
     assert (response.status, response.content_type) == (503, "text/html")
     assert response.headers["Retry-After"] == "30"
+
+
+async def test_nasa_unreachable_is_said_in_words_the_cause_goes_to_the_log(
+        aiohttp_client: AiohttpClient, mock_nasa, caplog):
+    """Not "Mars.nasa.gov failed: ClientConnectorDNSError": what happened, for a person."""
+    key = ConnectionKey("mars.nasa.gov", 443, True, True, None, None, None)
+    unresolved = aiohttp.ClientConnectorDNSError(key, OSError(-2, "Name or service not known"))
+    mock_nasa.get(re.compile(r"https://mars\.nasa\.gov/.*"), exception=unresolved, repeat=True)
+    client = await aiohttp_client(create_app(Settings(source="msl", retries=0, error_ttl=0)))
+    sentence = "could not resolve the address of the photo feed"
+    with caplog.at_level(logging.INFO, logger="marsserver"):
+        page = await client.get("/", headers=BROWSER)
+        api = await client.get("/api/photos")
+    text = await page.text()
+    assert (page.status, api.status) == (502, 502)
+    assert f"<p>{sentence[0].upper()}{sentence[1:]}.</p>" in text
+    assert await api.json() == {"error": "bad_upstream", "detail": sentence}
+    for shown in (text, await api.text()):
+        assert "ClientConnector" not in shown
+        assert "mars.nasa.gov" not in shown.lower()
+    assert any("mars.nasa.gov: ClientConnectorDNSError" in record.getMessage()
+               for record in caplog.records)

@@ -85,11 +85,16 @@ async def test_a_sol_beyond_the_newest_is_a_404_and_a_malformed_one_a_400(aiohtt
     assert (await client.get("/api/photos?camera=nav%20left")).status == 400
 
 
-async def test_a_camera_with_no_photos_that_sol_is_a_404_that_says_so(aiohttp_client):
+async def test_a_camera_with_no_photos_is_a_404_naming_the_cameras_the_sol_has(aiohttp_client):
     client = await aiohttp_client(create_app(Settings(source="demo")))
     response = await client.get("/api/photos?sol=3990&camera=MCZ_LEFT")
-    assert response.status == 404
-    assert "MCZ_LEFT" in (await response.json())["detail"]
+    assert (response.status, (await response.json())["detail"]) == (
+        404, "the demo has no photos of sol 3990 from MCZ_LEFT; that sol has photos from "
+             "DEMO_FHAZ, DEMO_MAST, DEMO_NAV_LEFT")
+    newest = await client.get("/api/photos?camera=nav")
+    assert (newest.status, (await newest.json())["detail"]) == (
+        404, "the demo has no photos from NAV; the newest sol, 4000, has photos from "
+             "DEMO_FHAZ, DEMO_MAST, DEMO_NAV_LEFT, DEMO_NAV_RIGHT")
 
 
 async def test_old_sols_are_cached_and_offered_to_caches_for_longer(aiohttp_client, clock):

@@ -87,7 +87,7 @@ async def test_redirects_to_other_hosts_are_refused(upstream, mock_nasa):
 
 async def test_redirect_chains_are_bounded(upstream, mock_nasa):
     mock_nasa.get(IMAGE, status=302, headers={"Location": IMAGE}, repeat=True)
-    with pytest.raises(BadUpstream, match="more than 3 redirects"):
+    with pytest.raises(BadUpstream, match="redirected more than 3 times"):
         await upstream.get_image(IMAGE)
     assert len(next(iter(mock_nasa.requests.values()))) == 4
 
@@ -239,7 +239,7 @@ async def test_deeply_nested_json_is_a_bad_upstream(mock_nasa):
     mock_nasa.get(FEED, body=b"[" * 5000)
     async with aiohttp.ClientSession() as session:
         upstream = Upstream(session, ("mars.nasa.gov",), max_bytes=10_000, retries=0)
-        with pytest.raises(BadUpstream, match="did not answer JSON"):
+        with pytest.raises(BadUpstream, match="did not answer with JSON"):
             await upstream.get_json(FEED, {})
 
 
@@ -291,19 +291,26 @@ async def test_other_schemes_and_credentials_are_refused_even_on_an_allowed_host
     assert mock_nasa.requests == {}
 
 
-@pytest.mark.parametrize(("link", "shown"), [("file:///etc/passwd", "file://"),
-                                             ("demo:4000/1", "demo://")])
-async def test_a_link_without_a_host_is_refused_naming_no_host(upstream, mock_nasa, link, shown):
-    with pytest.raises(BadUpstream) as raised:
+@pytest.mark.parametrize(("link", "shown"), [
+    ("file:///etc/passwd", "'file://'"), ("demo:4000/1", "'demo://'"),
+    ("http://169.254.169.254/latest/meta-data", "'http://169.254.169.254'")])
+async def test_a_link_outside_the_allowed_hosts_is_refused_naming_no_host(
+        upstream, mock_nasa, link, shown, caplog):
+    """The client reads a sentence; the link (perhaps to an internal host) is for the log."""
+    with caplog.at_level(logging.INFO, logger="marsserver.upstream"), \
+            pytest.raises(BadUpstream) as raised:
         await upstream.get_image(link)
-    assert raised.value.detail == f"image link outside the allowed hosts: {shown}"
+    assert raised.value.detail == "the photo's image link points outside the allowed hosts"
     assert mock_nasa.requests == {}
+    assert [r.getMessage() for r in caplog.records] == [
+        f"the image server failed: image link outside the allowed hosts: {shown}"]
 
 
 async def test_a_malformed_link_says_so(upstream, mock_nasa):
     with pytest.raises(BadUpstream) as raised:
         await upstream.get_image("http://[::1")
-    assert raised.value.detail == "image link is not a valid URL"
+    assert raised.value.detail == "the photo's image link is not a valid URL"
+    assert raised.value.cause == "image link 'http://[::1' is not a valid URL"
 
 
 async def test_an_upgraded_nasa_link_counts_as_port_443(session, mock_nasa):
@@ -316,7 +323,7 @@ async def test_a_feed_that_redirects_is_a_bad_upstream_naming_the_status(upstrea
     mock_nasa.get(FEED, status=302, headers={"Location": FEED + "elsewhere"})
     with pytest.raises(BadUpstream) as raised:
         await upstream.get_json(FEED, {})
-    assert raised.value.detail == "mars.nasa.gov answered HTTP 302"
+    assert raised.value.detail == "the photo feed answered HTTP 302, not what was asked for"
 
 
 @pytest.fixture
@@ -346,25 +353,56 @@ async def test_retries_back_off_exponentially_with_jitter_and_say_so(
     assert delays == pytest.approx(expected)
     assert [r.getMessage() for r in caplog.records] == [
         f"retrying mars.nasa.gov in {delay:.2f}s: mars.nasa.gov answered HTTP 503"
-        for delay in expected]
+        for delay in expected] + ["the photo feed failed: mars.nasa.gov answered HTTP 503"]
 
 
-@pytest.mark.parametrize(("kwargs", "status", "detail"), [
-    ({"exception": aiohttp.ClientConnectionError()}, "error",
-     "mars.nasa.gov failed: ClientConnectionError"),
-    ({"exception": ValueError("odd")}, "error", "mars.nasa.gov failed: ValueError"),
-    ({"exception": TimeoutError()}, "timeout", "mars.nasa.gov did not answer in time"),
-    ({"status": 503}, "503", "mars.nasa.gov answered HTTP 503"),
+def _connector(kind: type[aiohttp.ClientConnectorError], error: OSError) -> Exception:
+    key = aiohttp.client_reqrep.ConnectionKey("mars.nasa.gov", 443, True, True, None, None,
+                                               None)
+    return kind(key, error)
+
+
+DNS = _connector(aiohttp.ClientConnectorDNSError, socket.gaierror(-2, "Name or service not known"))
+REFUSED = _connector(aiohttp.ClientConnectorError, ConnectionRefusedError(111, "refused"))
+TLS = _connector(aiohttp.ClientConnectorCertificateError, ValueError("bad certificate"))
+
+
+@pytest.mark.parametrize(("kwargs", "status", "detail", "cause"), [
+    ({"exception": DNS}, "error", "could not resolve the address of the photo feed",
+     "ClientConnectorDNSError"),
+    ({"exception": REFUSED}, "error", "could not connect to the photo feed",
+     "ClientConnectorError"),
+    ({"exception": TLS}, "error", "could not connect securely to the photo feed (TLS failed)",
+     "ClientConnectorCertificateError"),
+    ({"exception": aiohttp.ServerDisconnectedError()}, "error",
+     "the connection to the photo feed was lost", "ServerDisconnectedError"),
+    ({"exception": aiohttp.ClientPayloadError("cut")}, "error",
+     "the photo feed sent a broken answer", "ClientPayloadError: cut"),
+    ({"exception": ValueError("odd")}, "error", "the request to the photo feed failed",
+     "ValueError: odd"),
+    ({"exception": TimeoutError()}, "timeout", "the photo feed did not answer in time",
+     "mars.nasa.gov did not answer in time"),
+    ({"status": 503}, "503", "the photo feed answered with a server error (HTTP 503)",
+     "mars.nasa.gov answered HTTP 503"),
+    ({"status": 404}, "404", "the photo feed refused the request (HTTP 404)",
+     "mars.nasa.gov answered HTTP 404"),
 ])
-async def test_every_failed_request_is_counted_by_outcome_and_explained(
-        session, mock_nasa, kwargs, status, detail):
+async def test_every_failed_request_is_counted_and_explained_in_words_the_cause_logged(
+        session, mock_nasa, kwargs, status, detail, cause, caplog):
+    """A client reads what happened, never an exception class or a host; the log has both."""
     metrics = Metrics()
     upstream = Upstream(session, ("mars.nasa.gov",), max_bytes=1000, retries=0,
                         metrics=metrics, source="msl")
     mock_nasa.get(FEED, **kwargs)
-    with pytest.raises(ServiceError) as raised:
+    with caplog.at_level(logging.INFO, logger="marsserver.upstream"), \
+            pytest.raises(ServiceError) as raised:
         await upstream.get_json(FEED, {})
     assert raised.value.detail == detail
+    assert "mars.nasa.gov" not in detail
+    assert cause in raised.value.cause
+    assert "mars.nasa.gov" in raised.value.cause
+    assert [r.getMessage() for r in caplog.records] == [
+        f"the photo feed failed: {raised.value.cause}"]
     assert metrics.registry.get_sample_value(
         "marsserver_upstream_requests_total",
         {"source": "msl", "kind": "list", "status": status}) == 1
@@ -380,14 +418,14 @@ async def test_a_rested_host_is_called_again_exactly_when_its_rest_is_over(
             pytest.raises(Unavailable) as limited:
         await upstream.get_json(FEED, {})
     assert (limited.value.detail, limited.value.retry_after) == (
-        "mars.nasa.gov is rate limiting us", 10)
+        "the photo feed is rate limiting this service", 10)
     assert [r.getMessage() for r in caplog.records] == [
         "mars.nasa.gov is rate limiting us: resting it for 10 s"]
     clock.now = 9.5
     with pytest.raises(Unavailable) as resting:
         await upstream.get_json(FEED, {})
     assert (resting.value.detail, resting.value.retry_after) == (
-        "mars.nasa.gov asked us to slow down", 1)
+        "the photo feed asked this service to slow down", 1)
     clock.now = 10.0
     assert await upstream.get_json(FEED, {}) == {"ok": True}
     assert sum(map(len, mock_nasa.requests.values())) == 2
@@ -411,7 +449,7 @@ async def test_a_declared_length_over_the_limit_is_refused_before_reading(upstre
     mock_nasa.get(IMAGE, body=bytes(10), headers={"Content-Length": "1001"})
     with pytest.raises(BadUpstream) as raised:
         await upstream.get_image(IMAGE)
-    assert raised.value.detail == "mars.nasa.gov sent more than 1000 bytes"
+    assert raised.value.detail == "the image server sent more than 1000 bytes"
 
 
 class RecordingResolver(AbstractResolver):

@@ -275,13 +275,30 @@ class Pipeline:
 
     async def _fetch(self, query: Query, newest: int | None) -> CachedListing:
         # `latest()` for the newest: a source written before sols and cameras still serves it.
-        listing = await (self._latest() if query == LATEST else self.source.photos(query))
+        try:
+            listing = await (self._latest() if query == LATEST else self.source.photos(query))
+        except NotFound as error:
+            if not query.cameras:
+                raise
+            raise await self._naming_cameras(error, query) from None
         for reason, count in listing.dropped.items():
             self.metrics.dropped(self.source.name, reason).inc(count)
         # Each photo's permalink keeps answering for as long as its wallpapers are kept.
         await self.cache.set_many({PHOTO + photo.id: KnownPhoto(photo, listing.rover, listing.sol)
                                    for photo in listing.photos}, ttl=self._settings.image_ttl)
         return self._make_listing(listing, query, self._fresh_for(query, newest), time.time())
+
+    async def _naming_cameras(self, error: NotFound, query: Query) -> NotFound:
+        """`error` (no photos from the cameras asked for) naming the cameras the sol does
+        have, from its list without a filter (one more list at most, cached and coalesced
+        like any); `error` as it was if that list cannot be had."""
+        try:
+            whole, _ = await self.listing(Query(query.sol))
+        except ServiceError:
+            return error
+        cameras = ", ".join(sorted({photo.camera for photo in whole.listing.photos}))
+        sol = "that sol" if query.sol is not None else f"the newest sol, {whole.listing.sol},"
+        return NotFound(f"{error.detail}; {sol} has photos from {cameras}")
 
     async def _latest(self) -> Listing:
         """The newest list; one WARNING when the feed starts failing, one INFO when it is
@@ -293,7 +310,7 @@ class Pipeline:
                 self._feed_failing = True
                 log.warning("the %s feed is failing (%s): serving what is cached; the demo "
                             "source (--source demo) runs offline", self.source.name,
-                            error.detail)
+                            error.cause)
             raise
         if self._feed_failing:
             self._feed_failing = False

@@ -29,7 +29,8 @@ FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
 PHOTOS_OF_THE_NEWEST_DEMO_SOL = 5
 MAX_GAP_UNDER_HEADER = 48  # px from the header's last line to the first card
 PHONE = {"width": 390, "height": 844}
-PERMALINK = re.compile(r"/photos/demo-4000-\d/wallpaper\?")
+PERMALINK = re.compile(r"/photos/demo-4000-\d/wallpaper\?sol=4000&")
+FILTERED = "?sol=3998&camera=DEMO_FHAZ"  # sol 3998 has three cameras; sols 3997 and 3999 too
 
 
 @pytest.fixture
@@ -132,3 +133,45 @@ async def test_on_a_phone_thumbnails_are_sharp_and_nothing_scrolls_sideways(brow
                                "document.images[0].naturalHeight]")
     assert tuple(size) == README_PRESETS["phone"]
     assert PERMALINK.search(page.url)
+
+
+async def camera_chips(page: Page) -> list[dict[str, object]]:
+    """Each camera chip: its text, whether it is the current filter, where it sits, and
+    whether its text fits inside it."""
+    return await page.eval_on_selector_all("nav[aria-label=cameras] a", """all => all.map(a => {
+        const box = a.getBoundingClientRect();
+        return {text: a.innerText, current: a.hasAttribute("aria-current"), top: box.top,
+                left: box.left, right: box.right, fits: a.scrollWidth <= a.clientWidth}})""")
+
+
+@pytest.mark.parametrize("device", [
+    {"viewport": {"width": 1280, "height": 900}},
+    {"viewport": PHONE, "device_scale_factor": 2, "is_mobile": True, "has_touch": True}],
+    ids=["desktop", "phone"])
+async def test_a_filtered_gallery_keeps_every_camera_and_leads_to_other_sols(browser,
+                                                                            gallery_url, device):
+    page = await open_gallery(browser, gallery_url + FILTERED, **device)
+    chips = await camera_chips(page)
+    assert [(c["text"], c["current"]) for c in chips] == [
+        ("all cameras", False), ("Front hazard camera (demo)", True),
+        ("Mast camera (demo)", False), ("Navigation camera, right (demo)", False)]
+    assert await page.get_by_role("note").count() == 1  # the demo notice
+    assert "Other sols open with all cameras" in await page.locator("header").inner_text()
+    for label in ("← sol 3997", "sol 3999 →"):
+        async with page.expect_navigation() as navigation:
+            await page.get_by_role("link", name=label).click()
+        response = await navigation.value
+        assert response is not None
+        assert response.status == 200, label
+        assert await page.locator("li.photo").count() > 0
+        await page.go_back()
+
+
+async def test_on_a_phone_the_camera_chips_wrap_and_no_name_is_cut(browser, gallery_url):
+    page = await open_gallery(browser, gallery_url, viewport=PHONE, device_scale_factor=2,
+                              is_mobile=True, has_touch=True)
+    chips = await camera_chips(page)
+    assert len(chips) == 5  # all cameras, and the newest sol's four
+    assert all(c["fits"] and c["left"] >= 0 and c["right"] <= PHONE["width"] for c in chips)
+    assert len({c["top"] for c in chips}) > 1  # more than one row: they wrap
+    assert await page.evaluate("document.scrollingElement.scrollWidth") <= PHONE["width"]

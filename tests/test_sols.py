@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import re
+from functools import partial
 from typing import ClassVar
 
 from marsserver import Settings, create_app
+from marsserver.core.entries import CachedListing, Codec
 from marsserver.core.pipeline import NEWEST_KEY
+from marsserver.http.views import Paths, cached_listing
 from marsserver.sources import Listing, Photo, Query
 
 from .helpers import Gated, RoverFeed, pipeline_of, until
@@ -65,7 +68,8 @@ async def test_sols_and_cameras_are_cache_entries_of_their_own(aiohttp_client):
     assert past["photos"][0]["wallpaper_url"] == (
         "/wallpaper?photo_number=0&sol=99&camera=MAST_LEFT")
     assert again.headers["X-Cache"] == "HIT"
-    assert source.queries == [Query(), Query(99, ("MAST_LEFT",))]
+    # sol 99 without a filter too, once: it says which cameras the sol has (the gallery's chips)
+    assert source.queries == [Query(), Query(99, ("MAST_LEFT",)), Query(99)]
 
     wallpaper = await client.get("/wallpaper?photo_number=0&sol=99&camera=MAST_LEFT&height=64")
     assert wallpaper.status == 200
@@ -163,3 +167,31 @@ async def test_a_cached_sol_answers_while_the_newest_list_cannot_be_had(app_for)
     await pipeline.cache.delete(NEWEST_KEY)  # the newest list left memory (LRU, restart)
     response = await client.get("/api/photos?sol=50", headers={"If-None-Match": '"x"'})
     assert response.status == 200
+
+
+async def test_a_filtered_gallery_keeps_every_camera_and_its_sol_links_lead_somewhere(
+        aiohttp_client):
+    """Filtered to the front hazard camera, "sol 3999" used to keep the filter and land on a
+    404 (that camera took nothing on sol 3999), and the other cameras' chips were gone."""
+    client = await aiohttp_client(create_app(Settings(source="demo")))
+    html = {"Accept": "text/html"}
+    page = await (await client.get("/?sol=3998&camera=DEMO_FHAZ", headers=html)).text()
+    chips = re.findall(r'<a href="/\?sol=3998(?:&amp;camera=(\w+))?"[^>]*?( aria-current=true)?>',
+                       page)
+    assert chips == [("", ""), ("DEMO_FHAZ", " aria-current=true"), ("DEMO_MAST", ""),
+                     ("DEMO_NAV_RIGHT", "")]
+    sols = re.findall(r'<a href="([^"]*)">(?:&larr; )?sol \d+', page)
+    assert sols == ["/?sol=3997", "/?sol=3999"]
+    assert "Other sols open with all cameras" in page
+    assert (await client.get("/?sol=3999&camera=DEMO_FHAZ", headers=html)).status == 404
+    for link in sols:
+        assert (await client.get(link, headers=html)).status == 200
+
+
+async def test_a_sols_cameras_survive_the_shared_cache():
+    listing = Listing("demo", "curiosity", 7, (), 9, sol_cameras=("MAST_LEFT", "NAV_LEFT_B"))
+    codec = Codec(partial(cached_listing, paths=Paths()))
+    made = cached_listing(listing, Query(7, ("NAV_LEFT_B",)), 60.0, 1.0, paths=Paths())
+    loaded = codec.load(codec.dump(made))
+    assert isinstance(loaded, CachedListing)
+    assert (loaded.listing, loaded.html) == (listing, made.html)

@@ -38,8 +38,18 @@ class Elements(HTMLParser):
         return [attrs for name, attrs in self.tags if name == tag]
 
 
-def gallery(*photos: Photo, source: str = "msl", query: Query = LATEST) -> bytes:
-    return gallery_html(Listing(source, "curiosity", 4500, photos, 4501), query, MOUNTED)
+def gallery(*photos: Photo, source: str = "msl", query: Query = LATEST,
+            sol_cameras: tuple[str, ...] = ()) -> bytes:
+    listing = Listing(source, "curiosity", 4500, photos, 4501, sol_cameras=sol_cameras)
+    return gallery_html(listing, query, MOUNTED)
+
+
+def navigation(html: bytes, label: str) -> list[tuple[str, str]]:
+    """The links of the `<nav aria-label=label>`: (href, what the link says)."""
+    nav = re.search(rf'<nav aria-label="{label}">(.*?)</nav>', html.decode(), re.S)
+    assert nav is not None
+    return [(href.replace("&amp;", "&"), text)
+            for href, text in re.findall(r'<a href="([^"]*)"[^>]*>(.*?)</a>', nav[1])]
 
 
 def cards(html: bytes) -> list[str]:
@@ -160,3 +170,31 @@ async def test_footer_links_answer_under_a_mount_prefix(aiohttp_client):
         assert len(links) == 3
         for link in links:
             assert (await client.get(link)).status == 200, link
+
+
+def test_a_filtered_page_lists_every_camera_of_the_sol_and_marks_the_filter():
+    html = gallery(NAV, query=Query(4500, ("NAV_LEFT_B",)),
+                   sol_cameras=("MAST_LEFT", "NAV_LEFT_B", "XYZ_CAM"))
+    assert navigation(html, "cameras") == [
+        ("/mars/?sol=4500", "all cameras"),
+        ("/mars/?sol=4500&camera=MAST_LEFT", "Mast Camera (Mastcam), left"),
+        ("/mars/?sol=4500&camera=NAV_LEFT_B", "Navigation Camera, left"),
+        ("/mars/?sol=4500&camera=XYZ_CAM", "XYZ_CAM")]
+    assert html.decode().count("aria-current=true") == 1
+    assert 'title="NAV_LEFT_B" aria-current=true>' in html.decode()
+
+
+def test_sol_links_drop_the_camera_filter_and_the_page_says_so():
+    filtered = gallery(NAV, query=Query(4500, ("NAV_LEFT_B",)))
+    assert navigation(filtered, "sols") == [("/mars/?sol=4499", "&larr; sol 4499"),
+                                            ("/mars/?sol=4501", "sol 4501 &rarr;")]
+    assert (b'<p class="hint">Other sols open with all cameras: not every camera takes photos '
+            b"every sol.</p>") in filtered
+    assert b'class="hint"' not in gallery(NAV, query=Query(4500))
+
+
+def test_on_a_phone_the_camera_chips_wrap_instead_of_scrolling_sideways():
+    css = style(gallery(NAV))
+    assert "nowrap" not in css
+    assert "overflow-x" not in css
+    assert re.search(r"(?m)^  nav \{[^}]*flex-wrap: wrap", css)

@@ -217,11 +217,15 @@ def _listing(data: dict[str, Any]) -> Listing:
     dropped = _field(data, "dropped", dict)
     if not all(isinstance(n, int) and not isinstance(n, bool) for n in dropped.values()):
         raise Unreadable("dropped counts are not integers")
+    sol_cameras = _field(data, "sol_cameras", list, optional=True) or []
+    if not all(isinstance(code, str) for code in sol_cameras):
+        raise Unreadable("sol_cameras are not strings")
     return Listing(
         source=_field(data, "source", str), rover=_field(data, "rover", str),
         sol=_field(data, "sol", int),
         photos=tuple(_photo(photo) for photo in _field(data, "photos", list)),
-        newest_sol=_field(data, "newest_sol", int, optional=True), dropped=dropped)
+        newest_sol=_field(data, "newest_sol", int, optional=True), dropped=dropped,
+        sol_cameras=tuple(sol_cameras))
 
 
 def _query(header: dict[str, Any]) -> Query:

@@ -33,6 +33,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
+from dataclasses import replace
 from functools import partial
 from typing import TYPE_CHECKING, TypeAlias, TypeVar
 
@@ -281,6 +282,9 @@ class Pipeline:
             if not query.cameras:
                 raise
             raise await self._naming_cameras(error, query) from None
+        if query.cameras:
+            whole = await self._unfiltered(listing.sol)
+            listing = replace(listing, sol_cameras=() if whole is None else whole.cameras)
         for reason, count in listing.dropped.items():
             self.metrics.dropped(self.source.name, reason).inc(count)
         # Each photo's permalink keeps answering for as long as its wallpapers are kept.
@@ -290,15 +294,24 @@ class Pipeline:
 
     async def _naming_cameras(self, error: NotFound, query: Query) -> NotFound:
         """`error` (no photos from the cameras asked for) naming the cameras the sol does
-        have, from its list without a filter (one more list at most, cached and coalesced
-        like any); `error` as it was if that list cannot be had."""
-        try:
-            whole, _ = await self.listing(Query(query.sol))
-        except ServiceError:
+        have; `error` as it was if they cannot be had."""
+        whole = await self._unfiltered(query.sol)
+        if whole is None:
             return error
-        cameras = ", ".join(sorted({photo.camera for photo in whole.listing.photos}))
-        sol = "that sol" if query.sol is not None else f"the newest sol, {whole.listing.sol},"
-        return NotFound(f"{error.detail}; {sol} has photos from {cameras}")
+        sol = "that sol" if query.sol is not None else f"the newest sol, {whole.sol},"
+        return NotFound(f"{error.detail}; {sol} has photos from {', '.join(whole.cameras)}")
+
+    async def _unfiltered(self, sol: int | None) -> Listing | None:
+        """The list of `sol` (None: the newest) without a camera filter, which says what
+        cameras took photos that sol: one more list at most, cached and coalesced like any
+        (the newest list when it is that sol's). None if it cannot be had."""
+        newest: CachedListing | None = self.cache.peek(NEWEST_KEY)
+        same = newest is not None and newest.listing.sol == sol
+        try:
+            whole, _ = await self.listing(LATEST if sol is None or same else Query(sol))
+        except ServiceError:
+            return None
+        return whole.listing
 
     async def _latest(self) -> Listing:
         """The newest list; one WARNING when the feed starts failing, one INFO when it is

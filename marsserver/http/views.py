@@ -73,7 +73,7 @@ def gallery_html(listing: Listing, query: Query, paths: Paths) -> bytes:
 {_sol_links(listing, query, paths)}
 </div>
 <p>{lede}, as wallpapers for any screen.</p>
-{_notice(listing)}{_camera_links(listing, query, paths)}"""
+{_sol_hint(query)}{_notice(listing)}{_camera_links(listing, query, paths)}"""
     cards = "\n".join(_card(photo, listing, paths) for photo in listing.photos)
     credits = tuple(dict.fromkeys(photo.credit for photo in listing.photos))
     footer = _footer(paths.index, credits, query_string(query))
@@ -97,23 +97,34 @@ def _notice(listing: Listing) -> str:
 
 
 def _sol_links(listing: Listing, query: Query, paths: Paths) -> str:
-    """Plain links to the sols on either side (no later sol than the newest one known)."""
+    """Plain links to the sols on either side (no later sol than the newest one known), with
+    every camera: a camera does not take photos every sol, and finding the nearest sol that
+    has some would cost a list per sol looked at (`_sol_hint` says so on the page)."""
     sols = []
     if listing.sol > 0:
         sols.append((listing.sol - 1, f"&larr; sol {listing.sol - 1}"))
     if listing.newest_sol is None or listing.sol < listing.newest_sol:
         sols.append((listing.sol + 1, f"sol {listing.sol + 1} &rarr;"))
-    links = [f'<a href="{escape(f"{paths.index}?{query_string(Query(sol, query.cameras))}")}">'
-             f"{label}</a>" for sol, label in sols]
+    links = [f'<a href="{escape(f"{paths.index}?{query_string(Query(sol))}")}">{label}</a>'
+             for sol, label in sols]
     return f'<nav aria-label="sols">{" ".join(links)}</nav>'
 
 
+def _sol_hint(query: Query) -> str:
+    """Why the sol links drop a camera filter, said where the filter is shown."""
+    if not query.cameras:
+        return ""
+    return ('<p class="hint">Other sols open with all cameras: not every camera takes '
+            "photos every sol.</p>\n")
+
+
 def _camera_links(listing: Listing, query: Query, paths: Paths) -> str:
-    """A filter for each camera in this sol, by its human name (the feed's code in `title`)."""
+    """A filter for each camera in this sol, by its human name (the feed's code in `title`):
+    all of the sol's cameras, the current filter marked, also when the page shows one."""
     here = Query(listing.sol)
     cameras = [f'<a href="{escape(paths.index)}?{escape(query_string(here))}"'
                f'{"" if query.cameras else " aria-current=true"}>all cameras</a>']
-    for code in sorted({photo.camera for photo in listing.photos}):
+    for code in listing.cameras:
         try:
             only = Query(listing.sol, (code,))
         except BadParameter:
@@ -233,6 +244,7 @@ STYLE = """
   main { flex: 1; }
   header { background: #251814; border-bottom: 1px solid #3d2a23; }
   header p { margin: .25rem 0 0; color: #dcc8bf; }
+  header .hint { font-size: .9rem; color: #b89c91; }
   a { color: #ffd27a; }
   a:focus-visible { outline: 3px solid #ffd27a; outline-offset: 2px; }
   .brand { font-size: .8rem; letter-spacing: .08em; text-transform: uppercase;
@@ -279,9 +291,6 @@ STYLE = """
   footer p { margin: .4rem 0 0; }
   @media (max-width: 40rem) {
     h1 { font-size: 1.5rem; }
-    header nav[aria-label=cameras] { flex-wrap: nowrap; overflow-x: auto; scrollbar-width: none;
-      mask-image: linear-gradient(to right, #000 85%, transparent); padding-right: 3.5rem; }
-    header nav a { white-space: nowrap; }
   }
 """
 

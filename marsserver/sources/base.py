@@ -106,6 +106,9 @@ class Listing:
     A query that finds no whole frame raises `NotFound` instead (a `BadUpstream` for
     `Query()`: the feed itself is unusable). `dropped` counts, by `REASONS` label, the items
     examined and not listed; whole frames of sols older than `sol` are not counted.
+    `sol_cameras` names every camera with whole frames that sol, those a camera filter left
+    out included, when known (the service fills it in for filtered lists); empty: only the
+    photos' own cameras are known.
     """
 
     source: str
@@ -114,6 +117,12 @@ class Listing:
     photos: tuple[Photo, ...]
     newest_sol: int | None = None
     dropped: Mapping[str, int] = field(default_factory=dict, hash=False)
+    sol_cameras: tuple[str, ...] = ()
+
+    @property
+    def cameras(self) -> tuple[str, ...]:
+        """Every camera known to have whole frames this sol, sorted."""
+        return tuple(sorted({*self.sol_cameras, *(photo.camera for photo in self.photos)}))
 
 
 class Source(Protocol):

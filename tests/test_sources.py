@@ -22,7 +22,15 @@ from marsserver import Settings, create_app
 from marsserver.errors import BadParameter, BadUpstream, NotFound
 from marsserver.sources import LATEST, REASONS, Query
 from marsserver.sources.base import MAX_PAGES, MAX_PAGES_BACK, Photo
-from marsserver.sources.demo import CAMERAS, NEWEST_SOL, DemoSource, render, sol_photos
+from marsserver.sources.cameras import PERSEVERANCE as PERSEVERANCE_NAMES
+from marsserver.sources.demo import (
+    CAMERAS,
+    NEWEST_SOL,
+    PERSEVERANCE,
+    DemoSource,
+    render,
+    sol_photos,
+)
 from marsserver.sources.m2020 import M2020Source
 from marsserver.sources.mars_photos import MarsPhotosSource
 from marsserver.sources.msl import PER_PAGE, MslSource
@@ -618,8 +626,50 @@ async def test_demo_source_refuses_photos_it_does_not_have(link):
         await DemoSource().image(link)
 
 
-async def test_demo_source_says_which_rover():
-    assert (await DemoSource("perseverance").latest()).rover == "perseverance"
+async def test_the_perseverance_demo_has_its_own_sols_and_cameras():
+    """Not the Curiosity demo under another name: both rovers can be tried offline."""
+    perseverance, curiosity = DemoSource("perseverance"), DemoSource("curiosity")
+    newest = await perseverance.latest()
+    assert (newest.rover, newest.sol, newest.newest_sol) == ("perseverance", 1000, 1000)
+    assert [p.camera for p in newest.photos] == [
+        "MCZ_LEFT", "NAVCAM_LEFT", "MCZ_RIGHT", "FRONT_HAZCAM_LEFT_A", "REAR_HAZCAM_RIGHT"]
+    assert {p.camera for p in newest.photos} <= set(PERSEVERANCE_NAMES)
+    assert newest.photos[0].id == "demo-perseverance-1000-0"
+    assert newest.photos[0].taken == "2023-12-12T12:00:00Z"
+    with pytest.raises(NotFound, match="sol 1001 is beyond the newest sol, 1000"):
+        await perseverance.photos(Query(1001))
+    mastcam = await perseverance.photos(Query(999, ("mcz_left", "mcz_right")))
+    assert {p.camera for p in mastcam.photos} == {"MCZ_LEFT", "MCZ_RIGHT"}
+    with pytest.raises(NotFound):
+        await perseverance.image("demo:4000/0")  # Curiosity's newest sol is not one of its
+    image = Image.open(io.BytesIO(await perseverance.image("demo:1000/0")))
+    assert (image.mode, image.size) == ("RGB", (1648, 1200))
+    assert await perseverance.image("demo:900/1") != await curiosity.image("demo:900/1")
+    assert (await curiosity.latest()).sol == 4000  # Curiosity's demo is as it was
+
+
+PERSEVERANCE_DIGEST = "09bafe4d7ed684fe7ebe947f664367cc0b73ec4b1e39eacfc20243f8ce82309a"
+
+
+def test_perseverance_demo_photos_are_the_same_pixels_in_every_version():
+    image = Image.open(io.BytesIO(render(1000, 3, PERSEVERANCE)))
+    assert (image.mode, image.size) == ("RGB", (1280, 960))
+    assert hashlib.sha256(image.tobytes()).hexdigest() == PERSEVERANCE_DIGEST
+
+
+async def test_the_perseverance_demo_serves_its_gallery_wallpapers_and_permalinks(
+        aiohttp_client):
+    client = await aiohttp_client(create_app(Settings(source="demo", rover="perseverance")))
+    listing = await (await client.get("/api/photos")).json()
+    assert (listing["rover"], listing["sol"], listing["photos"][0]["camera_name"]) == (
+        "perseverance", 1000, "Mastcam-Z, left")
+    page = await (await client.get("/", headers={"Accept": "text/html"})).text()
+    assert "Perseverance: sol 1000" in page
+    assert "Navigation Camera, left" in page
+    for url in ("/wallpaper?photo_number=1&height=100",
+                listing["photos"][4]["permalink"] + "&height=100",
+                "/api/photos?sol=3&camera=NAVCAM_LEFT"):
+        assert (await client.get(url)).status == 200, url
 
 
 async def test_the_demo_has_photos_of_sol_0_and_says_which_photo_it_lacks():

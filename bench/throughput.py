@@ -47,7 +47,10 @@ SET_URLS = [f"/wallpaper?photo_number={n % 3}&height={100 + n // 3 % 100}&qualit
 # wrk asks for each URL of the file named by its first script argument in turn.
 CYCLE = """
 local paths, i = {}, 0
-function init(args) for line in io.lines(args[1]) do paths[#paths + 1] = line end end
+function init(args)
+  for line in io.lines(args[1]) do paths[#paths + 1] = line end
+  wrk.headers["Accept"] = "*/*"
+end
 function request() i = i % #paths + 1 return wrk.format(nil, paths[i]) end
 """
 MODES = ("off", "on", "json")

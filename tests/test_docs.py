@@ -18,6 +18,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from yarl import URL
 
 from marsserver import Settings
 from marsserver.cli import (
@@ -271,10 +272,15 @@ def test_no_page_counts_the_tests():
         assert not re.search(r"\b\d[\d,]* (?:\w+ )?tests\b|\b\d+ passed\b", text), page
 
 
+def with_query(link: str, **parameters: object) -> str:
+    """`link` (which may have a query of its own, as permalinks do) with `parameters` added."""
+    return str(URL(link).update_query(parameters))
+
+
 async def test_only_permalinks_carry_last_modified_as_documented(demo_client):
     assert re.search(r"Last-Modified\*\*: permalinks only", doc("http-api.md"))
     listing = await (await demo_client.get("/api/photos")).json()
-    permalink = await demo_client.get(listing["photos"][0]["permalink"] + "?height=64")
+    permalink = await demo_client.get(with_query(listing["photos"][0]["permalink"], height=64))
     wallpaper = await demo_client.get("/wallpaper?photo_number=0&height=64")
     assert (permalink.status, wallpaper.status) == (200, 200)
     assert "Last-Modified" in permalink.headers
@@ -335,7 +341,8 @@ async def test_every_documented_route_answers_as_it_says(demo_client):
                            "/presets", "/healthz", "/metrics", "/openapi.json"}
     listing = await (await demo_client.get("/api/photos")).json()
     examples = {"/wallpaper": "/wallpaper?photo_number=0&height=64",
-                "/photos/{id}/wallpaper": listing["photos"][0]["permalink"] + "?height=64"}
+                "/photos/{id}/wallpaper": with_query(listing["photos"][0]["permalink"],
+                                                     height=64)}
     for path in routes:
         response = await demo_client.get(examples.get(path, path))
         assert response.status == 200, path

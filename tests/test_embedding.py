@@ -5,7 +5,10 @@ from __future__ import annotations
 import importlib.util
 import logging
 import warnings
+from html import escape
 from pathlib import Path
+
+from yarl import URL
 
 import marsserver
 from marsserver.http.app import SETTINGS
@@ -75,9 +78,10 @@ async def test_two_instances_under_two_prefixes_share_nothing_and_know_their_url
         html = await (await client.get(f"{prefix}/", headers={"Accept": "text/html"})).text()
         photo = listing["photos"][0]
         assert photo["permalink"].startswith(f"{prefix}/photos/")
-        assert f'src="{photo["permalink"]}?height=240"' in html
-        assert f'href="{photo["permalink"]}?preset=4k"' in html
-        assert (await client.get(photo["permalink"] + "?height=64")).status == 200
+        link = URL(photo["permalink"])
+        assert f'src="{escape(str(link.update_query(height=240)))}"' in html
+        assert f'href="{escape(str(link.update_query(preset="4k")))}"' in html
+        assert (await client.get(link.update_query(height=64))).status == 200
         contract = await (await client.get(f"{prefix}/openapi.json")).json()
         assert contract["servers"] == [{"url": prefix}]
 

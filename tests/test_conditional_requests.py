@@ -30,7 +30,7 @@ async def test_if_none_match_lists_may_omit_the_spaces(demo_client):
 
 async def test_a_permalink_is_cacheable_forever_and_answers_conditional_requests(demo_client):
     photo = (await (await demo_client.get("/api/photos")).json())["photos"][1]
-    url = photo["permalink"] + "?preset=720p&format=png"
+    url = photo["permalink"] + "&preset=720p&format=png"
     made = await demo_client.get(url)
     assert made.status == 200
     assert made.headers["Cache-Control"] == "public, max-age=31536000, immutable"
@@ -89,7 +89,7 @@ async def test_if_match_compares_strongly_so_a_weak_tag_never_matches(demo_clien
 
 async def test_if_unmodified_since_before_the_photo_is_a_412_and_errors_vary(demo_client):
     photo = (await (await demo_client.get("/api/photos")).json())["photos"][0]
-    url = photo["permalink"] + "?height=100"
+    url = photo["permalink"] + "&height=100"
     made = await demo_client.get(url)
     old = await demo_client.get(url, headers={"If-Unmodified-Since":
                                               "Mon, 01 Jan 1990 00:00:00 GMT"})

@@ -20,7 +20,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import wraps
 
 from aiohttp import hdrs, web
@@ -46,7 +46,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 MadeFrom = tuple[tuple[str, object], ...]  # cache key -> the entry an answer was made from
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Ready:
     body: bytes
     headers: CIMultiDict[str]
@@ -132,16 +132,14 @@ class ReadyAnswers:
             self._forget(next(iter(self._ready)))
 
     def _renewed(self, key: Key, ready: Ready, now: float) -> Ready:
-        """`ready` with the Cache-Control the full path would send at `now` (once a second)."""
+        """`ready` with the Cache-Control the full path would send at `now` (once a second).
+        Changed in place: every response sent copies the headers it is given."""
         header, until = ready.cache_control(now)
-        headers = ready.headers.copy()
-        grown = len(header) - len(headers.get(hdrs.CACHE_CONTROL, ""))
-        headers[hdrs.CACHE_CONTROL] = header
-        renewed = replace(ready, headers=headers, until=min(until, ready.due),
-                          size=ready.size + grown)
-        self._ready[key] = renewed
+        grown = len(header) - len(ready.headers.get(hdrs.CACHE_CONTROL, ""))
+        ready.headers[hdrs.CACHE_CONTROL] = header
+        ready.until, ready.size = min(until, ready.due), ready.size + grown
         self.nbytes += grown
-        return renewed
+        return ready
 
     def _entry_changed(self, entry_key: str) -> None:
         """The cache replaced or dropped `entry_key`: what was made from it is no longer exact."""

@@ -184,3 +184,19 @@ async def test_memory_calls_never_go_through_wait_for(monkeypatch):
     await cache.set("k", b"v", ttl=60)
     assert await cache.get("k") == b"v"
     assert waited == []
+
+
+async def test_a_failing_watcher_is_logged_and_the_entry_keeps_its_expiry(caplog):
+    """The watcher is called inside aiocache's own `set`: a failure there must not leave the
+    replaced entry without its TTL timer."""
+    cache = BoundedMemoryCache(10**6, 10)
+
+    def broken(key: str) -> None:
+        raise RuntimeError("broken watcher")
+
+    cache.watch(broken)
+    await cache.set("k", b"old", ttl=60)
+    await cache.set("k", b"new", ttl=60)
+    assert cache.peek("k") == b"new"
+    assert cache.expires_in("k") is not None
+    assert "the cache's watcher failed for k" in caplog.text

@@ -1,7 +1,8 @@
 """What the service tells caches in Cache-Control, Age and Date: a list's max-age counts down
 with what is left of its info_ttl, a wallpaper's with the shorter of that and image_ttl; a
 stale list says how old it is and offers only what is left of the stale window; documents
-are fresh for an hour. A stopped clock (`clock`) makes every value exact."""
+are fresh for an hour; health and metrics are never stored, and no answer
+says `public`. A stopped clock (`clock`) makes every value exact."""
 
 from __future__ import annotations
 
@@ -12,15 +13,15 @@ import pytest
 from marsserver import Settings, create_app
 from marsserver.errors import BadUpstream
 
-from .helpers import Clock, Gated
+from .helpers import DEMO_PERMALINK, Clock, Gated
 
 
 async def test_a_repeated_list_request_counts_max_age_down(demo_client, clock: Clock):
     first = await demo_client.get("/api/photos")
     clock.now += 1.5
     second = await demo_client.get("/api/photos")
-    assert [r.headers["Cache-Control"].split(",")[1] for r in (first, second)] == [
-        " max-age=300", " max-age=299"]
+    assert [r.headers["Cache-Control"].split(",")[0] for r in (first, second)] == [
+        "max-age=300", "max-age=299"]
 
 
 @pytest.mark.parametrize("path", ["/", "/api/photos"])
@@ -32,7 +33,7 @@ async def test_list_max_age_counts_down_and_stale_allowances_stay(aiohttp_client
     for elapsed in (0, 20, 59):
         clock.now = 1_700_000_000.0 + elapsed
         ages.append((await client.get(path)).headers["Cache-Control"])
-    assert ages == [f"public, max-age={n}, stale-while-revalidate=300, stale-if-error=300"
+    assert ages == [f"max-age={n}, stale-while-revalidate=300, stale-if-error=300"
                     for n in (60, 40, 1)]
 
 
@@ -50,11 +51,11 @@ async def test_wallpaper_max_age_is_what_is_left_and_counts_down(
     clock.now += 20
     later = await client.get("/wallpaper?height=200")
 
-    assert made.headers["Cache-Control"] == f"public, max-age={at_start}"
+    assert made.headers["Cache-Control"] == f"max-age={at_start}"
     # A position in a list has no date of its own: a cache could answer for another photo.
     assert "Last-Modified" not in made.headers
     assert (later.headers["X-Cache"], later.headers["Cache-Control"]) == (
-        "HIT", f"public, max-age={after_20_s}")
+        "HIT", f"max-age={after_20_s}")
 
 
 async def test_a_wallpaper_of_a_list_with_under_a_second_left_has_max_age_0(
@@ -63,7 +64,7 @@ async def test_a_wallpaper_of_a_list_with_under_a_second_left_has_max_age_0(
     await demo_client.get("/api/photos")
     clock.now = fetched + 299.5
     response = await demo_client.get("/wallpaper?height=100")
-    assert response.headers["Cache-Control"] == "public, max-age=0"
+    assert response.headers["Cache-Control"] == "max-age=0"
 
 
 async def test_no_stale_window_is_offered_when_the_operator_allows_none(client_for):
@@ -93,20 +94,20 @@ async def test_stale_answers_advertise_only_what_is_left_of_the_stale_window(app
     client = await app_for(source, info_ttl=300, max_stale=600, error_ttl=60)
     fresh = await client.get("/api/photos")
     assert fresh.headers["Cache-Control"] == (
-        "public, max-age=300, stale-while-revalidate=600, stale-if-error=600")
+        "max-age=300, stale-while-revalidate=600, stale-if-error=600")
     assert "Age" not in fresh.headers
 
     clock.now += 120
     later = await client.get("/api/photos")
     assert later.headers["Cache-Control"] == (
-        "public, max-age=180, stale-while-revalidate=600, stale-if-error=600")
+        "max-age=180, stale-while-revalidate=600, stale-if-error=600")
 
     source.fail["list"] = BadUpstream("NASA is down")
     clock.now += 730  # age 850
     stale_answer = await client.get("/api/photos")
     assert stale_answer.headers["X-Cache"] == "STALE"
     assert stale_answer.headers["Cache-Control"] == (
-        "public, max-age=1, stale-while-revalidate=49, stale-if-error=49")
+        "max-age=1, stale-while-revalidate=49, stale-if-error=49")
     assert stale_answer.headers["Age"] == "850"
     assert stale_answer.headers["Date"] == "Tue, 14 Nov 2023 22:13:20 GMT"  # fetched: now - Age
     assert "Warning" not in stale_answer.headers
@@ -115,4 +116,28 @@ async def test_stale_answers_advertise_only_what_is_left_of_the_stale_window(app
 @pytest.mark.parametrize("path", ["/presets", "/openapi.json"])
 async def test_documents_are_cacheable_for_an_hour(demo_client, path):
     response = await demo_client.get(path)
-    assert response.headers["Cache-Control"] == "public, max-age=3600"
+    assert response.headers["Cache-Control"] == "max-age=3600"
+
+
+@pytest.mark.parametrize("path", [
+    "/", "/api/photos", "/wallpaper?height=100", DEMO_PERMALINK, "/presets", "/openapi.json"])
+async def test_no_answer_says_public_as_all_are_cacheable_without_it(demo_client, path):
+    """`public` only matters for answers to requests with credentials, which this service
+    never asks for; REDbot flags it as unnecessary."""
+    response = await demo_client.get(path)
+    assert response.status == 200
+    assert "max-age=" in response.headers["Cache-Control"]
+    assert "public" not in response.headers["Cache-Control"]
+
+
+async def test_metrics_are_never_stored(demo_client):
+    """A scrape wants the counts of now, never a cache's copy of earlier ones."""
+    response = await demo_client.get("/metrics")
+    assert (response.status, response.headers["Cache-Control"]) == (200, "no-store")
+
+
+async def test_errors_carry_no_cache_control(demo_client):
+    for path in ("/nope", "/api/photos?sol=x", "/wallpaper?photo_number=9999"):
+        response = await demo_client.get(path)
+        assert response.status >= 400
+        assert "Cache-Control" not in response.headers, path

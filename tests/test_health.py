@@ -1,5 +1,5 @@
-"""`/healthz`: ok and idle; degraded while NASA fails (said once in the log, and once again
-when it answers) or while Redis cannot be reached."""
+"""`/healthz`: ok and idle, never stored; degraded while NASA fails (said once in the log,
+and once again when it answers) or while Redis cannot be reached."""
 
 from __future__ import annotations
 
@@ -19,6 +19,13 @@ async def test_healthz_is_ready_and_idle(demo_client):
     assert response.status == 200
     assert await response.json() == {"status": "ok", "upstream": "ok", "source": "demo",
                                      "in_flight": 0}
+
+
+async def test_health_is_never_stored(demo_client):
+    """A cache in front must not answer a health check for the instance: each check asks it."""
+    for method in ("GET", "HEAD"):
+        response = await demo_client.request(method, "/healthz")
+        assert (response.status, response.headers["Cache-Control"]) == (200, "no-store")
 
 
 async def test_health_says_degraded_while_the_upstream_fails(app_for):

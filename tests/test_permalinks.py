@@ -39,7 +39,7 @@ async def permalink_of_sol_3990(client: TestClient[web.Request, web.Application]
 async def test_a_permalink_is_immutable_and_varies_only_with_a_negotiated_format(demo_client):
     negotiated = await demo_client.get(DEMO_PERMALINK)
     assert negotiated.status == 200
-    assert negotiated.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+    assert negotiated.headers["Cache-Control"] == "max-age=31536000, immutable"
     assert negotiated.headers["Vary"] == "Accept"
     assert "Content-Disposition" not in negotiated.headers
     chosen = await demo_client.get(DEMO_PERMALINK + "&format=jpeg")
@@ -97,7 +97,7 @@ async def test_a_permalink_answers_after_a_restart_with_one_listing_of_its_sol(a
     after = await aiohttp_client(create_app(settings, source=source))
     answers = await asyncio.gather(*(after.get(permalink) for _ in range(10)))
     assert [(r.status, r.headers["Cache-Control"]) for r in answers] == [
-        (200, "public, max-age=31536000, immutable")] * 10
+        (200, "max-age=31536000, immutable")] * 10
     assert {await r.read() for r in answers} == {made}
     # the newest list (is sol 3990 past it?) and sol 3990's, each read once
     assert source.queries == [Query(), Query(3990)]

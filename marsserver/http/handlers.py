@@ -39,8 +39,10 @@ OPENAPI = web.AppKey("openapi", Rendition)
 Parsed = tuple[int, Spec, bool, bool, Query]  # number, spec, negotiated?, download, which list
 QUERIES = web.AppKey("queries", dict[tuple[str, str], Parsed])
 MAX_REMEMBERED_QUERIES = 4096
-IMMUTABLE = "public, max-age=31536000, immutable"
-DOCUMENT = "public, max-age=3600"  # /presets and /openapi.json change only with a new version
+# No `public`: these answers are cacheable anyway, and none answers a request with credentials.
+IMMUTABLE = "max-age=31536000, immutable"
+DOCUMENT = "max-age=3600"  # /presets and /openapi.json change only with a new version
+NO_STORE = {"Cache-Control": "no-store"}  # a moment's state: /healthz, /metrics
 PHOTO_ID = re.compile(PHOTO_ID_PATTERN)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -91,14 +93,14 @@ def _list_cache_control(fresh_until: float, max_stale: float, now: float) -> tup
     fresh = fresh_until - now
     max_age = max(1, math.ceil(fresh))
     stale = max(0, int(fresh + max_stale) - max_age)
-    return (f"public, max-age={max_age}, stale-while-revalidate={stale}, stale-if-error={stale}",
+    return (f"max-age={max_age}, stale-while-revalidate={stale}, stale-if-error={stale}",
             min(now + fresh % 1, now + (fresh + max_stale) % 1))
 
 
 def _wallpaper_cache_control(expires: float, now: float) -> tuple[str, float]:
     """max-age until `expires`, and until when the header stays this."""
     left = expires - now
-    return f"public, max-age={max(0, int(left))}", now + left % 1
+    return f"max-age={max(0, int(left))}", now + left % 1
 
 
 async def wallpaper(request: web.Request) -> web.Response:
@@ -182,21 +184,21 @@ async def openapi(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    """Prometheus text format."""
+    """Prometheus text format; never stored, as a scrape wants the counts of now."""
     body = request.app[PIPELINE].metrics.render()
-    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
+    return web.Response(body=body, headers={**NO_STORE, "Content-Type": CONTENT_TYPE})
 
 
 async def healthz(request: web.Request) -> web.Response:
     """Always 200 while the instance can serve what it has; `degraded` says it is missing
     something: the shared cache, or NASA (the last list fetch failed and no fresh list is
-    held)."""
+    held). Never stored: a cache in front must not answer a health check for the instance."""
     pipeline = request.app[PIPELINE]
     upstream = "failing" if pipeline.upstream_failing() else "ok"
     return web.json_response({
         "status": "degraded" if pipeline.degraded or upstream == "failing" else "ok",
         "upstream": upstream, "source": pipeline.source.name,
-        "in_flight": len(pipeline.in_flight())})
+        "in_flight": len(pipeline.in_flight())}, headers=NO_STORE)
 
 
 def _respond(request: web.Request, rendition: Rendition, served: Served,

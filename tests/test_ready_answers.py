@@ -118,12 +118,41 @@ async def test_an_evicted_wallpaper_is_not_answered_from_memory_kept_elsewhere(d
 
 
 async def test_routes_that_share_a_body_keep_their_own_headers(demo_client):
-    """`/` answering JSON varies on Accept; `/api/photos` does not, though the bytes agree."""
+    """`/` answering JSON varies on Accept; `/api/photos` does not, though the bytes agree
+    (both vary on Accept-Encoding: aiohttp's client takes gzip)."""
     for _ in range(2):
         index = await demo_client.get("/", headers={"Accept": "application/json"})
         api = await demo_client.get("/api/photos", headers={"Accept": "application/json"})
         assert await index.read() == await api.read()
-        assert (index.headers.get("Vary"), api.headers.get("Vary")) == ("Accept", None)
+        assert (index.headers.get("Vary"), api.headers.get("Vary")) == (
+            "Accept, Accept-Encoding", "Accept-Encoding")
+
+
+@pytest.mark.parametrize("path", ["/", "/api/photos"])
+async def test_a_gzipped_list_is_never_sent_again_to_a_client_without_gzip_nor_the_reverse(
+        demo_client, monkeypatch, path):
+    """A list's answer depends on Accept-Encoding: its ready answers are kept by that header
+    too, and each is sent again only for the same one."""
+    ready = spy_on_answers(demo_client, monkeypatch)
+    encodings = ("gzip", "gzip", "identity", "identity", "gzip", "", "identity", "gzip")
+    sent = []
+    for encoding in encodings:
+        response = await demo_client.get(path, headers={"Accept-Encoding": encoding})
+        sent.append(response.headers.get("Content-Encoding", "plain"))
+    assert sent == ["gzip", "gzip", "plain", "plain", "gzip", "plain", "plain", "gzip"]
+    assert [answer is not None for answer in ready] == [
+        False, True, False, True, True, False, True, True]
+
+
+async def test_a_ready_wallpaper_is_one_answer_whatever_the_client_decodes(demo_client,
+                                                                           monkeypatch):
+    """Images are never gzipped: Accept-Encoding is no part of a wallpaper's key."""
+    ready = spy_on_answers(demo_client, monkeypatch)
+    for encoding in ("gzip", "identity", "", "br"):
+        response = await demo_client.get(WALLPAPER, headers={"Accept-Encoding": encoding})
+        assert "Content-Encoding" not in response.headers
+        assert response.headers["Vary"] == "Accept"  # negotiated: the format, from Accept
+    assert [answer is not None for answer in ready] == [False, True, True, True]
 
 
 async def test_a_failing_look_for_a_ready_answer_is_logged_and_the_full_path_answers(
@@ -168,6 +197,21 @@ async def test_long_accept_headers_are_answered_but_never_remembered(demo_client
             assert response.status == 200
     assert [answer is not None for answer in ready] == [False, True, True, False, False, False]
     assert [accept for _, accept in demo_client.app[QUERIES]] == ["image/jpeg"]
+
+
+async def test_long_accept_encoding_headers_are_answered_but_never_remembered(demo_client,
+                                                                              monkeypatch):
+    """A list is kept by Accept-Encoding too, within the same bound as Accept."""
+    from marsserver.http.params import MAX_KEPT_ACCEPT
+
+    ready = spy_on_answers(demo_client, monkeypatch)
+    for encoding in ("gzip", "gzip, " + "x;q=0.1, " * (MAX_KEPT_ACCEPT // 9)):
+        for _ in range(3):
+            response = await demo_client.get("/api/photos",
+                                             headers={"Accept-Encoding": encoding})
+            assert response.headers["Content-Encoding"] == "gzip"
+    assert [answer is not None for answer in ready] == [False, True, True, False, False, False]
+    assert len(demo_client.app[READY_ANSWERS]) == 1
 
 
 @pytest.mark.parametrize("target", [

@@ -10,6 +10,7 @@ recomputed from the bytes, and anything that does not parse is a miss, not an er
 from __future__ import annotations
 
 import dataclasses
+import gzip
 import hashlib
 import json
 import re
@@ -27,6 +28,8 @@ from ..sources import Listing, Photo, Query
 MAGIC = b"marsserver/2\n"
 MEDIA_TYPES = frozenset({"image/jpeg", "image/webp", "image/png"})
 _HEADER_TEXT = re.compile(r"^[\x20-\x7e]{1,200}$")  # printable ASCII: safe in a header line
+# zlib's own default: nearly the size of the slowest level, in a fraction of its time.
+GZIP_LEVEL = 6
 
 
 class Unreadable(ValueError):
@@ -43,17 +46,28 @@ class Rendition:
     made_at: float
     last_modified: str | None = None  # an HTTP date
     filename: str | None = None
+    gzipped: Rendition | None = None  # the same, gzipped, with an ETag of its own
 
     @classmethod
     def of(cls, body: bytes, media_type: str, last_modified: str | None = None,
-           filename: str | None = None, made_at: float | None = None) -> Rendition:
+           filename: str | None = None, made_at: float | None = None,
+           compress: bool = False) -> Rendition:
+        """`compress` (text: HTML, JSON) also gzips the body, here, once: an answer sent many
+        times is not compressed again for each client that takes gzip."""
         digest = hashlib.blake2b(body, digest_size=16).hexdigest()
-        return cls(body, media_type, f'"{digest}"', time.time() if made_at is None else made_at,
-                   last_modified, filename)
+        made_at = time.time() if made_at is None else made_at
+        gzipped = None
+        if compress:
+            # mtime=0: the same body always gzips to the same bytes, on any instance.
+            packed = gzip.compress(body, compresslevel=GZIP_LEVEL, mtime=0)
+            if len(packed) < len(body):
+                gzipped = cls(packed, media_type, f'"{digest}-gzip"', made_at, last_modified,
+                              filename)
+        return cls(body, media_type, f'"{digest}"', made_at, last_modified, filename, gzipped)
 
     @property
     def nbytes(self) -> int:
-        return len(self.body) + 256
+        return len(self.body) + 256 + (self.gzipped.nbytes if self.gzipped else 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +88,7 @@ class CachedListing:
     @property
     def nbytes(self) -> int:
         # The listing's objects take about as much as their JSON.
-        return 2 * self.json.nbytes + self.html.nbytes
+        return len(self.json.body) + self.json.nbytes + self.html.nbytes
 
 
 @dataclass(frozen=True, slots=True)

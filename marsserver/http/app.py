@@ -51,6 +51,8 @@ ROUTES: tuple[tuple[str, handlers.Handler, str, bool], ...] = (
     ("/metrics", handlers.metrics, "metrics", False),
     ("/openapi.json", handlers.openapi, "openapi", False),
 )
+# The routes whose ready answers are gzipped for some clients: kept by Accept-Encoding too.
+BY_ENCODING = frozenset({"index", "photos"})
 
 
 def create_app(settings: Settings | None = None, *, source: Source | None = None,
@@ -70,8 +72,9 @@ def create_app(settings: Settings | None = None, *, source: Source | None = None
         app[SOURCE] = source
     for path, handler, name, answers_ready in ROUTES:
         guarded = handlers.json_errors(handler)
-        app.router.add_get(path, ready_first(guarded, ready) if answers_ready else guarded,
-                           name=name)
+        if answers_ready:
+            guarded = ready_first(guarded, ready, by_encoding=name in BY_ENCODING)
+        app.router.add_get(path, guarded, name=name)
     app.router.add_route("*", r"/{path:[\s\S]*}", handlers.json_errors(handlers.no_route))
     app.cleanup_ctx.append(_resources)
     return app
@@ -92,7 +95,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
                             retries=settings.retries, metrics=metrics, source=settings.source)
         source = app.get(SOURCE) or make_source(settings, upstream)
         app[handlers.OPENAPI] = Rendition.of(openapi.encoded(str(app.router["index"].url_for())),
-                                             "application/json")
+                                             "application/json", compress=True)
         paths = views.Paths(index=str(app.router["index"].url_for()),
                             wallpaper=str(app.router["wallpaper"].url_for()))
         background = Background()

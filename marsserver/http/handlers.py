@@ -2,7 +2,8 @@
 
 Parameters are parsed by `params`; the pipeline does the work; this module adds HTTP's
 caching semantics (strong ETags computed once per output, `If-None-Match` -> 304, HEAD,
-`Cache-Control` from the remaining TTL) and turns every error into JSON:
+`Cache-Control` from the remaining TTL, text gzipped once for the clients that take it) and
+turns every error into JSON:
 `{"error": code, "detail": text}`.
 """
 
@@ -77,7 +78,7 @@ async def _listing(request: web.Request, html: bool, vary: str | None = None) ->
     if served is not Served.STALE:
         request.app[READY_ANSWERS].remember(request, response, cache_control,
                                             pipeline.due_at(today), pipeline.made_from(today),
-                                            pipeline.count_hits("list"))
+                                            pipeline.count_hits("list"), by_encoding=True)
     return response
 
 
@@ -170,7 +171,7 @@ def _check_query_length(request: web.Request) -> None:
 
 PRESETS_JSON = Rendition.of(json.dumps({name: {"width": w, "height": h}
                                          for name, (w, h) in PRESETS.items()}).encode(),
-                             "application/json")
+                             "application/json", compress=True)
 
 
 async def presets(request: web.Request) -> web.Response:
@@ -205,7 +206,16 @@ def _respond(request: web.Request, rendition: Rendition, served: Served,
              headers: dict[str, str], vary: str | None, dated: bool = False) -> web.Response:
     """The rendition, 304 when the client already has it, 412 when it holds another version
     (GET and HEAD alike). Only `dated` answers carry Last-Modified: one per photo, never one
-    per position in a list, where a cache could answer for another photo."""
+    per position in a list, where a cache could answer for another photo.
+
+    A rendition with a gzipped twin is that twin for a client that takes gzip, compared with
+    its own ETag, and both vary on Accept-Encoding; the body was compressed when it was made.
+    """
+    gzipped = False
+    if rendition.gzipped is not None:
+        vary = f"{vary}, Accept-Encoding" if vary else "Accept-Encoding"
+        if params.accepts_gzip(request.headers.get("Accept-Encoding", "")):
+            rendition, gzipped = rendition.gzipped, True
     headers["ETag"] = rendition.etag
     headers["X-Cache"] = served.value
     if vary:
@@ -219,6 +229,9 @@ def _respond(request: web.Request, rendition: Rendition, served: Served,
     if _not_modified(request, rendition, dated):
         return web.Response(status=304, headers=headers)
     headers["Content-Type"] = rendition.media_type
+    if gzipped:
+        # Set here, with no enable_compression(): aiohttp sends the body as it is.
+        headers["Content-Encoding"] = "gzip"
     return web.Response(body=rendition.body, headers=headers)
 
 

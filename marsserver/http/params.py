@@ -177,6 +177,16 @@ def prefers(accept: str, media: str, over: str) -> bool:
     return weights.get(media, 0) > other
 
 
+@lru_cache(maxsize=256)  # a few distinct headers (one per browser), on every list request
+def accepts_gzip(accept_encoding: str) -> bool:
+    """Whether `Accept-Encoding` takes gzip (RFC 9110 12.5.3): named, or as `x-gzip`, with a q
+    above 0, or `*` above 0 when neither is named. No header (or an empty one) takes none:
+    curl without `--compressed` must not get bytes it cannot read."""
+    weights = _weights(accept_encoding)
+    named = [weights[name] for name in ("gzip", "x-gzip") if name in weights]
+    return (max(named) if named else weights.get("*", 0)) > 0
+
+
 def _weights(accept: str) -> dict[str, float]:
     weights = {}
     for part in accept.split(",")[:32]:

@@ -2,10 +2,11 @@
 
 On a cached hit the full path (parsing the query, negotiating the format, two cache lookups,
 counting down max-age, building headers) costs more than aiohttp's own work for the request. So
-each plain 200 made from cache entries is kept per (request target as sent, Accept) and sent
-again while it is exactly what the full path would send: its Cache-Control is worked out again
-when the second its max-age was counted in ends, it is sent until its list falls due for a
-refresh, and only while the cache holds the very entries it was made from. The cache says when
+each plain 200 made from cache entries is kept per (request target as sent, Accept, and on the
+routes that gzip, Accept-Encoding) and sent again while it is exactly what the full path would
+send: its Cache-Control is worked out again when the second its max-age was counted in ends,
+it is sent until its list falls due for a refresh, and only while the cache holds the very
+entries it was made from. The cache says when
 it replaces or drops one (`Cache.watch`), so a hit checks no entry, and no answer outlives what
 it was made from. Conditional requests always take the full path, so ETag, 304, 412,
 Cache-Control, X-Cache and the metrics stay exact.
@@ -39,7 +40,9 @@ log = logging.getLogger(__name__)
 MAX_KEPT_TARGET = 4096
 OVERHEAD = 1024  # bytes of Python objects an answer holds besides its strings
 
-Key = tuple[str, str]  # the request target as sent, Accept
+# The request target as sent, Accept, and Accept-Encoding where the answer depends on it (a
+# list may be gzipped), else "": a wallpaper is one answer whatever the client decodes.
+Key = tuple[str, str, str]
 # Cache-Control as of a moment, and until when it stays that (the handlers' own function).
 CacheControl = Callable[[float], tuple[str, float]]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -78,13 +81,17 @@ class ReadyAnswers:
         cache.watch(self._entry_changed)
 
     @staticmethod
-    def key(request: web.BaseRequest) -> Key:
-        return request.raw_path, request.headers.get(hdrs.ACCEPT, "")
+    def key(request: web.BaseRequest, by_encoding: bool) -> Key:
+        headers = request.headers
+        return (request.raw_path, headers.get(hdrs.ACCEPT, ""),
+                headers.get(hdrs.ACCEPT_ENCODING, "") if by_encoding else "")
 
-    def answer(self, request: web.BaseRequest) -> web.Response | None:
+    def answer(self, request: web.BaseRequest, by_encoding: bool = False,
+               ) -> web.Response | None:
         """The ready answer to `request`, if it is still exactly what the full path would send;
-        its entries count as used in the cache, as the full path's lookups would make them."""
-        key = self.key(request)
+        its entries count as used in the cache, as the full path's lookups would make them.
+        `by_encoding`: the route's answers depend on Accept-Encoding (as in `remember`)."""
+        key = self.key(request, by_encoding)
         ready = self._ready.get(key)
         if ready is None:
             return None
@@ -104,22 +111,23 @@ class ReadyAnswers:
 
     def remember(self, request: web.BaseRequest, response: web.Response,
                  cache_control: CacheControl, due: float, made_from: MadeFrom,
-                 count: HitCount) -> None:
+                 count: HitCount, by_encoding: bool = False) -> None:
         """Keep a full-path answer that was a plain 200 made from the entries `made_from` names,
         if the cache still holds those very entries; `cache_control` is how its Cache-Control
-        header was made, and the answer is not sent after `due`."""
-        target, accept = key = self.key(request)
+        header was made, and the answer is not sent after `due`. `by_encoding`: the answer
+        depends on Accept-Encoding, and is sent again only for the same header."""
+        target, accept, encoding = key = self.key(request, by_encoding)
         body = response.body
         if (self._cache is None or not made_from or response.status != 200
                 or not isinstance(body, bytes) or not target.startswith("/")
                 or not target.isascii() or len(target) > MAX_KEPT_TARGET
-                or len(accept) > MAX_KEPT_ACCEPT
+                or len(accept) > MAX_KEPT_ACCEPT or len(encoding) > MAX_KEPT_ACCEPT
                 or any(self._cache.peek(entry_key) is not entry
                        for entry_key, entry in made_from)):
             return
         headers = CIMultiDict(response.headers)
         headers["X-Cache"] = "HIT"
-        size = OVERHEAD + len(target) + len(accept) + sum(
+        size = OVERHEAD + len(target) + len(accept) + len(encoding) + sum(
             len(name) + len(value) for name, value in headers.items())
         self._forget(key)
         entry_keys = tuple(entry_key for entry_key, _ in made_from)
@@ -162,14 +170,15 @@ class ReadyAnswers:
 READY_ANSWERS = web.AppKey("ready_answers", ReadyAnswers)
 
 
-def ready_first(handler: Handler, ready: ReadyAnswers) -> Handler:
+def ready_first(handler: Handler, ready: ReadyAnswers, by_encoding: bool = False) -> Handler:
     """`handler` (already answering failures as JSON), preceded by a look for its ready answer:
     a hit is answered before anything is parsed, in this one coroutine frame. A failing look
-    is logged and the full path answers."""
+    is logged and the full path answers. `by_encoding`: the route's answers depend on
+    Accept-Encoding (its handler remembers them so)."""
     @wraps(handler)
     async def answer(request: web.Request) -> web.StreamResponse:
         try:
-            found = ready.answer(request)
+            found = ready.answer(request, by_encoding)
         except Exception:
             log.exception("looking up the ready answer for %s failed", request.rel_url)
             found = None

@@ -311,11 +311,12 @@ _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 def cached_listing(listing: Listing, query: Query, fresh_for: float, fetched_at: float, *,
                    paths: Paths) -> CachedListing:
-    """A listing with its JSON and HTML views, as cached (also when read back from Redis)."""
+    """A listing with its JSON and HTML views, as cached (also when read back from Redis),
+    each gzipped here once for all the clients that take gzip."""
     return CachedListing(
         listing, query, fresh_for,
         Rendition.of(listing_json(listing, query, paths), "application/json",
-                     made_at=fetched_at),
+                     made_at=fetched_at, compress=True),
         Rendition.of(gallery_html(listing, query, paths), "text/html; charset=utf-8",
-                     made_at=fetched_at),
+                     made_at=fetched_at, compress=True),
     )

@@ -164,6 +164,29 @@ async def test_mounted_under_a_prefix_its_urls_carry_the_prefix(aiohttp_client):
     assert (await client.get(url)).status == 200
 
 
+async def test_the_favicon_is_a_small_icon_browsers_can_revalidate(demo_client):
+    """Every browser visit asks for /favicon.ico: it answers, instead of logging a 404."""
+    response = await demo_client.get("/favicon.ico")
+    assert (response.status, response.content_type) == (200, "image/vnd.microsoft.icon")
+    body = await response.read()
+    icon = Image.open(io.BytesIO(body))
+    assert (icon.format, icon.info["sizes"]) == ("ICO", {(16, 16), (32, 32)})
+    assert len(body) < 4096
+    again = await demo_client.get("/favicon.ico",
+                                  headers={"If-None-Match": response.headers["ETag"]})
+    assert again.status == 304
+    head = await demo_client.head("/favicon.ico")
+    assert head.headers["Content-Length"] == str(len(body))
+
+
+async def test_mounted_its_favicon_is_under_its_prefix(aiohttp_client):
+    parent = web.Application()
+    parent.add_subapp("/mars/", create_app(Settings(source="demo")))
+    client = await aiohttp_client(parent)
+    response = await client.get("/mars/favicon.ico")
+    assert (response.status, response.content_type) == (200, "image/vnd.microsoft.icon")
+
+
 async def test_mounted_its_json_errors_stay_inside_its_prefix(aiohttp_client):
     async def home(request: web.Request) -> web.Response:
         return web.Response(text="host")

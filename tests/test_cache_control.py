@@ -1,7 +1,7 @@
 """What the service tells caches in Cache-Control, Age and Date: a list's max-age counts down
 with what is left of its info_ttl, a wallpaper's with the shorter of that and image_ttl; a
 stale list says how old it is and offers only what is left of the stale window; documents
-are fresh for an hour; health and metrics are never stored, and no answer
+are fresh for an hour, the icon for a week; health and metrics are never stored, and no answer
 says `public`. A stopped clock (`clock`) makes every value exact."""
 
 from __future__ import annotations
@@ -119,8 +119,14 @@ async def test_documents_are_cacheable_for_an_hour(demo_client, path):
     assert response.headers["Cache-Control"] == "max-age=3600"
 
 
+async def test_the_icon_is_cacheable_for_a_week(demo_client):
+    response = await demo_client.get("/favicon.ico")
+    assert response.headers["Cache-Control"] == "max-age=604800"
+
+
 @pytest.mark.parametrize("path", [
-    "/", "/api/photos", "/wallpaper?height=100", DEMO_PERMALINK, "/presets", "/openapi.json"])
+    "/", "/api/photos", "/wallpaper?height=100", DEMO_PERMALINK, "/presets", "/openapi.json",
+    "/favicon.ico"])
 async def test_no_answer_says_public_as_all_are_cacheable_without_it(demo_client, path):
     """`public` only matters for answers to requests with credentials, which this service
     never asks for; REDbot flags it as unnecessary."""

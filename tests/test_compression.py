@@ -107,7 +107,7 @@ async def test_if_none_match_compares_the_tag_of_the_answer_the_client_would_get
 
 @pytest.mark.parametrize("path", [
     "/wallpaper?height=100", "/wallpaper?height=100&format=png", DEMO_PERMALINK,
-    DEMO_PERMALINK + "&format=webp"])
+    DEMO_PERMALINK + "&format=webp", "/favicon.ico"])
 async def test_images_are_never_gzipped_nor_vary_on_accept_encoding(raw_client, path):
     for _ in range(2):  # made, then a ready or cached answer
         response = await raw_client.get(path, headers={"Accept-Encoding": "gzip"})

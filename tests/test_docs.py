@@ -338,7 +338,8 @@ def test_the_readme_tours_every_documented_route():
 async def test_every_documented_route_answers_as_it_says(demo_client):
     routes = routes_of(doc("http-api.md"))
     assert set(routes) == {"/", "/api/photos", "/wallpaper", "/photos/{id}/wallpaper",
-                           "/presets", "/healthz", "/metrics", "/openapi.json"}
+                           "/presets", "/healthz", "/metrics", "/openapi.json",
+                           "/favicon.ico"}
     listing = await (await demo_client.get("/api/photos")).json()
     examples = {"/wallpaper": "/wallpaper?photo_number=0&height=64",
                 "/photos/{id}/wallpaper": with_query(listing["photos"][0]["permalink"],

@@ -1,6 +1,6 @@
 """The gallery's and the error page's HTML, read as a browser would: dates and camera names for
-people, a 1x and a 2x thumbnail, permalinks behind every link, mount-aware footer links, the
-demo's notice, and nothing that needs JavaScript or the network."""
+people, a 1x and a 2x thumbnail, permalinks behind every link, mount-aware footer links and
+icon, the demo's notice, and nothing that needs JavaScript or the network."""
 
 from __future__ import annotations
 
@@ -127,7 +127,8 @@ def test_every_preset_link_and_download_button_is_the_photos_permalink_with_its_
 
 def test_the_page_needs_no_script_and_nothing_from_elsewhere():
     elements = Elements(gallery(NAV, ODD)).tags
-    assert not [tag for tag, _ in elements if tag in ("script", "link", "iframe", "object")]
+    assert not [tag for tag, _ in elements if tag in ("script", "iframe", "object")]
+    assert [attrs["rel"] for tag, attrs in elements if tag == "link"] == ["icon"]  # its own
     assert not [name for _, attrs in elements for name in attrs if name.startswith("on")]
     urls = [url for _, attrs in elements for name in ("href", "src", "srcset")
             for url in attrs.get(name, "").split() if url not in ("", "1x,", "2x")]
@@ -156,6 +157,26 @@ def test_the_error_page_wears_the_gallerys_header_footer_and_style():
     assert footer_links(page) == ["/mars/api/photos", "/mars/openapi.json", "/mars/presets"]
     assert b"<p>Try later.</p>" in page
     assert b"Try again in 30 seconds." in page
+
+
+def test_every_page_links_the_apps_own_icon_under_its_mount():
+    """A browser asks the site's root for /favicon.ico; mounted, the app's icon is elsewhere."""
+    page = error_page(404, "no such page", None, newest_cached=False, index="/mars/",
+                      offline_hint=False)
+    for html in (gallery(NAV), page):
+        assert Elements(html).all("link") == [
+            {"rel": "icon", "href": "/mars/favicon.ico", "type": "image/vnd.microsoft.icon"}]
+
+
+async def test_the_linked_icon_answers_under_a_mount_prefix(aiohttp_client):
+    host = web.Application()
+    host.add_subapp("/mars/", create_app(Settings(source="demo")))
+    client = await aiohttp_client(host)
+    for url in ("/mars/", "/mars/?sol=5000"):  # the gallery, and an error page
+        page = await (await client.get(url, headers={"Accept": "text/html"})).read()
+        (link,) = Elements(page).all("link")
+        icon = await client.get(link["href"])
+        assert (icon.status, icon.content_type) == (200, "image/vnd.microsoft.icon"), url
 
 
 async def test_footer_links_answer_under_a_mount_prefix(aiohttp_client):

@@ -50,6 +50,7 @@ ROUTES: tuple[tuple[str, handlers.Handler, str, bool], ...] = (
     ("/healthz", handlers.healthz, "healthz", False),
     ("/metrics", handlers.metrics, "metrics", False),
     ("/openapi.json", handlers.openapi, "openapi", False),
+    ("/favicon.ico", handlers.favicon, "favicon", False),
 )
 # The routes whose ready answers are gzipped for some clients: kept by Accept-Encoding too.
 BY_ENCODING = frozenset({"index", "photos"})

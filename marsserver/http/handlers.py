@@ -43,6 +43,7 @@ MAX_REMEMBERED_QUERIES = 4096
 # No `public`: these answers are cacheable anyway, and none answers a request with credentials.
 IMMUTABLE = "max-age=31536000, immutable"
 DOCUMENT = "max-age=3600"  # /presets and /openapi.json change only with a new version
+ICON = "max-age=604800"  # the icon changes only with a new version, but keeps its URL
 NO_STORE = {"Cache-Control": "no-store"}  # a moment's state: /healthz, /metrics
 PHOTO_ID = re.compile(PHOTO_ID_PATTERN)
 
@@ -172,6 +173,7 @@ def _check_query_length(request: web.Request) -> None:
 PRESETS_JSON = Rendition.of(json.dumps({name: {"width": w, "height": h}
                                          for name, (w, h) in PRESETS.items()}).encode(),
                              "application/json", compress=True)
+FAVICON = Rendition.of(views.icon(), views.ICON_TYPE)
 
 
 async def presets(request: web.Request) -> web.Response:
@@ -182,6 +184,12 @@ async def presets(request: web.Request) -> web.Response:
 async def openapi(request: web.Request) -> web.Response:
     """This app's OpenAPI 3.1 document (encoded once, at start-up)."""
     return _respond(request, request.app[OPENAPI], Served.HIT, {"Cache-Control": DOCUMENT}, None)
+
+
+async def favicon(request: web.Request) -> web.Response:
+    """The icon browsers ask every site for (and the pages link): without it, every visit
+    would log a 404."""
+    return _respond(request, FAVICON, Served.HIT, {"Cache-Control": ICON}, None)
 
 
 async def metrics(request: web.Request) -> web.Response:

@@ -15,6 +15,7 @@ from typing import Any
 from ..imaging import FITS, MAX_HEIGHT, MAX_WIDTH, MEDIA_TYPES, MIN_SIZE
 from ..sources import cameras
 from . import params
+from .views import ICON_TYPE
 
 Schema = dict[str, Any]
 
@@ -229,6 +230,10 @@ def document(base_path: str) -> Schema:
             "/openapi.json": {"get": {"summary": "this document", "responses": {"200": {
                 "description": "OpenAPI 3.1",
                 "content": {"application/json": {"schema": {"type": "object"}}}}}}},
+            "/favicon.ico": {"get": {"summary": "the site's icon", "responses": {
+                "200": {"description": "a Mars disc, 16 and 32 px", "headers": CACHE_HEADERS,
+                        "content": {ICON_TYPE: binary}},
+                "304": NOT_MODIFIED}}},
         },
         "components": {"schemas": {"Error": ERROR, "Photo": PHOTO, "Listing": LISTING,
                                    "Size": SIZE}},

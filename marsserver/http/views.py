@@ -9,11 +9,14 @@ screens get sharp ones; the error page wears the same frame.
 
 from __future__ import annotations
 
+import io
 import json
 import re
 from dataclasses import dataclass
 from html import escape
 from urllib.parse import quote, urlencode
+
+from PIL import Image, ImageDraw
 
 from ..core import entries
 from ..core.entries import CachedListing, Rendition
@@ -23,6 +26,8 @@ from ..sources import Listing, Photo, Query
 from ..sources.cameras import human_name
 
 THUMBNAIL_HEIGHT = 240
+ICON_TYPE = "image/vnd.microsoft.icon"
+ICON_SIZES = ((16, 16), (32, 32))
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,13 +216,15 @@ def error_page(status: int, detail: str, retry_after: int | None, *, newest_cach
 
 
 def _page(title: str, index: str, header: str, main: str, footer: str) -> bytes:
-    """The frame every page shares: one look, one stylesheet inline (nothing to fetch)."""
+    """The frame every page shares: one look, one stylesheet inline (nothing to fetch but
+    this app's own icon, linked under its mount: a browser would ask the site's root)."""
     return f"""<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{title}: Mars wallpapers</title>
+<link rel="icon" href="{escape(index)}favicon.ico" type="{ICON_TYPE}">
 <style>{STYLE}</style>
 </head>
 <body>
@@ -293,6 +300,19 @@ STYLE = """
     h1 { font-size: 1.5rem; }
   }
 """
+
+
+def icon() -> bytes:
+    """A rust-red disc with a darker patch, drawn large and scaled down for smooth edges, as an
+    ICO (PNG inside) of the sizes browsers show: made once, when the app is imported."""
+    image = Image.new("RGBA", (128, 128), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(image)
+    draw.ellipse((4, 4, 123, 123), fill=(193, 68, 14, 255))
+    draw.ellipse((34, 40, 74, 70), fill=(140, 46, 16, 255))
+    draw.ellipse((70, 82, 96, 100), fill=(160, 56, 18, 255))
+    out = io.BytesIO()
+    image.save(out, "ICO", sizes=list(ICON_SIZES))
+    return out.getvalue()
 
 
 def human_date(taken: str) -> str:

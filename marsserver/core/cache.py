@@ -9,12 +9,15 @@ and evicts the least recently used entries when a bound is exceeded.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any, Protocol, runtime_checkable
 
 from aiocache import SimpleMemoryCache
+
+log = logging.getLogger(__name__)
 
 
 @runtime_checkable
@@ -94,14 +97,23 @@ class _LRUStore(OrderedDict[str, Any]):
         super().__setitem__(key, value)
         self.move_to_end(key)
         self.nbytes += size_of(value)
-        if replaced and self.on_change is not None:
-            self.on_change(key)
+        if replaced:
+            self._changed(key)
 
     def __delitem__(self, key: str) -> None:
         self.nbytes -= size_of(super().__getitem__(key))
         super().__delitem__(key)
-        if self.on_change is not None:
+        self._changed(key)
+
+    def _changed(self, key: str) -> None:
+        """Tell the watcher; a failing one is logged, never let into aiocache's own
+        operation (which would then leave an entry without its expiry timer)."""
+        if self.on_change is None:
+            return
+        try:
             self.on_change(key)
+        except Exception:
+            log.exception("the cache's watcher failed for %s", key)
 
     def pop(self, key: str, default: Any = None) -> Any:
         if key not in self:

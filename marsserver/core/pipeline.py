@@ -129,7 +129,7 @@ class Pipeline:
         await self.background.close()
 
     async def today(self) -> tuple[CachedListing, Served]:
-        """CachedListing's photos: the newest sol with whole frames."""
+        """Today's photos: the newest sol with whole frames."""
         return await self.listing(LATEST)
 
     async def listing(self, query: Query) -> tuple[CachedListing, Served]:
@@ -418,7 +418,7 @@ class Pipeline:
         async def check(holders: frozenset[str]) -> Found[V] | None:
             value, failure = await self.cache.lookup(key, FAILED + key)
             if value is not None and fresh(value):
-                return value, True
+                return value, self._leases is not None  # shared only where a cache is
             if value is not None:
                 stale[:] = [value]
             if failure is not None and (failure.remembered or failure.token in holders):

@@ -136,7 +136,7 @@ class Source(Protocol):
         ...
 
     async def latest(self) -> Listing:
-        """CachedListing's photos: `photos(Query())`."""
+        """Today's photos: `photos(Query())`."""
         ...
 
     async def image(self, link: str) -> bytes:

@@ -61,8 +61,10 @@ class Rendition:
             # mtime=0: the same body always gzips to the same bytes, on any instance.
             packed = gzip.compress(body, compresslevel=GZIP_LEVEL, mtime=0)
             if len(packed) < len(body):
-                gzipped = cls(packed, media_type, f'"{digest}-gzip"', made_at, last_modified,
-                              filename)
+                # Its own tag, of its own bytes: another zlib may pack the same body otherwise.
+                packed_digest = hashlib.blake2b(packed, digest_size=16).hexdigest()
+                gzipped = cls(packed, media_type, f'"{packed_digest}-gzip"', made_at,
+                              last_modified, filename)
         return cls(body, media_type, f'"{digest}"', made_at, last_modified, filename, gzipped)
 
     @property

@@ -38,12 +38,6 @@ MAX_QUERY = 1024
 # browser's is about 150 characters, and one of 8 KiB (aiohttp's limit) per entry would make
 # those memos a tenth of the cache's size. A longer one is answered, never remembered.
 MAX_KEPT_ACCEPT = 256
-# ... and of a request target (ready answers keep only ASCII ones in origin form, `/path?query`):
-# a short path and a query of up to MAX_QUERY ASCII characters, even percent-encoded ones.
-# aiohttp reads targets of up to 64 KiB here (app.MAX_REQUEST_LINE), and `/./` segments route a
-# long path to a short one; a longer target (a query of many percent-encoded non-ASCII
-# characters, say) is answered, never remembered.
-MAX_KEPT_TARGET = 4096
 _MAX_DIGITS = 6
 _PREFERENCE = ("webp", "jpeg", "png")  # among equally acceptable formats
 

@@ -127,12 +127,14 @@ class ReadyAnswers:
             return
         headers = CIMultiDict(response.headers)
         headers["X-Cache"] = "HIT"
+        # Cache-Control and the moment it changes, read at one instant.
+        headers[hdrs.CACHE_CONTROL], until = cache_control(time.time())
         size = OVERHEAD + len(target) + len(accept) + len(encoding) + sum(
             len(name) + len(value) for name, value in headers.items())
         self._forget(key)
         entry_keys = tuple(entry_key for entry_key, _ in made_from)
-        until = min(cache_control(time.time())[1], due)
-        self._ready[key] = Ready(body, headers, until, due, cache_control, entry_keys, count, size)
+        self._ready[key] = Ready(body, headers, min(until, due), due, cache_control, entry_keys,
+                                 count, size)
         self.nbytes += size
         for entry_key in entry_keys:
             self._by_entry.setdefault(entry_key, set()).add(key)

@@ -79,7 +79,7 @@ async def _listing(request: web.Request, html: bool, vary: str | None = None) ->
     if served is not Served.STALE:
         request.app[READY_ANSWERS].remember(request, response, cache_control,
                                             pipeline.due_at(today), pipeline.made_from(today),
-                                            pipeline.count_hits("list"), by_encoding=True)
+                                            pipeline.count_hits("list"))
     return response
 
 

@@ -111,11 +111,12 @@ class ReadyAnswers:
 
     def remember(self, request: web.BaseRequest, response: web.Response,
                  cache_control: CacheControl, due: float, made_from: MadeFrom,
-                 count: HitCount, by_encoding: bool = False) -> None:
+                 count: HitCount) -> None:
         """Keep a full-path answer that was a plain 200 made from the entries `made_from` names,
         if the cache still holds those very entries; `cache_control` is how its Cache-Control
-        header was made, and the answer is not sent after `due`. `by_encoding`: the answer
-        depends on Accept-Encoding, and is sent again only for the same header."""
+        header was made, and the answer is not sent after `due`. An answer that varies on
+        Accept-Encoding (its own Vary says so) is sent again only for the same header."""
+        by_encoding = hdrs.ACCEPT_ENCODING in response.headers.get(hdrs.VARY, "")
         target, accept, encoding = key = self.key(request, by_encoding)
         body = response.body
         if (self._cache is None or not made_from or response.status != 200

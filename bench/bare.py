@@ -1,9 +1,12 @@
 """The ceiling: a bare aiohttp server answering fixed bytes from memory.
 
-    python -m bench.bare WALLPAPER_FILE LIST_FILE [--loop asyncio|uvloop]
+    python -m bench.bare WALLPAPER_FILE LIST_FILE [--loop asyncio|uvloop] [--set DIR]
 
 It serves `/wallpaper` and `/` with the same bytes and content types marsserver sends, so the
-throughput bench compares marsserver's cached hits with the least a handler can do.
+throughput bench compares marsserver's cached hits with the least a handler can do. With
+`--set DIR` (`urls.txt`, and `N.jpg` for its Nth line) `/wallpaper` answers each URL with its
+own body, as marsserver does for a working set: distinct bodies cost the kernel more to copy
+than one that stays in the CPU's cache, and the ceiling must pay that too.
 """
 
 from __future__ import annotations
@@ -21,11 +24,16 @@ def main() -> None:
     cli.add_argument("wallpaper", type=Path)
     cli.add_argument("listing", type=Path)
     cli.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
+    cli.add_argument("--set", type=Path, help="a working set: urls.txt and N.jpg per URL")
     args = cli.parse_args()
     wallpaper, listing = args.wallpaper.read_bytes(), args.listing.read_bytes()
+    bodies = {} if args.set is None else {
+        url: (args.set / f"{n}.jpg").read_bytes()
+        for n, url in enumerate((args.set / "urls.txt").read_text().split())}
 
     async def wallpaper_handler(request: web.Request) -> web.Response:
-        return web.Response(body=wallpaper, content_type="image/jpeg")
+        return web.Response(body=bodies.get(request.raw_path, wallpaper),
+                            content_type="image/jpeg")
 
     async def list_handler(request: web.Request) -> web.Response:
         return web.Response(body=listing, content_type="application/json")

@@ -13,8 +13,8 @@ median over rounds of its req/s over the bare handler's in the same pair. Target
 threads, from /proc). wrk runs on the first CPU, the servers on the others.
 
 The working set is what real traffic looks like (photos x sizes x qualities): wrk cycles
-through 5,000 URLs, all cached first, against a bare handler that serves a body of their mean
-size for any query.
+through 5,000 URLs, all cached first, against a bare handler that answers each of them with
+the very bytes marsserver sent for it, looked up by request target.
 
     python -m bench.throughput [--rounds 7] [--seconds 2] [--connections 64] [--loop uvloop]
 """
@@ -107,30 +107,34 @@ async def start_servers(stub: Stub, loop: str, scratch: Path) -> list[Server]:
             for name, path in PATHS.items():
                 async with session.get(server.url + path) as response:
                     (scratch / BODIES[name]).write_bytes(await response.read())
-        sizes = [await _prime(session, server, SET_URLS) for server in servers[:len(MODES)]]
+        bodies = [await _prime(session, server, SET_URLS) for server in servers[:len(MODES)]]
     bare = await start("bare", scratch / "bare", "bench.bare",
                        *(str(scratch / body) for body in BODIES.values()), "--loop", loop)
-    (scratch / "set.jpg").write_bytes(b"x" * int(statistics.mean(sizes[0])))
+    (working_set := scratch / "set").mkdir()
+    (working_set / "urls.txt").write_text("\n".join(SET_URLS) + "\n")
+    for n, body in enumerate(bodies[0]):
+        (working_set / f"{n}.jpg").write_bytes(body)
     bare_set = await start("bare set", scratch / "bare-set", "bench.bare",
-                           str(scratch / "set.jpg"), str(scratch / "set.jpg"), "--loop", loop)
-    (scratch / "set.txt").write_text("\n".join(SET_URLS) + "\n")
+                           *(str(scratch / body) for body in BODIES.values()), "--loop", loop,
+                           "--set", str(working_set))
     (scratch / "cycle.lua").write_text(CYCLE)
     return [bare, bare_set, *servers]
 
 
-async def _prime(session: aiohttp.ClientSession, server: Server, paths: list[str]) -> list[int]:
+async def _prime(session: aiohttp.ClientSession, server: Server, paths: list[str],
+                 ) -> list[bytes]:
     """Ask for every path (eight at a time, as resize threads allow) until each is a cached
-    hit; the sizes of their bodies."""
-    sizes: list[int] = []
+    hit; their bodies."""
+    bodies: list[bytes] = []
     for start_at in range(0, len(paths), 8):
-        async def one(path: str) -> int:
+        async def one(path: str) -> bytes:
             async with session.get(server.url + path) as response:
                 if response.status != 200:
                     raise SystemExit(f"priming {server.name} with {path}: {response.status}")
-                return len(await response.read())
-        sizes += await asyncio.gather(*map(one, paths[start_at:start_at + 8]))
+                return await response.read()
+        bodies += await asyncio.gather(*map(one, paths[start_at:start_at + 8]))
     print(f"primed {server.name} with {len(paths):,} URLs", file=sys.stderr, flush=True)
-    return sizes
+    return bodies
 
 
 async def wrk(server: Server, path: str, seconds: int, connections: int,
@@ -140,7 +144,7 @@ async def wrk(server: Server, path: str, seconds: int, connections: int,
     url = server.url + (path if path != WORKING_SET else "/")
     cycle: tuple[str, ...] = ()
     if path == WORKING_SET and scratch is not None:
-        cycle = ("-s", str(scratch / "cycle.lua"), url, "--", str(scratch / "set.txt"))
+        cycle = ("-s", str(scratch / "cycle.lua"), url, "--", str(scratch / "set" / "urls.txt"))
     cpu = cpu_seconds(server.process.pid)
     process = await asyncio.create_subprocess_exec(
         *WRK_CPU, "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", *(cycle or (url,)),

@@ -8,6 +8,7 @@ import asyncio
 import math
 import re
 import time
+from functools import partial
 from types import SimpleNamespace
 
 import pytest
@@ -18,6 +19,7 @@ from multidict import CIMultiDict
 from marsserver import Settings, create_app
 from marsserver.core.cache import BoundedMemoryCache
 from marsserver.core.pipeline import NEWEST_KEY, Pipeline
+from marsserver.http import handlers
 from marsserver.http.handlers import PIPELINE
 from marsserver.http.ready_answers import READY_ANSWERS, ReadyAnswers
 from marsserver.http.views import Paths, cached_listing
@@ -238,9 +240,12 @@ async def test_only_short_origin_form_targets_are_remembered(demo_client, monkey
     assert b"X-Cache: HIT" in head
 
 
-def FOREVER(now: float) -> tuple[str, float]:  # noqa: N802  # a constant, as a function
+def _forever(now: float) -> tuple[str, float]:
     """A Cache-Control that never changes."""
     return "max-age=60", 1e12
+
+
+FOREVER = partial(_forever)
 
 
 def tables(max_entries: int, max_bytes: int = 10**9,
@@ -403,6 +408,29 @@ async def test_a_ready_list_answer_says_what_the_full_path_would_once_its_header
     assert response.headers["Cache-Control"] == (
         f"max-age={max_age}, stale-while-revalidate={int(fresh + 11.3) - max_age}, "
         f"stale-if-error={int(fresh + 11.3) - max_age}")
+
+
+async def test_answers_made_from_one_list_share_one_clock(demo_client, clock: Clock,
+                                                          monkeypatch):
+    """A working set of wallpapers from one list works its Cache-Control out once a second,
+    not once per answer; an answer sent after another renewed the clock shows the new header."""
+    worked_out: list[float] = []
+    real = handlers._wallpaper_cache_control
+    monkeypatch.setattr(handlers, "_wallpaper_cache_control",
+                        lambda expires, now: worked_out.append(now) or real(expires, now))
+    fetched = clock.now
+    await demo_client.get("/api/photos")
+    clock.now = fetched + 0.5
+    targets = [f"/wallpaper?photo_number=0&height={height}" for height in range(200, 210)]
+    for target in targets:
+        await demo_client.get(target)
+    ready = spy_on_answers(demo_client, monkeypatch)
+    worked_out.clear()
+    clock.now = fetched + 1.5  # the second of every answer's max-age has ended
+    headers = [(await demo_client.get(target)).headers["Cache-Control"] for target in targets]
+    assert [answer is not None for answer in ready] == [True] * len(targets)
+    assert headers == ["max-age=298"] * len(targets)
+    assert worked_out == [clock.now]
 
 
 async def test_a_ready_wallpaper_answer_counts_its_max_age_down_as_the_full_path_would(

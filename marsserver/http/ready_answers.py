@@ -11,8 +11,13 @@ it replaces or drops one (`Cache.watch`), so a hit checks no entry, and no answe
 it was made from. Conditional requests always take the full path, so ETag, 304, 412,
 Cache-Control, X-Cache and the metrics stay exact.
 
-Bounded by entries and by bytes, least recently used out first. A body is the cache entry's own
-bytes object, so what an answer costs here is its key and headers (and OVERHEAD).
+Answers whose Cache-Control comes from the same function of the same values (a list's answers,
+the wallpapers made from it) share one `Clock`, so a working set of thousands of answers works
+the header out once a second, not once per answer. Bounded by entries and by bytes; when full,
+an answer not sent since it was last passed over goes out first (second chance: a hit only
+sets a flag, where moving it to the end of the table would touch two neighbours). A
+body is the cache entry's own bytes object, so what an answer costs here is its key and
+headers (and OVERHEAD).
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from functools import wraps
+from functools import partial, wraps
 
 from aiohttp import hdrs, web
 from multidict import CIMultiDict
@@ -39,26 +44,44 @@ log = logging.getLogger(__name__)
 # host and user info must never become keys.
 MAX_KEPT_TARGET = 4096
 OVERHEAD = 1024  # bytes of Python objects an answer holds besides its strings
+CACHE_CONTROL_ROOM = 16  # a Cache-Control header may grow by this as its figures change
 
 # The request target as sent, Accept, and Accept-Encoding where the answer depends on it (a
 # list may be gzipped), else "": a wallpaper is one answer whatever the client decodes.
 Key = tuple[str, str, str]
-# Cache-Control as of a moment, and until when it stays that (the handlers' own function).
-CacheControl = Callable[[float], tuple[str, float]]
+# Cache-Control as of a moment, and until when it stays that: the handlers' own function, with
+# the values it is worked out from (answers that share them share a Clock).
+CacheControl = partial[tuple[str, float]]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 MadeFrom = tuple[tuple[str, object], ...]  # cache key -> the entry an answer was made from
+
+
+@dataclass(slots=True)
+class Clock:
+    """One Cache-Control header, worked out again once the second it was counted in ends, for
+    every answer that shares its function and values and the moment they fall due."""
+
+    cache_control: CacheControl
+    due: float  # wall-clock time after which the full path must answer again
+    header: str = ""
+    until: float = 0.0  # wall-clock time after which `header` must be worked out again
+    users: int = 0  # answers that show it
+
+    def renew(self, now: float) -> None:
+        self.header, until = self.cache_control(now)
+        self.until = min(until, self.due)
 
 
 @dataclass(slots=True)
 class Ready:
     body: bytes
     headers: CIMultiDict[str]
-    until: float  # wall-clock time after which the headers must be worked out again
-    due: float  # wall-clock time after which the full path must answer again
-    cache_control: CacheControl
+    clock: Clock
     made_from: tuple[str, ...]  # the cache keys whose entries it was made from
     count: HitCount  # where to count what the full path would have counted
     size: int  # what it holds besides the body, in bytes
+    shown: str  # the Cache-Control its headers hold
+    used: bool = False  # sent since the table last passed over it
 
 
 class ReadyAnswers:
@@ -66,8 +89,9 @@ class ReadyAnswers:
 
     def __init__(self, max_entries: int, max_bytes: int) -> None:
         self._max_entries, self._max_bytes = max_entries, max_bytes
-        self._ready: OrderedDict[Key, Ready] = OrderedDict()
+        self._ready: OrderedDict[Key, Ready] = OrderedDict()  # in the order it passes over them
         self._by_entry: dict[str, set[Key]] = {}  # cache key -> answers made from its entry
+        self._clocks: dict[tuple[object, ...], Clock] = {}
         self._cache: Cache | None = None
         self._touch: Callable[[str], None] = _nothing
         self.nbytes = 0
@@ -91,19 +115,21 @@ class ReadyAnswers:
         """The ready answer to `request`, if it is still exactly what the full path would send;
         its entries count as used in the cache, as the full path's lookups would make them.
         `by_encoding`: the route's answers depend on Accept-Encoding (as in `remember`)."""
-        key = self.key(request, by_encoding)
-        ready = self._ready.get(key)
+        ready = self._ready.get(self.key(request, by_encoding))
         if ready is None:
             return None
-        if (now := time.time()) >= ready.until:
-            if now >= ready.due:
+        clock = ready.clock
+        if (now := time.time()) >= clock.until:
+            if now >= clock.due:
                 return None
-            ready = self._renewed(key, ready, now)
+            clock.renew(now)
         headers = request.headers
         if (hdrs.IF_NONE_MATCH in headers or hdrs.IF_MATCH in headers
                 or hdrs.IF_MODIFIED_SINCE in headers):
             return None  # the full path answers 304 and 412
-        self._ready.move_to_end(key)
+        if ready.shown is not clock.header:  # every response copies the headers
+            ready.headers[hdrs.CACHE_CONTROL] = ready.shown = clock.header
+        ready.used = True
         for entry_key in ready.made_from:
             self._touch(entry_key)
         ready.count.served += 1
@@ -126,31 +152,42 @@ class ReadyAnswers:
                 or any(self._cache.peek(entry_key) is not entry
                        for entry_key, entry in made_from)):
             return
+        clock = self._clock(cache_control, due)
         headers = CIMultiDict(response.headers)
         headers["X-Cache"] = "HIT"
-        # Cache-Control and the moment it changes, read at one instant.
-        headers[hdrs.CACHE_CONTROL], until = cache_control(time.time())
-        size = OVERHEAD + len(target) + len(accept) + len(encoding) + sum(
+        headers[hdrs.CACHE_CONTROL] = clock.header
+        size = OVERHEAD + CACHE_CONTROL_ROOM + len(target) + len(accept) + len(encoding) + sum(
             len(name) + len(value) for name, value in headers.items())
         self._forget(key)
         entry_keys = tuple(entry_key for entry_key, _ in made_from)
-        self._ready[key] = Ready(body, headers, min(until, due), due, cache_control, entry_keys,
-                                 count, size)
+        self._ready[key] = Ready(body, headers, clock, entry_keys, count, size, clock.header)
+        clock.users += 1
         self.nbytes += size
         for entry_key in entry_keys:
             self._by_entry.setdefault(entry_key, set()).add(key)
         while len(self._ready) > self._max_entries or self.nbytes > self._max_bytes:
-            self._forget(next(iter(self._ready)))
+            self._pass_over()
 
-    def _renewed(self, key: Key, ready: Ready, now: float) -> Ready:
-        """`ready` with the Cache-Control the full path would send at `now` (once a second).
-        Changed in place: every response sent copies the headers it is given."""
-        header, until = ready.cache_control(now)
-        grown = len(header) - len(ready.headers.get(hdrs.CACHE_CONTROL, ""))
-        ready.headers[hdrs.CACHE_CONTROL] = header
-        ready.until, ready.size = min(until, ready.due), ready.size + grown
-        self.nbytes += grown
-        return ready
+    def _clock(self, cache_control: CacheControl, due: float) -> Clock:
+        """The clock of the answers made with `cache_control` and `due`, its header as of now."""
+        name = (cache_control.func, cache_control.args, due)
+        clock = self._clocks.get(name)
+        if clock is None:
+            clock = self._clocks[name] = Clock(cache_control, due)
+        if (now := time.time()) >= clock.until:
+            clock.renew(now)  # read with its deadline at one instant
+        return clock
+
+    def _pass_over(self) -> None:
+        """Drop the first answer not sent since the table last passed over it; the sent ones
+        it passes go to the end, unflagged (second chance)."""
+        while True:
+            key, ready = next(iter(self._ready.items()))
+            if not ready.used:
+                self._forget(key)
+                return
+            ready.used = False
+            self._ready.move_to_end(key)
 
     def _entry_changed(self, entry_key: str) -> None:
         """The cache replaced or dropped `entry_key`: what was made from it is no longer exact."""
@@ -162,6 +199,10 @@ class ReadyAnswers:
         if ready is None:
             return
         self.nbytes -= ready.size
+        clock = ready.clock
+        clock.users -= 1
+        if not clock.users:
+            del self._clocks[clock.cache_control.func, clock.cache_control.args, clock.due]
         for entry_key in ready.made_from:
             keys = self._by_entry.get(entry_key)
             if keys is not None:

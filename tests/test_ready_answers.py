@@ -5,6 +5,7 @@ requests, never past a change."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import math
 import re
 import time
@@ -18,13 +19,14 @@ from multidict import CIMultiDict
 
 from marsserver import Settings, create_app
 from marsserver.core.cache import BoundedMemoryCache
+from marsserver.core.entries import CachedListing
 from marsserver.core.pipeline import NEWEST_KEY, Pipeline
 from marsserver.http import handlers
 from marsserver.http.handlers import PIPELINE
 from marsserver.http.ready_answers import READY_ANSWERS, ReadyAnswers
 from marsserver.http.views import Paths, cached_listing
 from marsserver.metrics import HitCount
-from marsserver.sources import LATEST, Listing, Query
+from marsserver.sources import LATEST, Listing, Photo, Query
 
 from .helpers import Clock, Gated, RoverFeed, pipeline_of, raw_get, until
 from .stub import IMAGES
@@ -484,3 +486,47 @@ async def test_a_list_change_during_a_miss_never_makes_the_old_photo_the_new_one
     again = await client.get(url)
     truth = await client.get(url, headers={"If-None-Match": '"x"'})  # the full path
     assert await again.read() == await truth.read() != await answer.read()
+
+
+class BusySols(RoverFeed):
+    """A rover feed whose every sol is busy: 300 whole frames to a list."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.frames = tuple(Photo(id=str(n), camera="NAV", taken="2024-01-01T00:00:00Z",
+                                  img_src=f"https://mars.nasa.gov/img/{n}.jpg")
+                            for n in range(300))
+
+
+async def test_ready_answers_keep_no_list_alive_that_the_cache_let_go_of(aiohttp_client):
+    """A client walking sols with tiny wallpapers: every answer is made from a whole list, and
+    a small cache keeps only a few lists. What the ready answers hold must not keep the others
+    alive, or memory grows past --cache-bytes with every sol walked."""
+    settings = Settings(cache_bytes=2 * 2**20)
+    client = await aiohttp_client(create_app(settings, source=BusySols()))
+    for sol in range(1, 61):
+        response = await client.get(f"/wallpaper?sol={sol}&height=16&format=jpeg")
+        assert response.status == 200
+    assert len(client.app[READY_ANSWERS]) > 0
+    cache = client.app[PIPELINE].cache
+    held = {id(entry) for entry in cache.view().values() if isinstance(entry, CachedListing)}
+    gc.collect()
+    alive = {id(thing) for thing in gc.get_objects() if isinstance(thing, CachedListing)}
+    assert len(held) < 60  # the cache let lists go
+    assert alive == held
+
+
+@pytest.mark.parametrize("condition", [{"If-Match": '"another"'}, {"If-None-Match": "*"}])
+async def test_an_answer_to_a_conditional_request_is_never_sent_again(demo_client, clock: Clock,
+                                                                     condition):
+    """A 412 or 304 answers one request's condition: the plain request after it gets the
+    image, from a ready answer or the full path alike."""
+    fetched = clock.now
+    await demo_client.get("/api/photos")
+    clock.now = fetched + 0.5
+    made = await demo_client.get(WALLPAPER)
+    image = await made.read()
+    conditional = await demo_client.get(WALLPAPER, headers=condition)
+    assert conditional.status in (304, 412)
+    again = await demo_client.get(WALLPAPER)
+    assert (again.status, await again.read()) == (200, image)

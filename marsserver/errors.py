@@ -8,6 +8,11 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+#: No failure is remembered, and no upstream host rested, longer than this (seconds), whatever
+#: a `Retry-After` said: a hold is a promise to callers that the service is down, and a feed
+#: that asks for a week (or sends 999999 by mistake) must not take the service away that long.
+MAX_HOLD = 3600
+
 
 class ServiceError(Exception):
     """Base class: `detail` is the human sentence sent to the client; `cause` what the

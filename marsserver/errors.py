@@ -47,8 +47,9 @@ class BadParameter(ServiceError):
 
 
 class NotFound(ServiceError):
-    """Nothing there; when NASA said so (no photos for that camera or sol), remembered, so
-    asking again does not cost NASA a call each time."""
+    """Nothing there; when NASA said so (no photos for that camera or sol), remembered as
+    long as a list is fresh (`info_ttl`: it is an answer, not a failure), so asking again
+    does not cost NASA a call each time."""
 
     status = 404
     code = "not_found"

@@ -305,11 +305,10 @@ def is_public(host: str) -> bool:
 
 def _embedded(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
     """The IPv4 address `address` carries, if it is of a form that carries one."""
-    if address.ipv4_mapped or address.sixtofour:
-        return address.ipv4_mapped or address.sixtofour
-    if any(address in network for network in _EMBEDDING):
-        return ipaddress.IPv4Address(int(address) & 0xFFFF_FFFF)
-    return None
+    carried = address.ipv4_mapped or address.sixtofour
+    if carried is None and any(address in network for network in _EMBEDDING):
+        carried = ipaddress.IPv4Address(int(address) & 0xFFFF_FFFF)
+    return carried
 
 
 def trusted_names(api_url: str | None, image_hosts: tuple[str, ...] | None) -> frozenset[str]:

@@ -8,6 +8,11 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+#: No failure is remembered, and no upstream host rested, longer than this (seconds), whatever
+#: a `Retry-After` said: a hold is a promise to callers that the service is down, and a feed
+#: that asks for a week (or sends 999999 by mistake) must not take the service away that long.
+MAX_HOLD = 3600
+
 
 class ServiceError(Exception):
     """Base class: `detail` is the human sentence sent to the client; `cause` what the
@@ -42,8 +47,9 @@ class BadParameter(ServiceError):
 
 
 class NotFound(ServiceError):
-    """Nothing there; when NASA said so (no photos for that camera or sol), remembered, so
-    asking again does not cost NASA a call each time."""
+    """Nothing there; when NASA said so (no photos for that camera or sol), remembered as
+    long as a list is fresh (`info_ttl`: it is an answer, not a failure), so asking again
+    does not cost NASA a call each time."""
 
     status = 404
     code = "not_found"

@@ -9,12 +9,15 @@ the header before anything is decoded (decompression bombs).
 from __future__ import annotations
 
 import io
+import logging
 from dataclasses import dataclass
 
 from PIL import Image
 from PIL.JpegImagePlugin import JpegImageFile
 
 from .errors import BadParameter, BadUpstream
+
+log = logging.getLogger(__name__)
 
 FORMATS = ("JPEG", "PNG")
 MIN_SIZE = 16
@@ -69,8 +72,12 @@ def wallpaper(data: bytes, spec: Spec, *, max_pixels: int) -> bytes:
         with Image.open(io.BytesIO(data), formats=FORMATS) as image:
             return _encode(_fitted(image, spec, max_pixels), spec)
     except (OSError, SyntaxError, ValueError, MemoryError, Image.DecompressionBombError) as error:
-        # Pillow reports unknown, truncated and corrupt data through these.
-        raise BadUpstream(f"source image unusable: {error}") from None
+        # Pillow reports unknown, truncated and corrupt data through these; its words (which
+        # may name an object's address) are for the log, the client reads ours.
+        cause = f"source image unusable: {type(error).__name__}: {error}"
+        log.info("%s", cause)
+        raise BadUpstream("source image unusable: not a complete JPEG or PNG",
+                          cause=cause) from None
 
 
 def _fitted(image: Image.Image, spec: Spec, max_pixels: int) -> Image.Image:

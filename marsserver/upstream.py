@@ -4,7 +4,10 @@ Sources call `get_json` for their feeds and `get_image` for the links those feed
 - Polite: a total and a connect timeout on every request; a bounded number of retries with
   jittered exponential backoff, on connection errors and 5xx only (never 4xx, never a
   timeout: a slow NASA is not helped by more requests); a 429 or `X-RateLimit-Remaining: 0`
-  makes us rest that host until its `Retry-After` (or `RATE_LIMIT_REST`) has passed.
+  makes us rest that host for that kind of call (the feed, or images) until its `Retry-After`
+  (or `RATE_LIMIT_REST`) has passed, `MAX_HOLD` at most. The kinds rest apart: a feed API's
+  quota is its own, and one client spending it must not stop the images of lists already
+  cached from downloading for everyone.
 - Safe: image links are untrusted, so only allow-listed hosts are fetched, plain http to NASA
   is upgraded to https, redirects are followed by hand (at most `MAX_REDIRECTS`, each hop
   checked again), downloads stop at `max_bytes`, and `PublicResolver` refuses names that
@@ -12,7 +15,8 @@ Sources call `get_json` for their feeds and `get_image` for the links those feed
 Transport failures become the service's own errors here; no aiohttp exception leaves. Each
 says what happened in words a person reads (could not resolve, could not connect, timed out,
 a server error) and names neither a host, which may be an internal one, nor an exception
-class: those go to the log, once per failed request (`ServiceError.cause`).
+class: those go to the log (`ServiceError.cause`), once per episode: a WARNING when a host
+starts failing for a kind of call, an INFO when it answers again, DEBUG in between.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 from yarl import URL
 
-from .errors import BadUpstream, ServiceError, Unavailable, UpstreamTimeout
+from .errors import MAX_HOLD, BadUpstream, ServiceError, Unavailable, UpstreamTimeout
 from .metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -43,6 +47,8 @@ _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _CHUNK = 64 * 1024
 #: What failed, as a client is told: by the kind of request, never by host.
 WHAT = {"list": "the photo feed", "image": "the image server"}
+#: A host and a kind of call to it ("list" or "image"): what rests, and what fails, together.
+Line = tuple[str, str]
 
 
 class _Retryable(Exception):
@@ -66,33 +72,42 @@ class Upstream:
         self._max_bytes = max_bytes
         self._retries = retries
         self._backoff = backoff
-        self._resting: dict[str, float] = {}  # host -> monotonic time it may be called again
+        # Both keyed by allow-listed or configured hosts only, so both stay small.
+        self._resting: dict[Line, float] = {}  # -> monotonic time it may be called again
+        self._failing: set[Line] = set()  # lines whose last call failed (an episode is open)
 
     async def get_json(self, url: str, params: Mapping[str, str]) -> object:
         """GET a JSON document; anything but a 200 with valid JSON is a `ServiceError`."""
         try:
             body, _ = await self._get(URL(url).update_query(params), "list")
             try:
-                return json.loads(body)
+                document = json.loads(body)
             except (ValueError, RecursionError):  # RecursionError: b"[" * 10**6
                 raise BadUpstream(f"{WHAT['list']} did not answer with JSON",
                                   cause=f"{URL(url).host} did not answer JSON") from None
+            self._answered(URL(url), "list")
+            return document
         except ServiceError as error:
-            raise _logged("list", error) from None
+            raise self._logged((URL(url).host or "", "list"), error) from None
 
     async def get_image(self, url: str) -> bytes:
         """GET an image from an allow-listed host, following redirects only within the list."""
+        target: URL | None = None
         try:
             target = self._allowed(url)
             for _ in range(MAX_REDIRECTS + 1):
                 body, location = await self._get(target, "image", redirects=True)
                 if location is None:
+                    self._answered(target, "image")
                     return body
                 target = self._allowed(str(target.join(location)))
             raise BadUpstream(f"{WHAT['image']} redirected more than {MAX_REDIRECTS} times",
                               cause=f"more than {MAX_REDIRECTS} redirects fetching {url!r}")
         except ServiceError as error:
-            raise _logged("image", error) from None
+            if target is None:  # a link refused before any call: no host's episode
+                log.info("%s failed: %s", WHAT["image"], error.cause)
+                raise
+            raise self._logged((target.host or "", "image"), error) from None
 
     def _allowed(self, link: str) -> URL:
         try:
@@ -123,7 +138,8 @@ class Upstream:
                 if attempt == self._retries:
                     raise failure.error from None
                 delay = self._backoff * 2**attempt * random.uniform(0.5, 1.5)
-                log.info("retrying %s in %.2fs: %s", url.host, delay, failure.error.cause)
+                level = logging.DEBUG if (url.host or "", kind) in self._failing else logging.INFO
+                log.log(level, "retrying %s in %.2fs: %s", url.host, delay, failure.error.cause)
                 await asyncio.sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -150,29 +166,50 @@ class Upstream:
         finally:
             self._requests.labels(self._source, kind, status).inc()
 
+    def _logged(self, line: Line, error: ServiceError) -> ServiceError:
+        """`error`, its technical cause logged once per episode: the client reads a sentence,
+        the operator this (later failures of the same episode at DEBUG)."""
+        if line in self._failing:
+            log.debug("%s still failing: %s", WHAT[line[1]], error.cause)
+        else:
+            self._failing.add(line)
+            log.warning("%s failed: %s", WHAT[line[1]], error.cause)
+        return error
+
+    def _answered(self, url: URL, kind: str) -> None:
+        """A good answer: closes the line's failure episode, if one was open."""
+        if (url.host or "", kind) in self._failing:
+            self._failing.discard((url.host or "", kind))
+            log.info("%s answers again (%s)", WHAT[kind], url.host)
+
     def _check_rest(self, url: URL, kind: str) -> None:
-        wait = self._resting.get(url.host or "", 0.0) - time.monotonic()
+        wait = self._resting.get((url.host or "", kind), 0.0) - time.monotonic()
         if wait > 0:
             raise Unavailable(f"{WHAT[kind]} asked this service to slow down",
                               retry_after=int(wait) + 1,
                               cause=f"{url.host} asked us to slow down")
 
-    def _rest(self, url: URL, response: aiohttp.ClientResponse) -> int:
+    def _rest(self, url: URL, kind: str, response: aiohttp.ClientResponse) -> int:
+        """Rest this host for this kind of call as its `Retry-After` asks, `MAX_HOLD` at most:
+        a hold we keep is a failure we remember, and no failure is remembered longer."""
         retry = response.headers.get("Retry-After", "")
-        valid = retry.isascii() and retry.isdigit() and len(retry) <= 6  # not "²", not 10**5000
-        seconds = int(retry) if valid else RATE_LIMIT_REST
-        self._resting[url.host or ""] = time.monotonic() + seconds
-        log.warning("%s is rate limiting us: resting it for %d s", url.host, seconds)
+        seconds = RATE_LIMIT_REST
+        if retry.isascii() and retry.isdigit():  # not "²"; an HTTP date gets the default
+            seconds = MAX_HOLD if len(retry) > len(str(MAX_HOLD)) else min(int(retry), MAX_HOLD)
+        self._resting[(url.host or "", kind)] = time.monotonic() + seconds
         return seconds
 
     def _check_status(self, url: URL, kind: str, response: aiohttp.ClientResponse) -> None:
         status, cause = response.status, f"{url.host} answered HTTP {response.status}"
         if status == 429:
-            seconds = self._rest(url, response)
+            seconds = self._rest(url, kind, response)
             raise Unavailable(f"{WHAT[kind]} is rate limiting this service",
-                              retry_after=seconds, cause=f"{url.host} is rate limiting us")
+                              retry_after=seconds,
+                              cause=f"{url.host} is rate limiting us: resting it for {seconds} s")
         if response.headers.get("X-RateLimit-Remaining") == "0":
-            self._rest(url, response)  # this answer is good; the next one would be a 429
+            # This answer is good; the next would be a 429.
+            seconds = self._rest(url, kind, response)
+            log.warning("%s has no requests left for us: resting it for %d s", url.host, seconds)
         if status >= 500:
             raise _Retryable(BadUpstream(
                 f"{WHAT[kind]} answered with a server error (HTTP {status})", cause=cause))
@@ -200,12 +237,6 @@ def _failed(url: URL, kind: str, error: Exception) -> BadUpstream:
     else:
         words = f"the request to {what} failed"
     return BadUpstream(words, cause=f"{url.host}: {type(error).__name__}: {error}")
-
-
-def _logged(kind: str, error: ServiceError) -> ServiceError:
-    """`error`, its technical cause logged: the client reads a sentence, the operator this."""
-    log.info("%s failed: %s", WHAT[kind], error.cause)
-    return error
 
 
 async def _read_limited(url: URL, kind: str, response: aiohttp.ClientResponse,
@@ -241,13 +272,43 @@ class PublicResolver(AbstractResolver):
         results = await self._inner.resolve(host, port, family)
         if host.lower().rstrip(".") in self._trusted:
             return results
-        public = [r for r in results if ipaddress.ip_address(r["host"]).is_global]
+        public = [r for r in results if is_public(r["host"])]
         if not public:
             raise OSError(f"{host} resolves only to non-public addresses")
         return public
 
     async def close(self) -> None:
         await self._inner.close()
+
+
+#: IPv6 ranges that carry an IPv4 address in their last 32 bits, which is where the packet
+#: really goes: NAT64's well-known prefix (RFC 6052) and the old IPv4-compatible form.
+_EMBEDDING = (ipaddress.IPv6Network("64:ff9b::/96"), ipaddress.IPv6Network("::/96"))
+#: IPv6 ranges that `is_global` does not rule out on every Python, and that never lead to the
+#: public internet: NAT64 for local use (RFC 8215) and the deprecated site-local addresses.
+_NOT_PUBLIC = (ipaddress.IPv6Network("64:ff9b:1::/48"), ipaddress.IPv6Network("fec0::/10"))
+
+
+def is_public(host: str) -> bool:
+    """Whether an address DNS gave leads to the public internet. An IPv6 address that embeds
+    an IPv4 one (mapped, NAT64, IPv4-compatible, 6to4) is judged by the IPv4 address, which
+    is where a translator or tunnel delivers it: `64:ff9b::7f00:1` is loopback."""
+    address = ipaddress.ip_address(host)
+    if isinstance(address, ipaddress.IPv4Address):
+        return address.is_global
+    if address.is_loopback or address.is_unspecified or any(
+            address in network for network in _NOT_PUBLIC):
+        return False
+    embedded = _embedded(address)
+    return embedded.is_global if embedded is not None else address.is_global
+
+
+def _embedded(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address `address` carries, if it is of a form that carries one."""
+    carried = address.ipv4_mapped or address.sixtofour
+    if carried is None and any(address in network for network in _EMBEDDING):
+        carried = ipaddress.IPv4Address(int(address) & 0xFFFF_FFFF)
+    return carried
 
 
 def trusted_names(api_url: str | None, image_hosts: tuple[str, ...] | None) -> frozenset[str]:

@@ -276,3 +276,17 @@ async def test_remembered_queries_never_exceed_their_bound(demo_client, monkeypa
     for n in range(5):
         assert (await demo_client.get(f"/wallpaper?height=64&n={n}")).status == 200
     assert len(demo_client.app[handlers.QUERIES]) <= 4
+
+
+async def test_every_answer_says_nosniff(demo_client):
+    """Whatever made the answer (a handler, a ready answer, an error, the catch-all), a browser
+    is told to take it for the type it says it is."""
+    asks = [("GET", "/", {}), ("GET", "/", {}), ("GET", "/wallpaper?height=100", {}),
+            ("GET", "/api/photos?sol=99999", {}), ("GET", "/nowhere", {"Accept": "text/html"}),
+            ("POST", "/", {}), ("GET", "/healthz", {}), ("GET", "/metrics", {}),
+            ("GET", "/openapi.json", {}), ("GET", "/favicon.ico", {})]
+    answers = [await demo_client.request(method, path, headers=headers)
+               for method, path, headers in asks]
+    assert [r.status for r in answers] == [200, 200, 200, 404, 404, 405, 200, 200, 200, 200]
+    assert answers[1].headers["X-Cache"] == "HIT"
+    assert {r.headers.get("X-Content-Type-Options") for r in answers} == {"nosniff"}

@@ -229,3 +229,15 @@ async def test_concurrent_stale_requests_start_exactly_one_refresh(stub: Stub, c
     assert {r.headers["X-Cache"] for r in burst} == {"STALE"}
     await until(lambda: not pipeline.background)
     assert stub.calls["feed"] == 2
+
+
+async def test_a_429_from_the_feed_does_not_stop_wallpapers_of_a_cached_list(stub, client_for):
+    """A client that spends the feed's quota (new sols, odd cameras) holds the feed for
+    everyone, not the images: the wallpapers of a list already cached still get made."""
+    client = await client_for(stub.settings(**FAST))
+    assert (await client.get("/api/photos")).status == 200
+    stub.fail("feed", 429, **{"Retry-After": "120"})
+    limited = await client.get("/api/photos?sol=7")
+    assert (limited.status, limited.headers["Retry-After"]) == (503, "120")
+    assert (await client.get("/wallpaper?photo_number=1&height=100")).status == 200
+    assert stub.downloads() == 1

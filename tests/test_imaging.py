@@ -201,8 +201,11 @@ def test_png_sources_are_accepted():
 @pytest.mark.parametrize("data", [b"<html>not an image</html>", MASTCAM_Z[: len(MASTCAM_Z) // 3],
                                   b""])
 def test_garbage_and_truncated_images_are_a_bad_upstream(data):
-    with pytest.raises(BadUpstream, match="source image unusable"):
+    """Said in words; what Pillow said (an exception, an object's address) is the cause."""
+    with pytest.raises(BadUpstream) as raised:
         wallpaper(data, Spec(100), max_pixels=BIG)
+    assert raised.value.detail == "source image unusable: not a complete JPEG or PNG"
+    assert "Error: " in raised.value.cause
 
 
 def test_formats_other_than_jpeg_and_png_are_refused():

@@ -9,6 +9,8 @@ import re
 from functools import partial
 from typing import ClassVar
 
+from aiohttp import web
+
 from marsserver import Settings, create_app
 from marsserver.core.entries import CachedListing, Codec
 from marsserver.core.pipeline import NEWEST_KEY
@@ -16,6 +18,7 @@ from marsserver.http.views import Paths, cached_listing
 from marsserver.sources import Listing, Photo, Query
 
 from .helpers import Gated, RoverFeed, pipeline_of, until
+from .stub import Stub
 
 
 class Sols(Gated):
@@ -195,3 +198,31 @@ async def test_a_sols_cameras_survive_the_shared_cache():
     loaded = codec.load(codec.dump(made))
     assert isinstance(loaded, CachedListing)
     assert (loaded.listing, loaded.html) == (listing, made.html)
+
+
+async def test_a_camera_a_sol_lacks_costs_one_feed_call_remembered_as_long_as_a_list(
+        client_for, stub: Stub, clock):
+    """A feed that ignores the camera search, with full pages: asking for a camera the sol
+    lacks reads one page, not all ten, and the 404 is kept as long as a list (info_ttl), not
+    error_ttl, however often it is asked."""
+    template = stub.feed([f"{stub.base}/images/{stub.feed_images[0]}"])["items"][0]
+
+    async def full_pages(request: web.Request) -> web.Response:
+        sol = int(request.query.get("condition_2", "100:sol:in").split(":")[0])
+        page = int(request.query["page"])
+        return web.json_response({"items": [
+            {**template, "sol": sol, "id": sol * 10**4 + page * 100 + n} for n in range(100)]})
+
+    stub.faults["feed"] = full_pages
+    client = await client_for(stub.settings(error_ttl=5, info_ttl=300))
+    assert (await client.get("/api/photos?sol=50")).status == 200  # the sol's list is cached
+    stub.calls.clear()
+    missing = await client.get("/api/photos?sol=50&camera=MAST_LEFT")
+    assert missing.status == 404
+    assert "that sol has photos from NAV_LEFT_B" in (await missing.json())["detail"]
+    assert stub.calls["feed"] == 1
+    start = clock.now
+    for elapsed in (6, 60, 290):  # past error_ttl; short of the newest list falling due
+        clock.now = start + elapsed
+        assert (await client.get("/api/photos?sol=50&camera=MAST_LEFT")).status == 404
+    assert stub.calls["feed"] == 1

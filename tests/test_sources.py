@@ -490,6 +490,34 @@ async def test_a_camera_without_photos_that_sol_is_not_found(nasa, mock_nasa):
         await MslSource(nasa).photos(Query(sol=86, cameras=("MAST_LEFT",)))
 
 
+def other_cameras(sol: int, page: int) -> dict[str, Any]:
+    return {"items": [msl_item(sol, 100 * page + n) for n in range(100)]}  # all NAV_LEFT_B
+
+
+async def test_a_camera_query_stops_at_a_page_of_other_cameras_only():
+    """A feed that ignores the camera search would have us read every page of a sol for a
+    camera it lacks, at any client's asking: the first page without it ends the search."""
+    feed = Feed(*[other_cameras(86, page) for page in range(MAX_PAGES)])
+    with pytest.raises(NotFound, match="no whole frames of sol 86 from MAST_LEFT"):
+        await MslSource(feed).photos(Query(86, ("MAST_LEFT",)))
+    assert len(feed.asked) == 1
+    feed = Feed(*[other_cameras(90 - page, page) for page in range(MAX_PAGES_BACK)])
+    with pytest.raises(NotFound, match="newest 100 items from MAST_LEFT"):
+        await MslSource(feed).photos(Query(cameras=("MAST_LEFT",)))
+    assert len(feed.asked) == 1
+
+
+async def test_a_camera_query_reads_on_while_its_pages_hold_that_camera():
+    mixed = other_cameras(86, 0)
+    mixed["items"][-1] = {**msl_item(86, 99), "instrument": "MAST_LEFT"}
+    thumbnail = {**msl_item(86, 100, thumbnail=True), "instrument": "MAST_LEFT"}
+    feed = Feed(mixed, {"items": [thumbnail] * 100}, {"items": [
+        {**msl_item(86, 200), "instrument": "MAST_LEFT"}]})
+    listing = await MslSource(feed).photos(Query(86, ("MAST_LEFT",)))
+    assert [photo.id for photo in listing.photos] == ["99", "200"]
+    assert len(feed.asked) == 3
+
+
 async def test_a_sol_is_searched_past_pages_of_thumbnails_up_to_max_pages(caplog):
     pages = [thumbnails(86, page) for page in range(MAX_PAGES - 1)]
     feed = Feed(*pages, {"items": [msl_item(86, 9999)]})

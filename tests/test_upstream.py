@@ -19,7 +19,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractResolver
 
 from marsserver import upstream as upstream_module
-from marsserver.errors import BadUpstream, ServiceError, Unavailable, UpstreamTimeout
+from marsserver.errors import MAX_HOLD, BadUpstream, ServiceError, Unavailable, UpstreamTimeout
 from marsserver.metrics import Metrics
 from marsserver.upstream import PublicResolver, Upstream, trusted_names
 
@@ -126,15 +126,29 @@ async def test_4xx_and_timeouts_are_not_retried(retrying, mock_nasa, kwargs):
     assert len(next(iter(mock_nasa.requests.values()))) == 1
 
 
-async def test_after_a_429_the_host_is_not_called_until_retry_after(upstream, mock_nasa):
+async def test_a_429_from_the_feed_rests_the_feed_and_leaves_images_of_that_host_alone(
+        upstream, mock_nasa):
+    """One client spending the feed API's quota must not stop, for everyone, the images of
+    lists already cached: a host rests for the kind of call that was refused."""
     mock_nasa.get(FEED, status=429, headers={"Retry-After": "600"}, repeat=True)
+    mock_nasa.get(IMAGE, body=b"jpeg", repeat=True)
     with pytest.raises(Unavailable):
         await upstream.get_json(FEED, {})
-    for call in (upstream.get_image(IMAGE), upstream.get_json(FEED, {})):  # images rest too
-        with pytest.raises(Unavailable, match="slow down") as caught:
-            await call
-        assert 590 <= caught.value.retry_after <= 601
-    assert sum(map(len, mock_nasa.requests.values())) == 1
+    with pytest.raises(Unavailable, match="slow down") as caught:
+        await upstream.get_json(FEED, {})
+    assert 590 <= caught.value.retry_after <= 601
+    assert await upstream.get_image(IMAGE) == b"jpeg"
+    assert [len(calls) for calls in mock_nasa.requests.values()] == [1, 1]
+
+
+async def test_a_429_for_an_image_rests_images_and_leaves_the_feed_alone(upstream, mock_nasa):
+    mock_nasa.get(IMAGE, status=429, headers={"Retry-After": "600"}, repeat=True)
+    mock_nasa.get(FEED, payload={"items": []}, repeat=True)
+    for _ in range(2):
+        with pytest.raises(Unavailable):
+            await upstream.get_image(IMAGE)
+    assert await upstream.get_json(FEED, {}) == {"items": []}
+    assert [len(calls) for calls in mock_nasa.requests.values()] == [1, 1]
 
 
 async def test_rate_limit_remaining_zero_rests_the_host_after_a_good_answer(upstream, mock_nasa):
@@ -167,8 +181,14 @@ NON_PUBLIC = [
     "fc00::1", "fd12:3456::1",  # IPv6 unique-local
     "0.0.0.0", "::", "::ffff:127.0.0.1", "::ffff:10.0.0.1",  # unspecified, IPv4-mapped
     "100.64.0.1",  # carrier-grade NAT
+    # IPv6 that carries an IPv4 address where it really goes: NAT64, IPv4-compatible, 6to4
+    "64:ff9b::7f00:1", "64:ff9b::a9fe:a9fe", "::127.0.0.1", "::10.0.0.1", "2002:7f00:1::1",
+    "2002:c0a8:1::",
+    "64:ff9b:1::808:808",  # NAT64 for local use (RFC 8215): a private translator
+    "fec0::1", "feff::1",  # site-local (deprecated, and never public)
 ]
-PUBLIC = ["93.184.215.14", "172.32.0.1", "2606:4700::1111"]  # 172.32/16 is past 172.16/12
+PUBLIC = ["93.184.215.14", "172.32.0.1", "2606:4700::1111",  # 172.32/16 is past 172.16/12
+          "64:ff9b::808:808", "2002:808:808::1", "::ffff:8.8.8.8"]  # public IPv4 inside
 
 
 @pytest.mark.parametrize("address", NON_PUBLIC)
@@ -227,7 +247,7 @@ def test_trusted_names_are_the_operators_own():
     assert trusted_names(None, None) == frozenset()
 
 
-@pytest.mark.parametrize("retry_after", ["²", "9" * 5000, "soon"])
+@pytest.mark.parametrize("retry_after", ["²", "soon", "Wed, 21 Oct 2015 07:28:00 GMT"])
 async def test_odd_retry_after_values_rest_the_default_time(upstream, mock_nasa, retry_after):
     mock_nasa.get(FEED, status=429, headers={"Retry-After": retry_after})
     with pytest.raises(Unavailable) as caught:
@@ -420,7 +440,7 @@ async def test_a_rested_host_is_called_again_exactly_when_its_rest_is_over(
     assert (limited.value.detail, limited.value.retry_after) == (
         "the photo feed is rate limiting this service", 10)
     assert [r.getMessage() for r in caplog.records] == [
-        "mars.nasa.gov is rate limiting us: resting it for 10 s"]
+        "the photo feed failed: mars.nasa.gov is rate limiting us: resting it for 10 s"]
     clock.now = 9.5
     with pytest.raises(Unavailable) as resting:
         await upstream.get_json(FEED, {})
@@ -431,12 +451,45 @@ async def test_a_rested_host_is_called_again_exactly_when_its_rest_is_over(
     assert sum(map(len, mock_nasa.requests.values())) == 2
 
 
-@pytest.mark.parametrize(("retry_after", "rest"), [("100000", 100000), ("1000000", 60)])
-async def test_retry_after_is_honoured_up_to_six_digits(upstream, mock_nasa, retry_after, rest):
+@pytest.mark.parametrize(("retry_after", "rest"), [
+    ("3599", 3599), ("3600", MAX_HOLD), ("3601", MAX_HOLD), ("999999", MAX_HOLD),
+    ("1000000", MAX_HOLD), ("9" * 5000, MAX_HOLD)])
+async def test_retry_after_is_capped_like_remembered_failures(
+        upstream, mock_nasa, monkeypatch, retry_after, rest):
+    """A feed asking for 999999 s (by mistake or not) rests the feed for an hour at most,
+    as long as the pipeline remembers any failure, and the host is called again then."""
+    clock = Monotonic()
+    monkeypatch.setattr(upstream_module, "time", clock)
     mock_nasa.get(FEED, status=429, headers={"Retry-After": retry_after})
+    mock_nasa.get(FEED, payload={"ok": True})
     with pytest.raises(Unavailable) as caught:
         await upstream.get_json(FEED, {})
-    assert caught.value.retry_after == rest
+    assert caught.value.retry_after == rest == min(int(retry_after[:7]), 3600)
+    clock.now = rest - 0.5
+    with pytest.raises(Unavailable, match="slow down"):
+        await upstream.get_json(FEED, {})
+    clock.now = rest
+    assert await upstream.get_json(FEED, {}) == {"ok": True}
+
+
+async def test_a_failing_feed_is_logged_once_per_episode(upstream, mock_nasa, caplog):
+    """An outage is a WARNING when it starts and an INFO when it ends, not a line per
+    request; the failures between are there at DEBUG."""
+    for _ in range(3):
+        mock_nasa.get(FEED, status=502)
+    mock_nasa.get(FEED, payload={"ok": True})
+    mock_nasa.get(FEED, status=502)
+    with caplog.at_level(logging.INFO, logger="marsserver.upstream"):
+        for _ in range(3):
+            with pytest.raises(BadUpstream):
+                await upstream.get_json(FEED, {})
+        assert await upstream.get_json(FEED, {}) == {"ok": True}
+        with pytest.raises(BadUpstream):
+            await upstream.get_json(FEED, {})
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+        ("WARNING", "the photo feed failed: mars.nasa.gov answered HTTP 502"),
+        ("INFO", "the photo feed answers again (mars.nasa.gov)"),
+        ("WARNING", "the photo feed failed: mars.nasa.gov answered HTTP 502")]
 
 
 @pytest.mark.parametrize("headers", [{}, {"Content-Length": "1000"}])

@@ -38,7 +38,15 @@ from functools import partial
 from typing import TYPE_CHECKING, TypeAlias, TypeVar
 
 from .. import imaging
-from ..errors import BadUpstream, InternalError, NotFound, Overloaded, ServiceError, Unavailable
+from ..errors import (
+    MAX_HOLD,
+    BadUpstream,
+    InternalError,
+    NotFound,
+    Overloaded,
+    ServiceError,
+    Unavailable,
+)
 from ..imaging import Spec
 from ..metrics import HitCount, Metrics
 from ..settings import Settings
@@ -67,7 +75,7 @@ LIST = "list:"
 PHOTO = "photo:"
 FAILED = "failed:"
 LARGE_JPEG = 1200  # feeds' "large" JPEGs are this wide; bigger outputs use full_res if offered
-MAX_FAILURE_TTL = 3600.0  # no failure is remembered longer, whatever Retry-After said
+MAX_FAILURE_TTL = float(MAX_HOLD)  # no failure is remembered longer, whatever Retry-After said
 PUBLISHED_FAILURE_TTL = 30.0  # how long followers elsewhere can see a failure not remembered
 REFRESH_AHEAD = 2.0  # seconds before the list goes stale that a request starts its refresh
 
@@ -472,14 +480,19 @@ class Pipeline:
 
     def _remembered_until(self, error: ServiceError) -> float:
         """When to forget `error`: a derived failure with its cause, others after `error_ttl`
-        or as long as the upstream asked us to wait (capped); now if not remembered."""
+        or as long as the upstream asked us to wait (capped); now if not remembered.
+
+        A `NotFound` is the feed's answer (no photos from that camera that sol), not a
+        failure: it is kept as long as a list would be, `info_ttl`, so asking again for what
+        is not there costs NASA nothing until a list of it would be asked for again."""
         if error.until is not None:
             return error.until
         now = time.time()
-        if not error.remembered or self._settings.error_ttl <= 0:
+        kept = self._settings.info_ttl if isinstance(error, NotFound) else self._settings.error_ttl
+        if not error.remembered or kept <= 0:
             return now
         retry_after = error.retry_after if isinstance(error, Unavailable) else None
-        return now + min(MAX_FAILURE_TTL, max(self._settings.error_ttl, retry_after or 0))
+        return now + min(MAX_FAILURE_TTL, max(kept, retry_after or 0))
 
 
 def list_key(query: Query) -> str:

@@ -184,16 +184,21 @@ class FeedTally:
         self.kept: list[tuple[int, Photo]] = []
         self.dropped: Counter[str] = Counter()
         self.items = 0
+        #: The last page held whole frames from other cameras and none from those asked for.
+        self.off_camera = False
         self._known: int | None = None  # the newest sol, as the feed said
         self._span: tuple[int, int] | None = None  # the oldest and newest sol of any item
         self._ids: set[str] = set()
 
     def add(self, items: list[object], judge: Judge) -> None:
+        """Tally one page of items."""
+        kept, strays = len(self.kept), self.dropped["camera"]
         for item in items:
             self.items += 1
             reason = self._admit(item, judge)
             if reason is not None:
                 self.dropped[reason] += 1
+        self.off_camera = len(self.kept) == kept and self.dropped["camera"] > strays
 
     def know_newest(self, sol: int | None) -> None:
         """The feed said which sol is its newest (not every feed does)."""
@@ -308,10 +313,14 @@ class FeedSource(QuerySource):
         return len(items)
 
     def _turn_page(self, tally: FeedTally, page: int, count: int) -> bool:
-        """Whether to read the next page: it may hold more of the answer, within the bounds."""
+        """Whether to read the next page: it may hold more of the answer, within the bounds.
+
+        A camera query stops at a page of other cameras' frames only: a feed that filters by
+        camera (both NASA feeds do) never sends one, and one that does not would have us read
+        every page of a sol for a camera it may not have, which any client could ask for."""
         if self.page_size is None or count < self.page_size:
             return False  # that was the last page
-        if tally.settled:
+        if tally.settled or tally.off_camera:
             return False
         searching = tally.query.sol is None and not tally.kept
         bound = MAX_PAGES_BACK if searching else MAX_PAGES

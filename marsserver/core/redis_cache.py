@@ -73,7 +73,8 @@ class SharedCache:
                  timeout: float) -> None:
         self.front = front
         self.client = client
-        self.redis = RedisCache(serializer=NullSerializer(), namespace=prefix, timeout=timeout)
+        # timeout=0: `call` bounds every call already (aiocache's own bound is a `wait_for`).
+        self.redis = RedisCache(serializer=NullSerializer(), namespace=prefix, timeout=0)
         self.redis.client = client  # our client: from_url semantics, TLS
         self._codec = codec
         self._timeout = timeout
@@ -191,7 +192,10 @@ class SharedCache:
         if time.monotonic() < self._down_until:
             raise Unreachable
         try:
-            result = await asyncio.wait_for(make(), self._timeout)
+            # Not `wait_for`: on Python 3.11 it returns the result of a call that completes
+            # as its caller is cancelled, and the cancellation is lost.
+            async with asyncio.timeout(self._timeout):
+                result = await make()
         except (*SLOW, RedisError) as error:
             if isinstance(error, RedisConnectionError) and not isinstance(error, SLOW):
                 self._went_down(error)

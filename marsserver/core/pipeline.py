@@ -143,9 +143,8 @@ class Pipeline:
             newest = await self._newest_sol()
             if query.sol > newest:
                 raise NotFound(f"sol {query.sol} is beyond the newest sol, {newest}")
-        today, served = await self._get(
-            self._lists, key, self._settings.max_stale + self._fresh_for(query, newest),
-            partial(self._fetch, query, newest), usable=self._not_stale)
+        today, served = await self._get(self._lists, key, partial(self._fetch, query, newest),
+                                        usable=self._not_stale)
         if not self._due(today):
             self._refresh_when_due(today)
             return today, served
@@ -162,9 +161,12 @@ class Pipeline:
         self.metrics.lookups.count("list", "stale")
         return today, Served.STALE
 
-    def _newest_known(self, today: CachedListing) -> int | None:
-        """The newest sol this instance knows of without asking (for a refresh's freshness)."""
+    async def _newest_known(self, today: CachedListing) -> int | None:
+        """The newest sol known without asking NASA (for a refresh's freshness): what the list
+        says, and the newest list here or, if it left this instance, in the shared cache."""
         latest: CachedListing | None = self.cache.peek(NEWEST_KEY)
+        if latest is None and today.query != LATEST:
+            latest = (await self.cache.lookup(NEWEST_KEY, FAILED + NEWEST_KEY))[0]
         sols = [today.listing.newest_sol]
         if latest is not None:
             sols += [latest.listing.sol, latest.listing.newest_sol]
@@ -211,7 +213,6 @@ class Pipeline:
     async def _wallpaper_of(self, known: KnownPhoto, spec: Spec) -> tuple[Rendition, Served]:
         link = _source_link(known.photo, spec)
         return await self._get(self._wallpapers, f"wallpaper:{spec.key}:{link}",
-                               self._settings.image_ttl,
                                partial(self._render, known, link, spec))
 
     def due_at(self, today: CachedListing) -> float:
@@ -269,10 +270,12 @@ class Pipeline:
         requests start exactly one)."""
         key = list_key(today.query)
         if not self._lists.running(key):
-            ttl = self._settings.max_stale + today.fresh_for
-            fetch = partial(self._fetch, today.query, self._newest_known(today))
-            fill = partial(self._fill, key, ttl, fetch, self._not_due)
+            fill = partial(self._fill, key, partial(self._refetch, today), self._not_due)
             self.background.spawn(self._lists.do(key, fill), f"refreshing {key}")
+
+    async def _refetch(self, today: CachedListing) -> CachedListing:
+        """`today`'s list again, fresh for as long as its sol's age now says."""
+        return await self._fetch(today.query, await self._newest_known(today))
 
     async def _fetch(self, query: Query, newest: int | None) -> CachedListing:
         # `latest()` for the newest: a source written before sols and cameras still serves it.
@@ -359,8 +362,7 @@ class Pipeline:
 
     async def _render(self, known: KnownPhoto, link: str, spec: Spec) -> Rendition:
         source_key = f"source:{link}"
-        data, _ = await self._get(self._sources, source_key, self._settings.image_ttl,
-                                  partial(self.source.image, link))
+        data, _ = await self._get(self._sources, source_key, partial(self.source.image, link))
         if self.resizes_pending >= self._settings.resize_queue:
             raise Overloaded("too many wallpapers being made; try again shortly", retry_after=1)
         self.resizes_pending += 1
@@ -384,7 +386,7 @@ class Pipeline:
         self.metrics.resizes.inc()
         return wallpaper
 
-    async def _get(self, flights: SingleFlight[str, Found[V]], key: str, ttl: float,
+    async def _get(self, flights: SingleFlight[str, Found[V]], key: str,
                    compute: Callable[[], Awaitable[V]], usable: Callable[[V], bool] = _any,
                    ) -> tuple[V, Served]:
         """From this process's memory, or through the one flight for `key`. A value in memory
@@ -401,7 +403,7 @@ class Pipeline:
             return value, Served.HIT
         found: Found[V] | None = None
         try:
-            found, joined = await flights.do(key, partial(self._fill, key, ttl, compute, _any))
+            found, joined = await flights.do(key, partial(self._fill, key, compute, _any))
         finally:  # a failed lookup is a miss too
             self.metrics.lookups.count(stage, "shared" if found and found[1] else "miss")
         if joined:
@@ -410,7 +412,7 @@ class Pipeline:
             return found[0], Served.SHARED
         return found[0], Served.COALESCED if joined else Served.MISS
 
-    async def _fill(self, key: str, ttl: float, compute: Callable[[], Awaitable[V]],
+    async def _fill(self, key: str, compute: Callable[[], Awaitable[V]],
                     fresh: Callable[[V], bool]) -> Found[V]:
         """A flight's own work: the shared value if `fresh` accepts it, else lead or follow."""
         stale: list[V] = []  # a value `fresh` refused: served if the upstream fails
@@ -429,7 +431,7 @@ class Pipeline:
 
         async def lead(token: str) -> Found[V]:
             try:
-                return await self._compute_and_store(key, ttl, compute, token), False
+                return await self._compute_and_store(key, compute, token), False
             except ServiceError:
                 if stale:
                     return stale[0], True
@@ -442,14 +444,21 @@ class Pipeline:
             return await self.background.finish(key, lead(""))
         return await self._leases.run(key, lead, check)
 
-    async def _compute_and_store(self, key: str, ttl: float,
-                                 compute: Callable[[], Awaitable[V]], token: str) -> V:
+    async def _compute_and_store(self, key: str, compute: Callable[[], Awaitable[V]],
+                                 token: str) -> V:
         try:
             value = await compute()
         except Exception as error:
             raise await self._remember(key, error, token) from None
-        await self.cache.set(key, value, ttl=ttl)
+        await self.cache.set(key, value, ttl=self._kept_for(value))
         return value
+
+    def _kept_for(self, value: object) -> float:
+        """How long the cache keeps `value`, as the value itself says: a list for as long as
+        it is fresh and then `max_stale`, images for `image_ttl`."""
+        if isinstance(value, CachedListing):
+            return self._settings.max_stale + value.fresh_for
+        return self._settings.image_ttl
 
     async def _remember(self, key: str, error: Exception, token: str) -> ServiceError:
         """Record a failure for every waiter (in every process) and for `error_ttl`.

@@ -13,6 +13,7 @@ import asyncio
 import io
 import pickle
 import re
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -497,3 +498,28 @@ async def test_a_redis_call_cancelled_as_its_reply_arrives_stays_cancelled(redis
     with pytest.raises(asyncio.CancelledError):
         await caller
     await cache.close()
+
+
+async def test_a_failure_published_for_followers_never_replaces_a_remembered_one(
+        app_for, redis_url):
+    """Two leaders of one key (a lease lost in a pause): one fails and is remembered, the
+    other fails with what is not remembered (a full resize queue, here its source). The
+    remembered failure must still hold every instance off NASA."""
+    source = Gated()
+    late, third = [pipeline_of(await app_for(source, cache=redis_url, retries=0))
+                   for _ in range(2)]
+    await late.today()
+    gate = source.hold("image")
+    source.fail["image"] = Overloaded("too many downloads", retry_after=1)
+    leading = asyncio.create_task(late.wallpaper(0, Spec(300)))
+    await until(lambda: source.calls["image"] == 1)
+    source_key = FAILED + "source:https://mars.nasa.gov/img/0.jpg"
+    other_leader = Failure("bad_upstream", "NASA answered HTTP 500", until=time.time() + 60)
+    await late.cache.set(source_key, other_leader, ttl=60)  # type: ignore[arg-type]
+    await late.cache.front.delete(source_key)  # as if stored by another instance
+    gate.set()
+    with pytest.raises(Overloaded):
+        await leading
+    with pytest.raises(BadUpstream):
+        await third.wallpaper(0, Spec(300))
+    assert source.calls["image"] == 1

@@ -40,9 +40,10 @@ def size_of(value: object) -> int:
 class Cache(Protocol):
     """What the pipeline needs of a cache: memory alone, or Redis behind a memory front.
 
-    `peek` is this process's memory only (the hot path); `lookup` is the shared truth, read
-    once per flight; `publish` makes a value visible to other processes only (a failure their
-    followers must see, but that this process has already delivered to its own waiters).
+    `peek` is this process's memory only (the hot path); `lookup` is the shared truth (of one
+    or several keys, in one round trip), read once per flight; `publish` makes a value
+    visible to other processes only (a failure their followers must see, but that this
+    process has already delivered to its own waiters).
     """
 
     @property
@@ -62,7 +63,7 @@ class Cache(Protocol):
 
     def expires_in(self, key: str) -> float | None: ...
 
-    async def lookup(self, key: str, failure_key: str) -> tuple[Any, Any]: ...
+    async def lookup(self, *keys: str) -> tuple[Any, ...]: ...
 
     async def set(self, key: str, value: Any, ttl: float) -> Any: ...
 
@@ -190,9 +191,9 @@ class BoundedMemoryCache(SimpleMemoryCache):  # type: ignore[misc]  # aiocache i
     def degraded(self) -> bool:
         return False  # nothing to lose touch with
 
-    async def lookup(self, key: str, failure_key: str) -> tuple[Any, Any]:
+    async def lookup(self, *keys: str) -> tuple[Any, ...]:
         """In one process, memory is the shared truth."""
-        return self.peek(key), self.peek(failure_key)
+        return tuple(map(self.peek, keys))
 
     async def publish(self, key: str, value: Any, ttl: float) -> None:
         """No other process to tell: this process's flights already delivered it."""

@@ -66,6 +66,9 @@ Found: TypeAlias = tuple[V, bool]
 LIST = "list:"
 PHOTO = "photo:"
 FAILED = "failed:"
+# A failure that is not remembered, published for the followers of the leader that had it:
+# a slot of its own, so that it never replaces a failure another leader had remembered.
+PUBLISHED = FAILED + "published:"
 LARGE_JPEG = 1200  # feeds' "large" JPEGs are this wide; bigger outputs use full_res if offered
 MAX_FAILURE_TTL = 3600.0  # no failure is remembered longer, whatever Retry-After said
 PUBLISHED_FAILURE_TTL = 30.0  # how long followers elsewhere can see a failure not remembered
@@ -166,7 +169,7 @@ class Pipeline:
         says, and the newest list here or, if it left this instance, in the shared cache."""
         latest: CachedListing | None = self.cache.peek(NEWEST_KEY)
         if latest is None and today.query != LATEST:
-            latest = (await self.cache.lookup(NEWEST_KEY, FAILED + NEWEST_KEY))[0]
+            latest = (await self.cache.lookup(NEWEST_KEY))[0]
         sols = [today.listing.newest_sol]
         if latest is not None:
             sols += [latest.listing.sol, latest.listing.newest_sol]
@@ -261,7 +264,7 @@ class Pipeline:
         self._revalidate(today)
 
     async def _shared_list(self, key: str) -> CachedListing | None:
-        shared: CachedListing | None = (await self.cache.lookup(key, FAILED + key))[0]
+        shared: CachedListing | None = (await self.cache.lookup(key))[0]
         return shared if shared is not None and not self._stale(shared) else None
 
     def _revalidate(self, today: CachedListing) -> None:
@@ -341,7 +344,7 @@ class Pipeline:
         answers on any instance, cold or restarted, for as long as the source has the photo."""
         known: KnownPhoto | None = self.cache.peek(PHOTO + photo_id)
         if known is None:
-            known = (await self.cache.lookup(PHOTO + photo_id, FAILED + PHOTO + photo_id))[0]
+            known = (await self.cache.lookup(PHOTO + photo_id))[0]
         if known is None:
             known = await self._listed(photo_id, LATEST if sol is None else Query(sol))
         return await self._wallpaper_of(known, spec)
@@ -418,12 +421,14 @@ class Pipeline:
         stale: list[V] = []  # a value `fresh` refused: served if the upstream fails
 
         async def check(holders: frozenset[str]) -> Found[V] | None:
-            value, failure = await self.cache.lookup(key, FAILED + key)
+            value, *failures = await self.cache.lookup(key, FAILED + key, PUBLISHED + key)
             if value is not None and fresh(value):
                 return value, self._leases is not None  # shared only where a cache is
             if value is not None:
                 stale[:] = [value]
-            if failure is not None and (failure.remembered or failure.token in holders):
+            failure = next((failure for failure in failures if failure is not None
+                            and (failure.remembered or failure.token in holders)), None)
+            if failure is not None:
                 if stale:
                     return stale[0], True
                 raise failure.error()
@@ -476,7 +481,7 @@ class Pipeline:
         if until > time.time():
             await self.cache.set(FAILED + key, failure, ttl=until - time.time())
         else:
-            await self.cache.publish(FAILED + key, failure, ttl=PUBLISHED_FAILURE_TTL)
+            await self.cache.publish(PUBLISHED + key, failure, ttl=PUBLISHED_FAILURE_TTL)
         return error
 
     def _remembered_until(self, error: ServiceError) -> float:

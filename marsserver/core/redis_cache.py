@@ -109,14 +109,16 @@ class SharedCache:
     def expires_in(self, key: str) -> float | None:
         return self.front.expires_in(key)
 
-    async def lookup(self, key: str, failure_key: str) -> tuple[Any, Any]:
-        """The value and the failure Redis holds for `key`, in one round trip, copied into the
-        front; the front's own copies when Redis cannot be reached (they may be all we have)."""
+    async def lookup(self, *keys: str) -> tuple[Any, ...]:
+        """What Redis holds under `keys` (a value and its failures), in one round trip, copied
+        into the front; the front's own copies when Redis cannot be reached (they may be all
+        we have)."""
         try:
-            value, failure = await self.call(lambda: self._get_with_ttl(key, failure_key))
+            found = await self.call(lambda: self._get_with_ttl(*keys))
         except Unreachable:
-            return self.front.peek(key), self.front.peek(failure_key)
-        return (await self._loaded(key, *value), await self._loaded(failure_key, *failure))
+            return tuple(map(self.front.peek, keys))
+        return tuple([await self._loaded(key, *entry) for key, entry in zip(keys, found,
+                                                                             strict=True)])
 
     async def _loaded(self, key: str, raw: bytes | None, pttl: int) -> Any:
         if raw is None or pttl <= 0:

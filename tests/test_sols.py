@@ -11,7 +11,7 @@ from typing import ClassVar
 
 from marsserver import Settings, create_app
 from marsserver.core.entries import CachedListing, Codec
-from marsserver.core.pipeline import NEWEST_KEY, list_key
+from marsserver.core.pipeline import NEWEST_KEY, Served, list_key
 from marsserver.http.views import Paths, cached_listing
 from marsserver.sources import Listing, Photo, Query
 
@@ -243,3 +243,18 @@ async def test_an_old_sol_keeps_its_long_ttl_where_the_newest_list_is_not_in_mem
     again = await two.get("/api/photos?sol=50")
     assert (again.headers["X-Cache"], again.headers["Cache-Control"][:14]) == (
         "HIT", "max-age=3600, ")
+
+
+async def test_a_sol_asked_for_in_its_last_seconds_is_refreshed_ahead_and_served_fresh(
+        app_for, clock):
+    """What operating.md promises for lists other than the newest: refreshed ahead by a
+    request that finds them due (not by a timer of their own, as the newest list is)."""
+    source = RoverFeed()
+    pipeline = pipeline_of(await app_for(source, info_ttl=8))
+    first, _ = await pipeline.listing(Query(95))  # a recent sol
+    clock.now += 7  # due (2 s ahead), not stale
+    again, served = await pipeline.listing(Query(95))
+    assert (again, served) == (first, Served.HIT)
+    await until(lambda: not pipeline.background)
+    assert source.calls.count(Query(95).key) == 2
+    assert pipeline.list_fresh_for(Query(95)) == 8

@@ -253,7 +253,9 @@ class Pipeline:
 
     def _refresh_when_due(self, today: CachedListing) -> None:
         """Someone wants the newest list: refresh it when it falls due, even if nobody asks
-        then (a cache in front answers them), so the next revalidation finds the new list."""
+        then (a cache in front answers them), so the next revalidation finds the new list.
+        Only the newest: a timer for every sol anyone asked for would call NASA for lists
+        nobody may want again (a request in their last seconds refreshes them ahead)."""
         if today.query == LATEST and self._refresh_timer is None:
             due = self.due_at(today) - time.time()
             self._refresh_timer = asyncio.get_running_loop().call_later(

@@ -10,12 +10,12 @@ finishes even if every waiter leaves, and the lease is held until it has been st
 learn the leader's token from the same `SET ... GET` and poll the shared cache every `POLL`
 seconds for the value, a remembered failure, or the failure that leader published. If the
 leader dies, its lease expires and the next poll takes over; nobody waits longer than `max_wait`.
+aiocache's `RedLock` is no substitute: it does not make other processes wait for the result.
 
 No lease is held for nobody: a `SET` sent is answered even when its waiters leave (a lease won
 then is released), a `SET` that timed out is asked again with the same token (it may have
 won), and while this process still does the work for a key, a new flight joins that work
 instead of contending for a second lease.
-aiocache's `RedLock` is no substitute: it does not make other processes wait for the result.
 """
 
 from __future__ import annotations

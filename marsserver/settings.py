@@ -103,7 +103,8 @@ class Settings:
     resize_queue: int = _option(32, "resizes queued or running before new ones get 503", int)
     cache: str = _option("memory", "memory (per process), or redis://host:port/db to share the "
                          "cache and the work across instances", str)
-    lease: float = _option(10.0, "seconds a Redis lease outlives its leader (failover time)", float)
+    lease: float = _option(10.0, "seconds a Redis lease outlives its leader (failover time; at "
+                           "least twice --redis-timeout)", float)
     redis_timeout: float = _option(
         5.0, "seconds one Redis call may take; a slow call fails alone, only connection errors "
         "or 3 failures in a row count as Redis down", float)
@@ -152,6 +153,9 @@ class Settings:
              "cache must be memory or a redis://, rediss:// or unix:// URL"),
             (0.1 <= self.lease <= 3600, "lease must be 0.1..3600"),
             (0 < self.redis_timeout <= 60, "redis_timeout must be in (0, 60]"),
+            (self.cache == "memory" or self.lease >= 2 * self.redis_timeout,
+             "lease must be at least twice redis_timeout: a lease is renewed a third of the way "
+             "in, and the renewal, which may take redis_timeout, must land before it lapses"),
             (1 <= self.workers <= 64, "workers must be 1..64"),
             (self.workers == 1 or self.port != 0, "workers > 1 needs a fixed port"),
             (1 <= self.resize_threads <= 64, "resize_threads must be 1..64"),

@@ -7,13 +7,15 @@ pinned down; tests/MUTANTS.md)."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
 import pytest
 from aiocache.lock import OptimisticLock, OptimisticLockError
 
 from marsserver.core.cache import BoundedMemoryCache, size_of
+from marsserver.sources import Listing, Photo, Query
 
-from .helpers import until
+from .helpers import RoverFeed, until
 
 
 async def test_least_recently_used_entry_goes_first_when_entries_overflow():
@@ -200,3 +202,51 @@ async def test_a_failing_watcher_is_logged_and_the_entry_keeps_its_expiry(caplog
     assert cache.peek("k") == b"new"
     assert cache.expires_in("k") is not None
     assert "the cache's watcher failed for k" in caplog.text
+
+
+# The photo index has a space of its own ----------------------------------------------------
+
+async def test_index_entries_evict_only_each_other():
+    cache = BoundedMemoryCache(max_bytes=10_000, max_entries=8, index="photo:")
+    await cache.set("wallpaper:a", b"w")
+    for n in range(100):
+        await cache.set(f"photo:{n}", b"p")
+    assert cache.peek("wallpaper:a") == b"w"
+    assert sorted(cache.view()) == ["photo:98", "photo:99", "wallpaper:a"]  # a quarter: 2
+    assert (len(cache), cache.nbytes) == (3, 3)
+
+
+async def test_the_index_takes_a_quarter_of_the_entries_and_a_sixteenth_of_the_bytes():
+    cache = BoundedMemoryCache(max_bytes=1600, max_entries=8, index="photo:")
+    await cache.set("photo:big", bytes(101))  # more than the index's 100 bytes
+    for n in range(7):
+        await cache.set(f"wallpaper:{n}", bytes(200))
+    assert sorted(cache.view()) == [f"wallpaper:{n}" for n in range(7)][-6:]  # 1500 bytes
+    await cache.set("photo:a", bytes(60))
+    await cache.set("photo:b", bytes(60))
+    assert [key for key in cache.view() if key.startswith("photo:")] == ["photo:b"]
+    assert cache.nbytes == 6 * 200 + 60
+
+
+class Crowded(RoverFeed):
+    """Twenty photos a sol, each its own."""
+
+    async def photos(self, query: Query) -> Listing:
+        listing = await super().photos(query)
+        return replace(listing, photos=tuple(
+            Photo(id=f"{listing.sol}-{n}", camera="NAV", taken="2024-01-01T00:00:00Z",
+                  img_src=f"https://mars.nasa.gov/img/{listing.sol}-{n}.jpg")
+            for n in range(20)))
+
+
+async def test_list_requests_never_push_a_cached_wallpaper_out(app_for, resizes):
+    """Each sol's list names its photos in the index: a client walking sols fills the index,
+    never the space wallpapers are kept in (the review's cache flush)."""
+    source = Crowded()
+    client = await app_for(source, cache_entries=40)
+    victim = "/wallpaper?photo_number=0&height=64"
+    assert (await client.get(victim)).headers["X-Cache"] == "MISS"
+    for sol in range(1, 12):
+        assert (await client.get(f"/api/photos?sol={sol}")).status == 200
+    assert (await client.get(victim)).headers["X-Cache"] == "HIT"
+    assert resizes == [64]

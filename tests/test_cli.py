@@ -65,6 +65,8 @@ def test_every_settings_field_is_a_documented_flag_with_its_variable():
     ([], {"MARS_INFO_TTL": "soon"}, "MARS_INFO_TTL"),
     (["--image-hosts", "bad host!"], {}, "image_hosts"),
     (["--api-url", "ftp://x"], {}, "api_url"),
+    (["--cache", "redis://127.0.0.1:1/0", "--lease", "5"], {},
+     "lease must be at least twice redis_timeout"),
     (["--no-such-flag"], {}, "unrecognized"),
 ])
 def test_bad_configuration_fails_in_one_line_without_a_traceback(args, env, mentions):

@@ -13,6 +13,7 @@ import asyncio
 import io
 import pickle
 import re
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -45,7 +46,7 @@ async def test_a_refresh_and_a_request_share_one_flight_and_never_deadlock(app_f
     """A refresh holding the lease while a request needs the list (the list left memory)."""
     source = Gated()
     client = await app_for(source, cache=redis_url, info_ttl=30, max_stale=30, lease=0.5,
-                           timeout=0.5, retries=0)
+                           redis_timeout=0.25, timeout=0.5, retries=0)
     pipeline = pipeline_of(client)
     await pipeline.today()
     clock.now += 31
@@ -363,3 +364,162 @@ async def test_a_list_someone_asked_for_is_refreshed_before_it_falls_stale(app_f
     today, served = await pipeline.today()
     assert served is Served.HIT
     assert today.fetched_at > first.fetched_at
+
+
+# No lease is left behind -------------------------------------------------------------------
+
+async def lease_keys(shared: redis.Redis, stage: str) -> list[bytes]:
+    return list(await shared.keys(f"*lease:{stage}:*"))
+
+
+async def test_a_request_that_leaves_while_its_lease_is_asked_for_leaves_no_lease(
+        app_for, redis_url):
+    """The client hangs up after `SET ... NX` reached Redis and before its reply came back: the
+    lease it won is released, so the next request (here, on another instance) does not wait
+    out `--lease` for work nobody does."""
+    source = Gated()
+    port = int(redis_url.rsplit(":", 1)[1].split("/")[0])
+    proxy = await SlowProxy(port, delay=0.15).start()
+    shared = redis.Redis.from_url(redis_url)
+    try:
+        one, two = [pipeline_of(await app_for(source, cache=proxy.url(), lease=30))
+                    for _ in range(2)]
+        await one.wallpaper(0, Spec(301))  # the list and the source image are in Redis now
+        await two.today()
+        request = asyncio.create_task(one.wallpaper(0, Spec(300)))
+        async with asyncio.timeout(10):  # Redis is a real process: poll it
+            while not await lease_keys(shared, "wallpaper"):
+                await asyncio.sleep(0.005)
+        request.cancel()  # its reply is still on the way back
+        await asyncio.gather(request, return_exceptions=True)
+        async with asyncio.timeout(5):
+            _, served = await two.wallpaper(0, Spec(300))
+        assert served is Served.MISS
+        assert await lease_keys(shared, "wallpaper") == []
+    finally:
+        await shared.aclose()
+        await proxy.close()
+
+
+async def test_a_request_while_this_instance_still_does_the_work_joins_it_without_a_lease(
+        app_for, redis_url, resizes):
+    """The work's first waiters left and its lease was lost (expired in a pause): a new
+    request here joins the work running here instead of winning a second lease it would
+    hold for nobody (Background.finish runs one task per key)."""
+    source = Gated()
+    shared = redis.Redis.from_url(redis_url)
+    pipeline = pipeline_of(await app_for(source, cache=redis_url, lease=30))
+    await pipeline.today()
+    gate = source.hold("image")
+    first = asyncio.create_task(pipeline.wallpaper(0, Spec(300)))
+    await until(lambda: source.calls["image"] == 1)
+    first.cancel()
+    await asyncio.gather(first, return_exceptions=True)
+    await shared.delete(*await lease_keys(shared, "wallpaper"))  # the lease is lost
+    second = asyncio.create_task(pipeline.wallpaper(0, Spec(300)))
+    await until(lambda: any(k.startswith("wallpaper:") for k in pipeline.in_flight()))
+    gate.set()
+    assert (await second)[1] in (Served.MISS, Served.COALESCED)
+    await until(lambda: not pipeline.background)
+    assert await lease_keys(shared, "wallpaper") == []
+    assert (source.calls["image"], resizes) == (1, [300])
+    await shared.aclose()
+
+
+def lose_first_lease_reply(pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The first `SET lease` of `pipeline` reaches Redis, but its reply never comes back (the
+    call times out); the events of each `SET` are recorded."""
+    client = pipeline.cache.client  # type: ignore[attr-defined]
+    real, events = client.set, []
+
+    async def set_with_lost_reply(*args: Any, **kwargs: Any) -> Any:
+        events.append("sent")
+        answer = await real(*args, **kwargs)
+        if events.count("sent") == 1:
+            try:
+                await asyncio.Event().wait()
+            finally:
+                events.append("timed out")
+        return answer
+
+    monkeypatch.setattr(client, "set", set_with_lost_reply)
+    return events
+
+
+async def test_a_lease_request_that_timed_out_follows_the_leader_instead_of_leading_too(
+        app_for, redis_url, monkeypatch):
+    """Slow is not down: the instance whose lease request timed out asks again and finds the
+    leader, rather than calling NASA a second time."""
+    source = Gated()
+    gate = source.hold("list")
+    leader, late = [pipeline_of(await app_for(source, cache=redis_url, redis_timeout=0.3))
+                    for _ in range(2)]
+    events = lose_first_lease_reply(late, monkeypatch)
+    leading = asyncio.create_task(leader.today())
+    await until(lambda: source.calls["list"] == 1)
+    following = asyncio.create_task(late.today())
+    await until(lambda: "timed out" in events)
+    await until(lambda: events.count("sent") == 2 or source.calls["list"] == 2)
+    gate.set()
+    assert [served for _, served in await asyncio.gather(leading, following)] == [
+        Served.MISS, Served.SHARED]
+    assert source.calls["list"] == 1
+
+
+async def test_a_lease_won_by_a_request_whose_reply_was_lost_is_still_ours(
+        app_for, redis_url, monkeypatch):
+    """Asked again with the same token, Redis names us: no waiting out our own lease."""
+    source = Gated()
+    pipeline = pipeline_of(await app_for(source, cache=redis_url, redis_timeout=0.3, lease=30))
+    events = lose_first_lease_reply(pipeline, monkeypatch)
+    async with asyncio.timeout(5):
+        assert (await pipeline.today())[1] is Served.MISS
+    assert (events, source.calls["list"]) == (["sent", "timed out", "sent"], 1)
+    shared = redis.Redis.from_url(redis_url)
+    assert await lease_keys(shared, "list") == []
+    await shared.aclose()
+
+
+async def test_a_redis_call_cancelled_as_its_reply_arrives_stays_cancelled(redis_url):
+    """`asyncio.wait_for` on Python 3.11 returns a result that arrived in the same loop pass
+    as the caller's cancellation, and the caller carries on as if never cancelled."""
+    cache = SharedCache(redis.Redis.from_url(redis_url), None, None, "t", timeout=5)  # type: ignore[arg-type]
+    asked, reply = asyncio.Event(), asyncio.Event()
+
+    async def answer() -> str:
+        asked.set()
+        await reply.wait()
+        return "the reply"
+
+    caller = asyncio.create_task(cache.call(answer))
+    await asked.wait()  # the call now waits for its reply
+    reply.set()
+    caller.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await caller
+    await cache.close()
+
+
+async def test_a_failure_published_for_followers_never_replaces_a_remembered_one(
+        app_for, redis_url):
+    """Two leaders of one key (a lease lost in a pause): one fails and is remembered, the
+    other fails with what is not remembered (a full resize queue, here its source). The
+    remembered failure must still hold every instance off NASA."""
+    source = Gated()
+    late, third = [pipeline_of(await app_for(source, cache=redis_url, retries=0))
+                   for _ in range(2)]
+    await late.today()
+    gate = source.hold("image")
+    source.fail["image"] = Overloaded("too many downloads", retry_after=1)
+    leading = asyncio.create_task(late.wallpaper(0, Spec(300)))
+    await until(lambda: source.calls["image"] == 1)
+    source_key = FAILED + "source:https://mars.nasa.gov/img/0.jpg"
+    other_leader = Failure("bad_upstream", "NASA answered HTTP 500", until=time.time() + 60)
+    await late.cache.set(source_key, other_leader, ttl=60)  # type: ignore[arg-type]
+    await late.cache.front.delete(source_key)  # as if stored by another instance
+    gate.set()
+    with pytest.raises(Overloaded):
+        await leading
+    with pytest.raises(BadUpstream):
+        await third.wallpaper(0, Spec(300))
+    assert source.calls["image"] == 1

@@ -117,7 +117,8 @@ async def test_what_another_instance_made_is_shared_not_a_miss_then_a_hit(
 async def test_followers_take_over_when_the_leader_process_is_killed(stub, redis_url):
     """A real leader process, SIGKILLed mid-download: it neither renews nor releases."""
     args = ("--source", "msl", "--api-url", stub.base + FEED_PATH, "--image-hosts",
-            f"127.0.0.1:{stub.port}", "--cache", redis_url, "--lease", "1", "--access-log", "off")
+            f"127.0.0.1:{stub.port}", "--cache", redis_url, "--lease", "1",
+            "--redis-timeout", "0.5", "--access-log", "off")
     image = stub.feed_images[0]
     held = stub.hold(image)
     async with (Marsserver(*args) as leader, Marsserver(*args) as one, Marsserver(*args) as two,

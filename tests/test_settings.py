@@ -62,7 +62,8 @@ async def test_max_stale_is_how_long_an_old_list_outlives_a_failing_nasa(stub: S
 
 async def test_a_lease_is_renewed_for_as_long_as_its_work_runs(stub: Stub, client_for,
                                                               redis_url: str):
-    leader, follower = [await client_for(stub.settings(cache=redis_url, lease=0.3))
+    leader, follower = [await client_for(stub.settings(cache=redis_url, lease=0.3,
+                                                       redis_timeout=0.15))
                         for _ in range(2)]
     await leader.get("/api/photos")
     held = stub.hold(stub.feed_images[0])

@@ -13,7 +13,7 @@ from aiohttp import web
 
 from marsserver import Settings, create_app
 from marsserver.core.entries import CachedListing, Codec
-from marsserver.core.pipeline import NEWEST_KEY
+from marsserver.core.pipeline import NEWEST_KEY, Served, list_key
 from marsserver.http.views import Paths, cached_listing
 from marsserver.sources import Listing, Photo, Query
 
@@ -226,3 +226,66 @@ async def test_a_camera_a_sol_lacks_costs_one_feed_call_remembered_as_long_as_a_
         clock.now = start + elapsed
         assert (await client.get("/api/photos?sol=50&camera=MAST_LEFT")).status == 404
     assert stub.calls["feed"] == 1
+
+
+class MovingFeed(RoverFeed):
+    """A rover feed whose newest sol moves when the test says so."""
+
+    def __init__(self, newest: int) -> None:
+        super().__init__()
+        self.newest = newest
+
+    async def latest(self) -> Listing:
+        self.calls.append("latest")
+        return Listing("sols", "curiosity", self.newest, self.frames, newest_sol=self.newest)
+
+
+async def test_a_sol_that_turned_old_between_fetches_is_kept_as_long_as_it_is_offered(
+        app_for, clock):
+    """The refresh stores the list it fetched with that list's TTL, not the one it replaced."""
+    source = MovingFeed(newest=60)
+    client = await app_for(source, info_ttl=60, max_stale=0, old_sol_ttl=3600, old_sol_after=14)
+    pipeline = pipeline_of(client)
+    recent = await client.get("/api/photos?sol=50")  # 10 sols behind the newest
+    assert recent.headers["Cache-Control"].startswith("max-age=60,")
+    source.newest = 70  # now 20 behind: old
+    clock.now += 61
+    for target in ("/api/photos", "/api/photos?sol=50"):
+        assert (await client.get(target)).headers["X-Cache"] == "STALE"
+        await until(lambda: not pipeline.background)
+    old = await client.get("/api/photos?sol=50")
+    assert (old.headers["X-Cache"], old.headers["Cache-Control"][:14]) == ("HIT", "max-age=3600, ")
+    assert 3590 < pipeline.cache.expires_in(list_key(Query(50))) <= 3600
+
+
+async def test_an_old_sol_keeps_its_long_ttl_where_the_newest_list_is_not_in_memory(
+        app_for, redis_url, clock):
+    """The instance refreshing an old sol knows how old it is from the shared cache."""
+    source = RoverFeed()
+    settings = {"cache": redis_url, "info_ttl": 60, "old_sol_ttl": 3600, "old_sol_after": 14}
+    one, two = [await app_for(source, **settings) for _ in range(2)]
+    assert (await one.get("/api/photos?sol=50")).headers["Cache-Control"].startswith(
+        "max-age=3600,")
+    assert (await two.get("/api/photos?sol=50")).headers["X-Cache"] == "SHARED"
+    await pipeline_of(two).cache.front.delete(NEWEST_KEY)  # evicted here; Redis still has it
+    clock.now += 3601
+    assert (await two.get("/api/photos?sol=50")).headers["X-Cache"] == "STALE"
+    await until(lambda: not pipeline_of(two).background)
+    again = await two.get("/api/photos?sol=50")
+    assert (again.headers["X-Cache"], again.headers["Cache-Control"][:14]) == (
+        "HIT", "max-age=3600, ")
+
+
+async def test_a_sol_asked_for_in_its_last_seconds_is_refreshed_ahead_and_served_fresh(
+        app_for, clock):
+    """What operating.md promises for lists other than the newest: refreshed ahead by a
+    request that finds them due (not by a timer of their own, as the newest list is)."""
+    source = RoverFeed()
+    pipeline = pipeline_of(await app_for(source, info_ttl=8))
+    first, _ = await pipeline.listing(Query(95))  # a recent sol
+    clock.now += 7  # due (2 s ahead), not stale
+    again, served = await pipeline.listing(Query(95))
+    assert (again, served) == (first, Served.HIT)
+    await until(lambda: not pipeline.background)
+    assert source.calls.count(Query(95).key) == 2
+    assert pipeline.list_fresh_for(Query(95)) == 8

@@ -97,6 +97,14 @@ class Background:
     def __len__(self) -> int:
         return len(self._tasks)
 
+    def running(self, key: Hashable) -> bool:
+        """Whether work for `key` runs (its callers may have left)."""
+        return key in self._by_key
+
+    async def join(self, key: Hashable) -> Any:
+        """The outcome of the work running for `key` (see `running`)."""
+        return await _outcome(self._by_key[key])
+
     async def finish(self, key: Hashable, work: Coroutine[Any, Any, T]) -> T:
         """`await work`, except that cancelling the caller does not cancel the work; while
         work for `key` runs (its first callers may have left), join it instead of repeating

@@ -11,11 +11,17 @@ learn the leader's token from the same `SET ... GET` and poll the shared cache e
 seconds for the value, a remembered failure, or the failure that leader published. If the
 leader dies, its lease expires and the next poll takes over; nobody waits longer than `max_wait`.
 aiocache's `RedLock` is no substitute: it does not make other processes wait for the result.
+
+No lease is held for nobody: a `SET` sent is answered even when its waiters leave (a lease won
+then is released), a `SET` that timed out is asked again with the same token (it may have
+won), and while this process still does the work for a key, a new flight joins that work
+instead of contending for a second lease.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 import time
@@ -55,17 +61,22 @@ class Leases:
 
         `check(holders)` returns the value once stored, raises a remembered failure (or one
         published by a holder we waited on), or returns None while there is nothing yet.
-        With Redis down, this process leads alone.
+        Work for `key` still running here (its first waiters left) is joined: this process
+        leads it already. With Redis down, this process leads alone; a request that was
+        merely slow is asked again (with the same token: it may have won).
         """
         deadline = time.monotonic() + self._max_wait
+        token = secrets.token_hex(16)
         holders: set[str] = set()  # the leaders we waited on: their published failures are ours
         while True:
-            token = secrets.token_hex(16)
+            if self._background.running(key):
+                return await self._background.join(key)  # type: ignore[no-any-return]
             holder = await self._acquire(key, token)
             if holder is None:
                 recheck = partial(check, frozenset(holders))
                 return await self._background.finish(key, self._lead(key, token, lead, recheck))
-            holders.add(holder)
+            if holder:
+                holders.add(holder)
             found = await check(frozenset(holders))
             if found is not None:
                 return found
@@ -76,15 +87,23 @@ class Leases:
 
     async def _acquire(self, key: str, token: str) -> str | None:
         """None if this process now holds the lease (or Redis is down: lead locally), else
-        the current holder's token."""
+        the current holder's token ("" if the request failed: nobody knows who holds it).
+
+        Once sent, the request's reply is awaited even if this flight is cancelled meanwhile
+        (the last waiter left): a lease won for nobody is released, not left to expire while
+        every instance waits on it."""
+        request = asyncio.create_task(self._cache.call(lambda: self._cache.client.set(
+            self._name(key), token, nx=True, px=self._lease_ms, get=True)))
         try:
-            held = await self._cache.call(lambda: self._cache.client.set(
-                self._name(key), token, nx=True, px=self._lease_ms, get=True))
+            held = await asyncio.shield(request)
         except Unreachable:
-            return None
-        if held is None:
-            return None
-        return held.decode(errors="replace") if isinstance(held, bytes) else str(held)
+            return None if self._cache.degraded else ""
+        except asyncio.CancelledError:
+            with contextlib.suppress(Unreachable):
+                if _holder(await request, token) is None:
+                    await self._script(RELEASE, key, token)
+            raise
+        return _holder(held, token)
 
     async def _lead(self, key: str, token: str, lead: Lead[V],
                     recheck: Callable[[], Awaitable[V | None]]) -> V:
@@ -112,3 +131,12 @@ class Leases:
 
     def _name(self, key: str) -> str:
         return self._cache.key("lease:" + key)
+
+
+def _holder(held: object, token: str) -> str | None:
+    """What `SET ... NX GET` answered: None if `token` holds the lease (set now, or by an
+    earlier request of ours whose reply was lost), else the holder's token."""
+    if held is None:
+        return None
+    holder = held.decode(errors="replace") if isinstance(held, bytes) else str(held)
+    return None if holder == token else holder

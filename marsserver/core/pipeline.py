@@ -74,6 +74,9 @@ Found: TypeAlias = tuple[V, bool]
 LIST = "list:"
 PHOTO = "photo:"
 FAILED = "failed:"
+# A failure that is not remembered, published for the followers of the leader that had it:
+# a slot of its own, so that it never replaces a failure another leader had remembered.
+PUBLISHED = FAILED + "published:"
 LARGE_JPEG = 1200  # feeds' "large" JPEGs are this wide; bigger outputs use full_res if offered
 MAX_FAILURE_TTL = float(MAX_HOLD)  # no failure is remembered longer, whatever Retry-After said
 PUBLISHED_FAILURE_TTL = 30.0  # how long followers elsewhere can see a failure not remembered
@@ -151,9 +154,8 @@ class Pipeline:
             newest = await self._newest_sol()
             if query.sol > newest:
                 raise NotFound(f"sol {query.sol} is beyond the newest sol, {newest}")
-        today, served = await self._get(
-            self._lists, key, self._settings.max_stale + self._fresh_for(query, newest),
-            partial(self._fetch, query, newest), usable=self._not_stale)
+        today, served = await self._get(self._lists, key, partial(self._fetch, query, newest),
+                                        usable=self._not_stale)
         if not self._due(today):
             self._refresh_when_due(today)
             return today, served
@@ -170,9 +172,12 @@ class Pipeline:
         self.metrics.lookups.count("list", "stale")
         return today, Served.STALE
 
-    def _newest_known(self, today: CachedListing) -> int | None:
-        """The newest sol this instance knows of without asking (for a refresh's freshness)."""
+    async def _newest_known(self, today: CachedListing) -> int | None:
+        """The newest sol known without asking NASA (for a refresh's freshness): what the list
+        says, and the newest list here or, if it left this instance, in the shared cache."""
         latest: CachedListing | None = self.cache.peek(NEWEST_KEY)
+        if latest is None and today.query != LATEST:
+            latest = (await self.cache.lookup(NEWEST_KEY))[0]
         sols = [today.listing.newest_sol]
         if latest is not None:
             sols += [latest.listing.sol, latest.listing.newest_sol]
@@ -219,7 +224,6 @@ class Pipeline:
     async def _wallpaper_of(self, known: KnownPhoto, spec: Spec) -> tuple[Rendition, Served]:
         link = _source_link(known.photo, spec)
         return await self._get(self._wallpapers, f"wallpaper:{spec.key}:{link}",
-                               self._settings.image_ttl,
                                partial(self._render, known, link, spec))
 
     def due_at(self, today: CachedListing) -> float:
@@ -257,7 +261,9 @@ class Pipeline:
 
     def _refresh_when_due(self, today: CachedListing) -> None:
         """Someone wants the newest list: refresh it when it falls due, even if nobody asks
-        then (a cache in front answers them), so the next revalidation finds the new list."""
+        then (a cache in front answers them), so the next revalidation finds the new list.
+        Only the newest: a timer for every sol anyone asked for would call NASA for lists
+        nobody may want again (a request in their last seconds refreshes them ahead)."""
         if today.query == LATEST and self._refresh_timer is None:
             due = self.due_at(today) - time.time()
             self._refresh_timer = asyncio.get_running_loop().call_later(
@@ -268,7 +274,7 @@ class Pipeline:
         self._revalidate(today)
 
     async def _shared_list(self, key: str) -> CachedListing | None:
-        shared: CachedListing | None = (await self.cache.lookup(key, FAILED + key))[0]
+        shared: CachedListing | None = (await self.cache.lookup(key))[0]
         return shared if shared is not None and not self._stale(shared) else None
 
     def _revalidate(self, today: CachedListing) -> None:
@@ -277,10 +283,12 @@ class Pipeline:
         requests start exactly one)."""
         key = list_key(today.query)
         if not self._lists.running(key):
-            ttl = self._settings.max_stale + today.fresh_for
-            fetch = partial(self._fetch, today.query, self._newest_known(today))
-            fill = partial(self._fill, key, ttl, fetch, self._not_due)
+            fill = partial(self._fill, key, partial(self._refetch, today), self._not_due)
             self.background.spawn(self._lists.do(key, fill), f"refreshing {key}")
+
+    async def _refetch(self, today: CachedListing) -> CachedListing:
+        """`today`'s list again, fresh for as long as its sol's age now says."""
+        return await self._fetch(today.query, await self._newest_known(today))
 
     async def _fetch(self, query: Query, newest: int | None) -> CachedListing:
         # `latest()` for the newest: a source written before sols and cameras still serves it.
@@ -346,7 +354,7 @@ class Pipeline:
         answers on any instance, cold or restarted, for as long as the source has the photo."""
         known: KnownPhoto | None = self.cache.peek(PHOTO + photo_id)
         if known is None:
-            known = (await self.cache.lookup(PHOTO + photo_id, FAILED + PHOTO + photo_id))[0]
+            known = (await self.cache.lookup(PHOTO + photo_id))[0]
         if known is None:
             known = await self._listed(photo_id, LATEST if sol is None else Query(sol))
         return await self._wallpaper_of(known, spec)
@@ -367,8 +375,7 @@ class Pipeline:
 
     async def _render(self, known: KnownPhoto, link: str, spec: Spec) -> Rendition:
         source_key = f"source:{link}"
-        data, _ = await self._get(self._sources, source_key, self._settings.image_ttl,
-                                  partial(self.source.image, link))
+        data, _ = await self._get(self._sources, source_key, partial(self.source.image, link))
         if self.resizes_pending >= self._settings.resize_queue:
             raise Overloaded("too many wallpapers being made; try again shortly", retry_after=1)
         self.resizes_pending += 1
@@ -392,7 +399,7 @@ class Pipeline:
         self.metrics.resizes.inc()
         return wallpaper
 
-    async def _get(self, flights: SingleFlight[str, Found[V]], key: str, ttl: float,
+    async def _get(self, flights: SingleFlight[str, Found[V]], key: str,
                    compute: Callable[[], Awaitable[V]], usable: Callable[[V], bool] = _any,
                    ) -> tuple[V, Served]:
         """From this process's memory, or through the one flight for `key`. A value in memory
@@ -409,7 +416,7 @@ class Pipeline:
             return value, Served.HIT
         found: Found[V] | None = None
         try:
-            found, joined = await flights.do(key, partial(self._fill, key, ttl, compute, _any))
+            found, joined = await flights.do(key, partial(self._fill, key, compute, _any))
         finally:  # a failed lookup is a miss too
             self.metrics.lookups.count(stage, "shared" if found and found[1] else "miss")
         if joined:
@@ -418,18 +425,20 @@ class Pipeline:
             return found[0], Served.SHARED
         return found[0], Served.COALESCED if joined else Served.MISS
 
-    async def _fill(self, key: str, ttl: float, compute: Callable[[], Awaitable[V]],
+    async def _fill(self, key: str, compute: Callable[[], Awaitable[V]],
                     fresh: Callable[[V], bool]) -> Found[V]:
         """A flight's own work: the shared value if `fresh` accepts it, else lead or follow."""
         stale: list[V] = []  # a value `fresh` refused: served if the upstream fails
 
         async def check(holders: frozenset[str]) -> Found[V] | None:
-            value, failure = await self.cache.lookup(key, FAILED + key)
+            value, *failures = await self.cache.lookup(key, FAILED + key, PUBLISHED + key)
             if value is not None and fresh(value):
                 return value, self._leases is not None  # shared only where a cache is
             if value is not None:
                 stale[:] = [value]
-            if failure is not None and (failure.remembered or failure.token in holders):
+            failure = next((failure for failure in failures if failure is not None
+                            and (failure.remembered or failure.token in holders)), None)
+            if failure is not None:
                 if stale:
                     return stale[0], True
                 raise failure.error()
@@ -437,7 +446,7 @@ class Pipeline:
 
         async def lead(token: str) -> Found[V]:
             try:
-                return await self._compute_and_store(key, ttl, compute, token), False
+                return await self._compute_and_store(key, compute, token), False
             except ServiceError:
                 if stale:
                     return stale[0], True
@@ -450,14 +459,21 @@ class Pipeline:
             return await self.background.finish(key, lead(""))
         return await self._leases.run(key, lead, check)
 
-    async def _compute_and_store(self, key: str, ttl: float,
-                                 compute: Callable[[], Awaitable[V]], token: str) -> V:
+    async def _compute_and_store(self, key: str, compute: Callable[[], Awaitable[V]],
+                                 token: str) -> V:
         try:
             value = await compute()
         except Exception as error:
             raise await self._remember(key, error, token) from None
-        await self.cache.set(key, value, ttl=ttl)
+        await self.cache.set(key, value, ttl=self._kept_for(value))
         return value
+
+    def _kept_for(self, value: object) -> float:
+        """How long the cache keeps `value`, as the value itself says: a list for as long as
+        it is fresh and then `max_stale`, images for `image_ttl`."""
+        if isinstance(value, CachedListing):
+            return self._settings.max_stale + value.fresh_for
+        return self._settings.image_ttl
 
     async def _remember(self, key: str, error: Exception, token: str) -> ServiceError:
         """Record a failure for every waiter (in every process) and for `error_ttl`.
@@ -475,7 +491,7 @@ class Pipeline:
         if until > time.time():
             await self.cache.set(FAILED + key, failure, ttl=until - time.time())
         else:
-            await self.cache.publish(FAILED + key, failure, ttl=PUBLISHED_FAILURE_TTL)
+            await self.cache.publish(PUBLISHED + key, failure, ttl=PUBLISHED_FAILURE_TTL)
         return error
 
     def _remembered_until(self, error: ServiceError) -> float:

@@ -73,7 +73,8 @@ class SharedCache:
                  timeout: float) -> None:
         self.front = front
         self.client = client
-        self.redis = RedisCache(serializer=NullSerializer(), namespace=prefix, timeout=timeout)
+        # timeout=0: `call` bounds every call already (aiocache's own bound is a `wait_for`).
+        self.redis = RedisCache(serializer=NullSerializer(), namespace=prefix, timeout=0)
         self.redis.client = client  # our client: from_url semantics, TLS
         self._codec = codec
         self._timeout = timeout
@@ -108,14 +109,16 @@ class SharedCache:
     def expires_in(self, key: str) -> float | None:
         return self.front.expires_in(key)
 
-    async def lookup(self, key: str, failure_key: str) -> tuple[Any, Any]:
-        """The value and the failure Redis holds for `key`, in one round trip, copied into the
-        front; the front's own copies when Redis cannot be reached (they may be all we have)."""
+    async def lookup(self, *keys: str) -> tuple[Any, ...]:
+        """What Redis holds under `keys` (a value and its failures), in one round trip, copied
+        into the front; the front's own copies when Redis cannot be reached (they may be all
+        we have)."""
         try:
-            value, failure = await self.call(lambda: self._get_with_ttl(key, failure_key))
+            found = await self.call(lambda: self._get_with_ttl(*keys))
         except Unreachable:
-            return self.front.peek(key), self.front.peek(failure_key)
-        return (await self._loaded(key, *value), await self._loaded(failure_key, *failure))
+            return tuple(map(self.front.peek, keys))
+        return tuple([await self._loaded(key, *entry) for key, entry in zip(keys, found,
+                                                                             strict=True)])
 
     async def _loaded(self, key: str, raw: bytes | None, pttl: int) -> Any:
         if raw is None or pttl <= 0:
@@ -191,7 +194,10 @@ class SharedCache:
         if time.monotonic() < self._down_until:
             raise Unreachable
         try:
-            result = await asyncio.wait_for(make(), self._timeout)
+            # Not `wait_for`: on Python 3.11 it returns the result of a call that completes
+            # as its caller is cancelled, and the cancellation is lost.
+            async with asyncio.timeout(self._timeout):
+                result = await make()
         except (*SLOW, RedisError) as error:
             if isinstance(error, RedisConnectionError) and not isinstance(error, SLOW):
                 self._went_down(error)

@@ -20,7 +20,7 @@ from aiohttp import web
 from ..core.cache import BoundedMemoryCache, Cache
 from ..core.coalesce import Background
 from ..core.entries import Codec, Rendition
-from ..core.pipeline import Pipeline
+from ..core.pipeline import PHOTO, Pipeline
 from ..metrics import Metrics
 from ..settings import Settings
 from ..sources import Source, default_image_hosts, make_source
@@ -135,10 +135,10 @@ async def _cache_for(settings: Settings, codec: Codec, background: Background, m
     """Memory alone, or Redis behind a memory front (a quarter of --cache-bytes) with leases."""
     if settings.cache == "memory":
         return BoundedMemoryCache(settings.cache_bytes - _ready_bytes(settings),
-                                  settings.cache_entries), None
+                                  settings.cache_entries, index=PHOTO), None
     from ..core.leases import Leases  # the redis extra: needed only when asked for
     from ..core.redis_cache import SharedCache, client_for, prefix_for
-    front = BoundedMemoryCache(settings.cache_bytes // 4, settings.cache_entries)
+    front = BoundedMemoryCache(settings.cache_bytes // 4, settings.cache_entries, index=PHOTO)
     prefix = settings.cache_prefix or prefix_for(
         settings.source, settings.rover or "", settings.api_url or "", mount)
     shared = SharedCache(client_for(settings.cache, settings.redis_timeout, settings.redis_ca_file),

@@ -15,8 +15,10 @@ Sources call `get_json` for their feeds and `get_image` for the links those feed
 Transport failures become the service's own errors here; no aiohttp exception leaves. Each
 says what happened in words a person reads (could not resolve, could not connect, timed out,
 a server error) and names neither a host, which may be an internal one, nor an exception
-class: those go to the log (`ServiceError.cause`), once per episode: a WARNING when a host
-starts failing for a kind of call, an INFO when it answers again, DEBUG in between.
+class: those go to the log (`ServiceError.cause`), once per episode: when a host starts failing
+for a kind of call (a WARNING for images; an INFO for the feed, whose outage the pipeline
+reports as the service's, with what it does about it), an INFO when it answers again, DEBUG in
+between.
 """
 
 from __future__ import annotations
@@ -173,7 +175,8 @@ class Upstream:
             log.debug("%s still failing: %s", WHAT[line[1]], error.cause)
         else:
             self._failing.add(line)
-            log.warning("%s failed: %s", WHAT[line[1]], error.cause)
+            log.log(logging.WARNING if line[1] == "image" else logging.INFO,
+                    "%s failed: %s", WHAT[line[1]], error.cause)
         return error
 
     def _answered(self, url: URL, kind: str) -> None:

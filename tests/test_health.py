@@ -62,7 +62,10 @@ async def test_health_says_when_nasa_fails_and_the_log_says_it_once(stub: Stub, 
     await until(lambda: not pipeline_of(client).background)
     health = await (await client.get("/healthz")).json()
     assert (health["status"], health["upstream"]) == ("ok", "ok")
-    assert sum("feed answers again" in r.getMessage() for r in caplog.records) == 1
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1  # one for the outage, from the layer that says what it means
+    assert [r.getMessage() for r in caplog.records if "answers again" in r.getMessage()
+            and r.name == "marsserver.core.pipeline"] == ["the msl feed answers again"]
 
 
 async def test_an_unreachable_redis_shows_as_degraded_from_the_start(aiohttp_client):

@@ -186,6 +186,34 @@ async def test_a_stuck_sink_bounds_the_buffer_and_counts_what_it_drops(caplog):
     assert "dropped 46 lines" in caplog.text
 
 
+@pytest.mark.parametrize("field", ["User-Agent", "Referer"])
+async def test_a_stuck_sink_holds_no_more_than_max_bytes_of_long_headers(field):
+    """The bound counts what a line holds: a client sending a long User-Agent or Referer
+    fills it in a few lines, not in the thousands a count of short lines would let in."""
+    entered, release = threading.Event(), threading.Event()
+
+    class StuckSink(Sink):
+        def write(self, text: str) -> int:
+            entered.set()
+            release.wait(10)
+            return super().write(text)
+
+    sink = StuckSink()
+    max_bytes = 256 * 1024
+    log = AccessLog("on", sink, clock=lambda: MAY_DAY + 0.75, interval=3600, batch_lines=1,
+                    max_bytes=max_bytes)
+    log.record(request(), RESPONSE, 0.25)  # handed to the writer, which now hangs
+    assert entered.wait(5)
+    long = request(headers={**HEADERS, field: "x" * 32 * 1024})
+    for _ in range(200):
+        log.record(long, RESPONSE, 0.25)
+    release.set()
+    log.close()
+    held = len(sink.getvalue()) - len(logged("on", request()))
+    assert held <= max_bytes + entry_bytes(long)
+    assert log.dropped == 200 - (sink.getvalue().count("\n") - 1)
+
+
 async def test_a_failing_sink_loses_its_batch_but_not_the_next_and_says_so_once(caplog):
     sink = Sink()
     sink.broken = True

@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from .http.accesslog import run_app_options
-from .http.app import create_app
+from .http.app import SHUTDOWN_GRACE, create_app
 from .http.malformed import quiet_malformed_requests
 from .settings import LOOPS, ROVERS, SOURCES, Settings, env_name, flag_name
 from .sources import NASA_IMAGE_HOSTS
@@ -36,7 +36,9 @@ DEFAULTS_IN_WORDS = {"image_hosts": ",".join(NASA_IMAGE_HOSTS)}  # what None sta
 # aiohttp's 128 overflowed in a 500-connection burst on a busy machine, and each SYN dropped
 # then cost its client a 1 s retransmit: twice the whole burst's time.
 LISTEN_BACKLOG = 4096
-SHUTDOWN_TIMEOUT = 15.0  # seconds in-flight requests get to finish on SIGTERM / SIGINT
+# Seconds in-flight requests get to finish on SIGTERM / SIGINT: the app cancels work still
+# running at SHUTDOWN_GRACE, so its waiters' 503s are written within this.
+SHUTDOWN_TIMEOUT = SHUTDOWN_GRACE + 1.0
 WORKER_ENV = "MARSSERVER_WORKER"  # set in the environment of workers started by --workers
 
 

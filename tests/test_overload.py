@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import threading
+import time
 from typing import Any
 
 import aiohttp
 import pytest
 
 from marsserver import imaging
+from marsserver.cli import SHUTDOWN_TIMEOUT
+from marsserver.http.app import SHUTDOWN_GRACE
 from marsserver.imaging import Spec
 
 from .helpers import Marsserver, pipeline_of, until
@@ -69,6 +73,33 @@ async def test_sigterm_finishes_in_flight_requests_and_exits_cleanly(stub: Stub)
         assert await asyncio.to_thread(server.process.wait, 20) == 0, server.log
     for symptom in ("Traceback", "Task was destroyed", "Unclosed", "Exception"):
         assert symptom not in server.log
+
+
+async def test_sigterm_answers_a_request_on_a_hung_upstream_with_a_json_503_in_time(
+        stub: Stub):
+    """NASA's image server never answers: the waiting client gets the README's JSON 503
+    within the shutdown window, through the real command and a raw socket."""
+    for name in stub.feed_images:
+        stub.hold(name)
+    async with Marsserver("--api-url", stub.settings().api_url, "--timeout", "60",
+                          "--image-hosts", f"127.0.0.1:{stub.port}") as server:
+        host, port = server.url.removeprefix("http://").split(":")
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(b"GET /wallpaper?height=100 HTTP/1.1\r\nHost: x\r\n\r\n")
+        await until(lambda: stub.downloads() == 1)
+        sent = time.monotonic()
+        server.process.send_signal(signal.SIGTERM)
+        answer = await asyncio.wait_for(reader.read(), SHUTDOWN_TIMEOUT)
+        took = time.monotonic() - sent
+        writer.close()
+        for gate in stub.gates.values():
+            gate.set()
+        assert await asyncio.to_thread(server.process.wait, 20) == 0, server.log
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 503 "), answer
+    assert b"\r\nContent-Type: application/json" in head
+    assert json.loads(body)["error"] == "unavailable"
+    assert SHUTDOWN_GRACE <= took < SHUTDOWN_TIMEOUT
 
 
 async def until_refused(url: str) -> None:

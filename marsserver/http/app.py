@@ -38,6 +38,9 @@ SETTINGS = handlers.SETTINGS
 SOURCE = web.AppKey("source", Source)
 CONNECT_TIMEOUT = 5.0
 MAX_REQUEST_LINE = 64 * 1024
+# Seconds work in progress gets after SIGTERM before it is cancelled and whoever waits for it is
+# answered 503: inside the 15 s the command line gives requests (cli.SHUTDOWN_TIMEOUT).
+SHUTDOWN_GRACE = 14.0
 UPSTREAM_CONNECTIONS = 8  # per host: coalescing keeps us far below, this caps the worst case
 USER_AGENT = "marsserver/0.1 (Mars wallpaper service)"
 # path, handler, name, and whether a cached hit is answered before the handler runs
@@ -77,8 +80,37 @@ def create_app(settings: Settings | None = None, *, source: Source | None = None
             guarded = ready_first(guarded, ready, by_encoding=name in BY_ENCODING)
         app.router.add_get(path, guarded, name=name)
     app.router.add_route("*", r"/{path:[\s\S]*}", handlers.json_errors(handlers.no_route))
+    deadline = _WorkDeadline(SHUTDOWN_GRACE)
+    app.on_shutdown.append(deadline.start)
     app.cleanup_ctx.append(_resources)
+    app.on_cleanup.append(deadline.stop)
     return app
+
+
+class _WorkDeadline:
+    """At shutdown, cancels the work still running after `grace` seconds, so whoever waits for
+    it gets a JSON 503 while aiohttp still holds the connection.
+
+    aiohttp's shutdown stops accepting, runs on_shutdown, waits up to its shutdown_timeout for
+    handlers in progress, then cancels them and drops their connections with no answer; only
+    then does the app's cleanup (which closes the pipeline) run. Work cancelled there would
+    answer nobody.
+    """
+
+    def __init__(self, grace: float) -> None:
+        self._grace = grace
+        self._timer: asyncio.Task[None] | None = None
+
+    async def start(self, app: web.Application) -> None:
+        self._timer = asyncio.create_task(self._cancel_late(app[handlers.PIPELINE]))
+
+    async def stop(self, _: web.Application) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+
+    async def _cancel_late(self, pipeline: Pipeline) -> None:
+        await asyncio.sleep(self._grace)
+        await pipeline.close()
 
 
 async def _resources(app: web.Application) -> AsyncIterator[None]:

@@ -13,6 +13,7 @@ import dataclasses
 import errno
 import logging
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -102,6 +103,19 @@ def release_large_frees() -> None:
     libc.mallopt(M_TRIM_THRESHOLD, 16 * 2**20)
 
 
+def raise_open_files_limit() -> None:
+    """Raise the soft limit on open files to the hard one: every connection is a file, and at
+    the common soft limit of 1,024 a thousand idle connections would leave none for the next
+    client (or for NASA and Redis). The hard limit is the operator's; nothing happens where
+    it cannot be read or set."""
+    try:
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft != hard:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (ValueError, OSError):
+        return
+
+
 def event_loop(choice: str) -> asyncio.AbstractEventLoop:
     """uvloop when asked for, or for `auto` when installed (the `fast` extra); else asyncio's."""
     if choice != "asyncio":
@@ -126,6 +140,7 @@ def event_loop(choice: str) -> asyncio.AbstractEventLoop:
 
 def main(argv: Sequence[str] | None = None) -> None:
     release_large_frees()
+    raise_open_files_limit()
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     arguments = list(sys.argv[1:] if argv is None else argv)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import ctypes
 import dataclasses
 import errno
@@ -18,6 +19,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Sequence
+from functools import partial
 from time import monotonic
 from typing import NoReturn
 from urllib.parse import urlsplit
@@ -40,6 +42,9 @@ LISTEN_BACKLOG = 4096
 # Seconds in-flight requests get to finish on SIGTERM / SIGINT: the app cancels work still
 # running at SHUTDOWN_GRACE, so its waiters' 503s are written within this.
 SHUTDOWN_TIMEOUT = SHUTDOWN_GRACE + 1.0
+# Open connections per process, as many as one nginx worker takes by default: past it, the
+# oldest are closed (CappedConnections), which bounds what connections hold (docs/operating.md).
+MAX_CONNECTIONS = 512
 WORKER_ENV = "MARSSERVER_WORKER"  # set in the environment of workers started by --workers
 
 
@@ -192,23 +197,86 @@ def _exit_code(code: int) -> int:
 
 
 def serve(settings: Settings, reuse_port: bool = False) -> None:
-    """Run one server process until SIGTERM or SIGINT."""
+    """Run one server process until SIGTERM or SIGINT.
+
+    What `web.run_app` does, with a listening socket of our own: its protocol factory caps the
+    connections (`CappedConnections`), which aiohttp has no setting for.
+    """
     loop = event_loop(settings.loop)
-
-    def started(banner: str) -> None:
-        address = banner.split("Running on ")[-1].split(" ")[0]
-        name = "asyncio" if isinstance(loop, asyncio.BaseEventLoop) else "uvloop"
-        log.info("%s", start_line(address, settings, name))
-
+    asyncio.set_event_loop(loop)
     quiet_malformed_requests()
     app = create_app(settings)
+    runner = web.AppRunner(app, handle_signals=True, shutdown_timeout=SHUTDOWN_TIMEOUT,
+                           **run_app_options(app, settings.access_log))
+    main = loop.create_task(_listen(runner, settings, reuse_port))
     try:
-        web.run_app(app, host=settings.host, port=settings.port, print=started,
-                    shutdown_timeout=SHUTDOWN_TIMEOUT, loop=loop, reuse_port=reuse_port or None,
-                    backlog=LISTEN_BACKLOG,
-                    **run_app_options(app, settings.access_log))
+        loop.run_until_complete(main)
+    except (web.GracefulExit, KeyboardInterrupt):
+        main.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            loop.run_until_complete(main)
     except OSError as error:
         sys.exit(cannot_listen(settings, error))
+    finally:
+        _cancel_the_rest(loop)
+        loop.close()
+
+
+async def _listen(runner: web.AppRunner, settings: Settings, reuse_port: bool) -> None:
+    """Start the app, listen, and serve until cancelled; then shut down as aiohttp does."""
+    loop = asyncio.get_running_loop()
+    await runner.setup()
+    try:
+        assert runner.server is not None  # set up
+        listener = await loop.create_server(
+            CappedConnections(runner.server, MAX_CONNECTIONS, SHUTDOWN_TIMEOUT),
+            settings.host, settings.port,
+            backlog=LISTEN_BACKLOG, reuse_port=reuse_port or None)
+        try:
+            port = listener.sockets[0].getsockname()[1]
+            host = f"[{settings.host}]" if ":" in settings.host else settings.host
+            name = "asyncio" if isinstance(loop, asyncio.BaseEventLoop) else "uvloop"
+            log.info("%s", start_line(f"http://{host}:{port}", settings, name))
+            await asyncio.Event().wait()  # until SIGTERM or SIGINT
+        finally:
+            listener.close()
+    finally:
+        await runner.cleanup()
+
+
+def _cancel_the_rest(loop: asyncio.AbstractEventLoop) -> None:
+    """Cancel the tasks still pending when the server has stopped, and wait for them, so none
+    is destroyed pending; then close the async generators."""
+    rest = asyncio.all_tasks(loop)
+    for task in rest:
+        task.cancel()
+    loop.run_until_complete(asyncio.gather(*rest, return_exceptions=True))
+    loop.run_until_complete(loop.shutdown_asyncgens())
+
+
+class CappedConnections:
+    """aiohttp's protocol factory, except that past `cap` open connections each new one shuts
+    the oldest down as aiohttp does at exit (an idle one, or one still sending its headers,
+    closes at once; a busy one after its answer, given `grace` seconds): a client holding many
+    connections makes room for the next instead of locking it out, and the memory connections
+    hold stays bounded."""
+
+    def __init__(self, server: web.Server, cap: int, grace: float) -> None:
+        self._server = server
+        self._cap = cap
+        self._grace = grace
+        self._closing: dict[web.RequestHandler, asyncio.Task[None]] = {}
+
+    def __call__(self) -> web.RequestHandler:
+        still_open = [c for c in self._server.connections if c not in self._closing]
+        for oldest in still_open[:max(0, len(still_open) + 1 - self._cap)]:
+            oldest.close()  # stops waiting for a request, as aiohttp's own shutdown begins
+            closing = self._closing[oldest] = asyncio.ensure_future(oldest.shutdown(self._grace))
+            closing.add_done_callback(partial(self._closed, oldest))
+        return self._server()
+
+    def _closed(self, connection: web.RequestHandler, _: asyncio.Task[None]) -> None:
+        del self._closing[connection]
 
 
 def start_line(address: str, settings: Settings, loop: str) -> str:

@@ -18,7 +18,7 @@ import aiohttp
 import pytest
 
 from marsserver import imaging
-from marsserver.cli import SHUTDOWN_TIMEOUT
+from marsserver.cli import MAX_CONNECTIONS, SHUTDOWN_TIMEOUT
 from marsserver.http.app import (
     HEADER_TIMEOUT,
     MAX_FIELD_SIZE,
@@ -135,6 +135,13 @@ def memory_kib(pid: int, field: str) -> int:
     return int(re.findall(rf"^{field}:\s+(\d+) kB", status, re.MULTILINE)[0])
 
 
+def open_files_limits(pid: int) -> tuple[int, int]:
+    """The soft and hard limits on open files of process `pid`."""
+    limits = Path(f"/proc/{pid}/limits").read_text()
+    soft, hard = re.findall(r"^Max open files\s+(\d+)\s+(\d+)", limits, re.MULTILINE)[0]
+    return int(soft), int(hard)
+
+
 async def healthz_over_a_new_connection(url: str) -> bytes:
     host, port = url.removeprefix("http://").split(":")
     reader, writer = await asyncio.open_connection(host, int(port))
@@ -205,10 +212,28 @@ async def test_more_header_fields_than_the_service_takes_end_the_connection_at_o
     assert {answer[9:12] for answer in answers} <= {b"400", b""}  # b"": reset, unread
 
 
+async def test_past_the_connection_cap_the_oldest_connections_make_room():
+    """One client opening connections without end closes its own oldest, not the door on
+    everyone else: the next client is answered, and memory stays bounded by the cap."""
+    async with Marsserver("--source", "demo", "--access-log", "off") as server:
+        host, port = server.url.removeprefix("http://").split(":")
+        held = [await asyncio.open_connection(host, int(port))
+                for _ in range(MAX_CONNECTIONS + 100)]
+        answer = await healthz_over_a_new_connection(server.url)
+        assert answer.startswith(b"HTTP/1.1 200"), answer
+        async with asyncio.timeout(HEADER_TIMEOUT / 2):  # closed by the cap, not the timeout
+            shed = await asyncio.gather(*(reader.read() for reader, _ in held[:101]))
+        still_open = [reader.at_eof() for reader, _ in held[101:]]
+        for _, writer in held:
+            writer.close()
+    assert set(shed) == {b""}
+    assert not any(still_open)
+
+
 async def test_a_thousand_idle_connections_leave_room_for_the_next_client():
     """With the common soft limit of 1,024 open files, 1,100 connections that send nothing
     took every file: the next client's /healthz was never accepted. The command raises the
-    soft limit to the hard one."""
+    soft limit to the hard one (and sheds the oldest past its connection cap)."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     assert hard >= 4096, "this test needs a hard limit on open files of 4,096 or more"
     resource.setrlimit(resource.RLIMIT_NOFILE, (1024, hard))  # what the server inherits
@@ -223,6 +248,7 @@ async def test_a_thousand_idle_connections_leave_room_for_the_next_client():
         idle.extend(socket.create_connection((host, int(port))) for _ in range(1100))
         answer = await healthz_over_a_new_connection(server.url)
         assert answer.startswith(b"HTTP/1.1 200"), answer
+        assert open_files_limits(server.process.pid) == (hard, hard)
     finally:
         for connection in idle:
             connection.close()

@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import ctypes
 import dataclasses
 import errno
 import logging
 import os
+import resource
 import signal
 import subprocess
 import sys
 from collections.abc import Sequence
+from functools import partial
 from time import monotonic
 from typing import NoReturn
 from urllib.parse import urlsplit
@@ -24,7 +27,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from .http.accesslog import run_app_options
-from .http.app import create_app
+from .http.app import SHUTDOWN_GRACE, create_app
 from .http.malformed import quiet_malformed_requests
 from .settings import LOOPS, ROVERS, SOURCES, Settings, env_name, flag_name
 from .sources import NASA_IMAGE_HOSTS
@@ -36,7 +39,12 @@ DEFAULTS_IN_WORDS = {"image_hosts": ",".join(NASA_IMAGE_HOSTS)}  # what None sta
 # aiohttp's 128 overflowed in a 500-connection burst on a busy machine, and each SYN dropped
 # then cost its client a 1 s retransmit: twice the whole burst's time.
 LISTEN_BACKLOG = 4096
-SHUTDOWN_TIMEOUT = 15.0  # seconds in-flight requests get to finish on SIGTERM / SIGINT
+# Seconds in-flight requests get to finish on SIGTERM / SIGINT: the app cancels work still
+# running at SHUTDOWN_GRACE, so its waiters' 503s are written within this.
+SHUTDOWN_TIMEOUT = SHUTDOWN_GRACE + 1.0
+# Open connections per process, as many as one nginx worker takes by default: past it, the
+# oldest are closed (CappedConnections), which bounds what connections hold (docs/operating.md).
+MAX_CONNECTIONS = 512
 WORKER_ENV = "MARSSERVER_WORKER"  # set in the environment of workers started by --workers
 
 
@@ -100,6 +108,19 @@ def release_large_frees() -> None:
     libc.mallopt(M_TRIM_THRESHOLD, 16 * 2**20)
 
 
+def raise_open_files_limit() -> None:
+    """Raise the soft limit on open files to the hard one: every connection is a file, and at
+    the common soft limit of 1,024 a thousand idle connections would leave none for the next
+    client (or for NASA and Redis). The hard limit is the operator's; nothing happens where
+    it cannot be read or set."""
+    try:
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft != hard:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (ValueError, OSError):
+        return
+
+
 def event_loop(choice: str) -> asyncio.AbstractEventLoop:
     """uvloop when asked for, or for `auto` when installed (the `fast` extra); else asyncio's."""
     if choice != "asyncio":
@@ -124,6 +145,7 @@ def event_loop(choice: str) -> asyncio.AbstractEventLoop:
 
 def main(argv: Sequence[str] | None = None) -> None:
     release_large_frees()
+    raise_open_files_limit()
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     arguments = list(sys.argv[1:] if argv is None else argv)
@@ -175,23 +197,86 @@ def _exit_code(code: int) -> int:
 
 
 def serve(settings: Settings, reuse_port: bool = False) -> None:
-    """Run one server process until SIGTERM or SIGINT."""
+    """Run one server process until SIGTERM or SIGINT.
+
+    What `web.run_app` does, with a listening socket of our own: its protocol factory caps the
+    connections (`CappedConnections`), which aiohttp has no setting for.
+    """
     loop = event_loop(settings.loop)
-
-    def started(banner: str) -> None:
-        address = banner.split("Running on ")[-1].split(" ")[0]
-        name = "asyncio" if isinstance(loop, asyncio.BaseEventLoop) else "uvloop"
-        log.info("%s", start_line(address, settings, name))
-
+    asyncio.set_event_loop(loop)
     quiet_malformed_requests()
     app = create_app(settings)
+    runner = web.AppRunner(app, handle_signals=True, shutdown_timeout=SHUTDOWN_TIMEOUT,
+                           **run_app_options(app, settings.access_log))
+    main = loop.create_task(_listen(runner, settings, reuse_port))
     try:
-        web.run_app(app, host=settings.host, port=settings.port, print=started,
-                    shutdown_timeout=SHUTDOWN_TIMEOUT, loop=loop, reuse_port=reuse_port or None,
-                    backlog=LISTEN_BACKLOG,
-                    **run_app_options(app, settings.access_log))
+        loop.run_until_complete(main)
+    except (web.GracefulExit, KeyboardInterrupt):
+        main.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            loop.run_until_complete(main)
     except OSError as error:
         sys.exit(cannot_listen(settings, error))
+    finally:
+        _cancel_the_rest(loop)
+        loop.close()
+
+
+async def _listen(runner: web.AppRunner, settings: Settings, reuse_port: bool) -> None:
+    """Start the app, listen, and serve until cancelled; then shut down as aiohttp does."""
+    loop = asyncio.get_running_loop()
+    await runner.setup()
+    try:
+        assert runner.server is not None  # set up
+        listener = await loop.create_server(
+            CappedConnections(runner.server, MAX_CONNECTIONS, SHUTDOWN_TIMEOUT),
+            settings.host, settings.port,
+            backlog=LISTEN_BACKLOG, reuse_port=reuse_port or None)
+        try:
+            port = listener.sockets[0].getsockname()[1]
+            host = f"[{settings.host}]" if ":" in settings.host else settings.host
+            name = "asyncio" if isinstance(loop, asyncio.BaseEventLoop) else "uvloop"
+            log.info("%s", start_line(f"http://{host}:{port}", settings, name))
+            await asyncio.Event().wait()  # until SIGTERM or SIGINT
+        finally:
+            listener.close()
+    finally:
+        await runner.cleanup()
+
+
+def _cancel_the_rest(loop: asyncio.AbstractEventLoop) -> None:
+    """Cancel the tasks still pending when the server has stopped, and wait for them, so none
+    is destroyed pending; then close the async generators."""
+    rest = asyncio.all_tasks(loop)
+    for task in rest:
+        task.cancel()
+    loop.run_until_complete(asyncio.gather(*rest, return_exceptions=True))
+    loop.run_until_complete(loop.shutdown_asyncgens())
+
+
+class CappedConnections:
+    """aiohttp's protocol factory, except that past `cap` open connections each new one shuts
+    the oldest down as aiohttp does at exit (an idle one, or one still sending its headers,
+    closes at once; a busy one after its answer, given `grace` seconds): a client holding many
+    connections makes room for the next instead of locking it out, and the memory connections
+    hold stays bounded."""
+
+    def __init__(self, server: web.Server, cap: int, grace: float) -> None:
+        self._server = server
+        self._cap = cap
+        self._grace = grace
+        self._closing: dict[web.RequestHandler, asyncio.Task[None]] = {}
+
+    def __call__(self) -> web.RequestHandler:
+        still_open = [c for c in self._server.connections if c not in self._closing]
+        for oldest in still_open[:max(0, len(still_open) + 1 - self._cap)]:
+            oldest.close()  # stops waiting for a request, as aiohttp's own shutdown begins
+            closing = self._closing[oldest] = asyncio.ensure_future(oldest.shutdown(self._grace))
+            closing.add_done_callback(partial(self._closed, oldest))
+        return self._server()
+
+    def _closed(self, connection: web.RequestHandler, _: asyncio.Task[None]) -> None:
+        del self._closing[connection]
 
 
 def start_line(address: str, settings: Settings, loop: str) -> str:

@@ -162,28 +162,54 @@ async def test_a_full_batch_is_written_at_once_not_after_the_interval():
     log.close()
 
 
-async def test_a_stuck_sink_bounds_the_buffer_and_counts_what_it_drops(caplog):
-    entered, release = threading.Event(), threading.Event()
+class StuckSink(Sink):
+    """A sink whose writes hang until `release` is set; `entered` says one began."""
 
-    class StuckSink(Sink):
-        def write(self, text: str) -> int:
-            entered.set()
-            release.wait(10)
-            return super().write(text)
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered, self.release = threading.Event(), threading.Event()
 
+    def write(self, text: str) -> int:
+        self.entered.set()
+        self.release.wait(10)
+        return super().write(text)
+
+
+def stuck_log(max_bytes: int) -> tuple[AccessLog, StuckSink]:
+    """An AccessLog whose writer hangs on its first line, so later lines wait in memory."""
     sink = StuckSink()
-    line = logged("on", request())
     log = AccessLog("on", sink, clock=lambda: MAY_DAY + 0.75, interval=3600,
-                    batch_lines=1, max_bytes=3 * entry_bytes(request()))
+                    batch_lines=1, max_bytes=max_bytes)
     log.record(request(), RESPONSE, 0.25)  # handed to the writer, which now hangs
-    assert entered.wait(5)
+    assert sink.entered.wait(5)
+    return log, sink
+
+
+async def test_a_stuck_sink_bounds_the_buffer_and_counts_what_it_drops(caplog):
+    log, sink = stuck_log(max_bytes=3 * entry_bytes(request()))
     for _ in range(50):  # the event loop goes on: 4 lines fill the buffer, 46 are dropped
         log.record(request(), RESPONSE, 0.25)
     assert log.dropped == 46
-    release.set()
+    sink.release.set()
     log.close()
-    assert sink.getvalue() == 5 * line
+    assert sink.getvalue() == 5 * logged("on", request())
     assert "dropped 46 lines" in caplog.text
+
+
+@pytest.mark.parametrize("field", ["User-Agent", "Referer"])
+async def test_a_stuck_sink_holds_no_more_than_max_bytes_of_long_headers(field):
+    """The bound counts what a line holds: a client sending a long User-Agent or Referer
+    fills it in a few lines, not in the thousands a count of short lines would let in."""
+    max_bytes = 256 * 1024
+    log, sink = stuck_log(max_bytes)
+    long = request(headers={**HEADERS, field: "x" * 32 * 1024})
+    for _ in range(200):
+        log.record(long, RESPONSE, 0.25)
+    sink.release.set()
+    log.close()
+    held = len(sink.getvalue()) - len(logged("on", request()))
+    assert held <= max_bytes + entry_bytes(long)
+    assert log.dropped == 200 - (sink.getvalue().count("\n") - 1)
 
 
 async def test_a_failing_sink_loses_its_batch_but_not_the_next_and_says_so_once(caplog):

@@ -4,10 +4,14 @@
 documented status, content type and body, never a 500; every schema-valid request is accepted
 (`positive_data_acceptance`) and every schema-invalid one refused (`negative_data_rejection`),
 so the rules between parameters must be in the document, not only in its descriptions.
+Each run draws a new seed, so runs together cover more than one sample; the run prints it, and
+`MARS_TEST_CONTRACT_SEED` replays it.
 """
 
 from __future__ import annotations
 
+import os
+import secrets
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -24,6 +28,7 @@ from marsserver.http.openapi import document
 from .helpers import Marsserver
 
 MAX_EXAMPLES = 150  # per operation: about 5 s on two cores, and every form of /wallpaper
+SEED_VARIABLE = "MARS_TEST_CONTRACT_SEED"  # set to a seed a run printed, to replay that run
 
 
 @pytest.fixture(scope="module")
@@ -33,14 +38,33 @@ def live() -> Iterator[Marsserver]:
         yield server
 
 
-def test_schemathesis_with_every_check_finds_nothing(live: Marsserver, tmp_path: Path) -> None:
+def contract_seed() -> int:
+    """A new sample of the space each run, unless SEED_VARIABLE names one to replay."""
+    return int(os.environ.get(SEED_VARIABLE) or secrets.randbelow(2**32))
+
+
+def test_schemathesis_with_every_check_finds_nothing(live: Marsserver, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    seed = contract_seed()
+    replay = f"replay: {SEED_VARIABLE}={seed} pytest tests/test_contract.py"
+    with capsys.disabled():  # in every run's output, passed or not
+        print(f"\nschemathesis seed {seed} ({replay})")
     result = subprocess.run(
         [sys.executable, "-m", "schemathesis.cli", "run", f"{live.url}/openapi.json",
          "--checks", "all", "--max-examples", str(MAX_EXAMPLES), "--generation-database", "none",
-         "--seed", "1", "--no-color"],  # reproducible: one fixed sample of the space
+         "--seed", str(seed), "--no-color"],
         cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False)
-    report = f"{result.stdout[-8000:]}{result.stderr[-2000:]}\nserver log:\n{live.log[-4000:]}"
+    report = (f"{replay}\n{result.stdout[-8000:]}{result.stderr[-2000:]}\n"
+              f"server log:\n{live.log[-4000:]}")
     assert result.returncode == 0, report
+
+
+def test_each_run_draws_its_own_seed_and_the_variable_replays_one(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(SEED_VARIABLE, raising=False)
+    assert len({contract_seed() for _ in range(5)}) > 1
+    monkeypatch.setenv(SEED_VARIABLE, "77")
+    assert contract_seed() == 77
 
 
 def _query_schema() -> dict[str, Any]:

@@ -177,8 +177,7 @@ async def test_stale_while_revalidate_then_stale_if_error(stub: Stub, client_for
 
     failing = await client.get("/")
     assert "Warning" not in failing.headers  # obsoleted by RFC 9111
-    age = time.time() - pipeline.cache.peek(NEWEST_KEY).fetched_at
-    assert int(failing.headers["Age"]) in (int(age), int(age) - 1)  # the list's own age
+    assert "Age" not in failing.headers  # its windows count from now (test_cache_control)
     assert (await client.get("/wallpaper?height=64")).status == 200  # wallpapers still served
     assert stub.calls["feed"] == 2
 

@@ -38,6 +38,27 @@ SETTINGS = handlers.SETTINGS
 SOURCE = web.AppKey("source", Source)
 CONNECT_TIMEOUT = 5.0
 MAX_REQUEST_LINE = 64 * 1024
+# What one connection may send as headers. aiohttp keeps each field twice (as text and as
+# bytes) and bounds their size and count, not their sum, so the count is what bounds the memory
+# of a connection that never finishes its headers. 32 fields is half again a browser's request
+# behind two proxies; 8 KiB a field is nginx's line limit too.
+MAX_HEADERS = 32
+MAX_FIELD_SIZE = 8190
+# The most a connection holds while its request line and headers arrive (docs/operating.md):
+# each kept twice, plus what the parser and the socket buffer besides.
+MAX_HEADER_MEMORY = 2 * (MAX_REQUEST_LINE + MAX_HEADERS * MAX_FIELD_SIZE) + 128 * 1024
+# Seconds a connection may take to send its request's headers, counted from the connection or
+# from the previous answer: aiohttp's keep-alive timer, which data arriving does not restart,
+# closes an idle connection and one whose headers are still coming alike.
+HEADER_TIMEOUT = 10.0
+# Passed to aiohttp by the app that is run (a host app that mounts this one passes the same):
+# a request line longer than aiohttp's 8 KiB default reaches our handlers, which answer an
+# over-long query with a JSON 400 instead of aiohttp's plain-text one.
+REQUEST_LIMITS = {"max_line_size": MAX_REQUEST_LINE, "max_headers": MAX_HEADERS,
+                  "max_field_size": MAX_FIELD_SIZE, "keepalive_timeout": HEADER_TIMEOUT}
+# Seconds work in progress gets after SIGTERM before it is cancelled and whoever waits for it is
+# answered 503: inside the 15 s the command line gives requests (cli.SHUTDOWN_TIMEOUT).
+SHUTDOWN_GRACE = 14.0
 UPSTREAM_CONNECTIONS = 8  # per host: coalescing keeps us far below, this caps the worst case
 USER_AGENT = "marsserver/0.1 (Mars wallpaper service)"
 # path, handler, name, and whether a cached hit is answered before the handler runs
@@ -62,10 +83,7 @@ def create_app(settings: Settings | None = None, *, source: Source | None = None
 
     `source` replaces the one `settings.source` names, for serving your own photos.
     """
-    # A longer request line than aiohttp's 8 KiB default reaches our handlers, which answer
-    # an over-long query with a JSON 400 instead of aiohttp's plain-text one. (Only the app
-    # that is run reads handler_args: a host app that mounts this one passes the same.)
-    app = web.Application(handler_args={"max_line_size": MAX_REQUEST_LINE})
+    app = web.Application(handler_args=REQUEST_LIMITS)
     settings = app[SETTINGS] = settings or Settings()
     app[handlers.QUERIES] = {}
     ready = app[READY_ANSWERS] = ReadyAnswers(settings.cache_entries, _ready_bytes(settings))
@@ -78,7 +96,10 @@ def create_app(settings: Settings | None = None, *, source: Source | None = None
         app.router.add_get(path, guarded, name=name)
     app.router.add_route("*", r"/{path:[\s\S]*}", handlers.json_errors(handlers.no_route))
     app.on_response_prepare.append(_common_headers)
+    deadline = _WorkDeadline(SHUTDOWN_GRACE)
+    app.on_shutdown.append(deadline.start)
     app.cleanup_ctx.append(_resources)
+    app.on_cleanup.append(deadline.stop)
     return app
 
 
@@ -86,6 +107,32 @@ async def _common_headers(request: web.Request, response: web.StreamResponse) ->
     """Headers every answer carries, whichever path made it: `nosniff`, so that a browser
     takes a body for the type it is sent as and never runs text a feed put in an answer."""
     response.headers["X-Content-Type-Options"] = "nosniff"
+
+
+class _WorkDeadline:
+    """At shutdown, cancels the work still running after `grace` seconds, so whoever waits for
+    it gets a JSON 503 while aiohttp still holds the connection.
+
+    aiohttp's shutdown stops accepting, runs on_shutdown, waits up to its shutdown_timeout for
+    handlers in progress, then cancels them and drops their connections with no answer; only
+    then does the app's cleanup (which closes the pipeline) run. Work cancelled there would
+    answer nobody.
+    """
+
+    def __init__(self, grace: float) -> None:
+        self._grace = grace
+        self._timer: asyncio.Task[None] | None = None
+
+    async def start(self, app: web.Application) -> None:
+        self._timer = asyncio.create_task(self._cancel_late(app[handlers.PIPELINE]))
+
+    async def stop(self, _: web.Application) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+
+    async def _cancel_late(self, pipeline: Pipeline) -> None:
+        await asyncio.sleep(self._grace)
+        await pipeline.close()
 
 
 async def _resources(app: web.Application) -> AsyncIterator[None]:

@@ -16,7 +16,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from email.utils import formatdate, parsedate_to_datetime
+from email.utils import parsedate_to_datetime
 from functools import partial, wraps
 
 from aiohttp import web
@@ -69,12 +69,10 @@ async def _listing(request: web.Request, html: bool, vary: str | None = None) ->
     now = time.time()
     cache_control = partial(_list_cache_control, today.fetched_at + today.fresh_for,
                             settings.max_stale)
+    # No `Age`, even for a stale list: windows counted from now mean the same to a cache that
+    # ignores Age (nginx) and to one that adds it (RFC 9111), which would otherwise see them
+    # used up that many seconds early.
     headers = {"Cache-Control": cache_control(now)[0]}
-    if served is Served.STALE:
-        # The list as NASA gave it `Age` seconds ago: Date says when that was, so a cache
-        # (or REDbot) does not take the Age for one an intermediary added.
-        headers["Age"] = str(int(now - today.fetched_at))
-        headers["Date"] = formatdate(today.fetched_at, usegmt=True)
     response = _respond(request, today.html if html else today.json, served, headers, vary)
     if served is not Served.STALE:
         request.app[READY_ANSWERS].remember(request, response, cache_control,

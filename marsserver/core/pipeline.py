@@ -217,9 +217,13 @@ class Pipeline:
         return await self._wallpaper_of(known, spec)
 
     async def _wallpaper_of(self, known: KnownPhoto, spec: Spec) -> tuple[Rendition, Served]:
+        """A free size is kept only `free_size_ttl`: there is no end to them, and a client
+        asking for many must not fill the cache (or Redis) for a day."""
         link = _source_link(known.photo, spec)
-        return await self._get(self._wallpapers, f"wallpaper:{spec.key}:{link}",
-                               self._settings.image_ttl,
+        settings = self._settings
+        ttl = (settings.image_ttl if imaging.standard_size(spec)
+               else min(settings.free_size_ttl, settings.image_ttl))
+        return await self._get(self._wallpapers, f"wallpaper:{spec.key}:{link}", ttl,
                                partial(self._render, known, link, spec))
 
     def due_at(self, today: CachedListing) -> float:

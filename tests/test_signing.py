@@ -120,6 +120,15 @@ async def test_a_ready_answer_is_kept_only_under_its_signed_target(signed_client
     await refusal(signed_client, signed[:-1] + ("A" if signed[-1] != "A" else "B"))
 
 
+async def test_a_mounted_app_verifies_the_path_with_its_prefix(aiohttp_client):
+    host = web.Application()
+    host.add_subapp("/mars/", create_app(Settings(source="demo", signing_key=(KEY,))))
+    client = await aiohttp_client(host)
+    assert (await client.get(signing.sign(f"/mars{FREE}", KEY))).status == 200
+    unprefixed = signing.sign(FREE, KEY)
+    assert (await client.get("/mars" + unprefixed)).status == 403
+
+
 async def test_without_a_key_every_size_is_served_and_sig_is_ignored(demo_client):
     assert (await demo_client.get(FREE)).status == 200
     assert (await demo_client.get(FREE + "&sig=anything")).status == 200

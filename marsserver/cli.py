@@ -52,7 +52,9 @@ def parser() -> argparse.ArgumentParser:
         prog="marsserver",
         description="Serve the Mars rovers' newest photos as wallpapers.",
         epilog="Every flag can also be set as an environment variable MARS_<FLAG> "
-               "(e.g. MARS_API_KEY); a flag wins over its variable.",
+               "(e.g. MARS_API_KEY); a flag wins over its variable. "
+               "`marsserver sign [--signing-key KEYS] URL` prints URL signed for "
+               "--signing-key.",
     )
     for field in dataclasses.fields(Settings):
         default = DEFAULTS_IN_WORDS.get(field.name, field.default)

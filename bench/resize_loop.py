@@ -27,13 +27,18 @@ KEY = "bench-signing-key-0123456789"
 PERSON_EVERY = 0.2  # seconds between a person's requests
 
 
+def loop_size(n: int) -> tuple[int, int]:
+    """The loop's `n`th size: large, within the service's limits, never the same twice."""
+    return 3840 - n // 2300, 2001 + n % 2300
+
+
 async def loop(session: aiohttp.ClientSession, url: str, until: float,
                sizes: itertools.count[int], got: Counter[int]) -> int:
     """Distinct sizes, each a resize (and a cache entry) of its own: the bytes of the 200s."""
     written = 0
     while time.monotonic() < until:
         n = next(sizes)
-        width, height = 3840 - n // 2300, 2001 + n % 2300
+        width, height = loop_size(n)
         async with session.get(f"{url}/wallpaper", params={
                 "photo_number": n % 3, "width": width, "height": height, "fit": "contain",
                 "format": "png"}) as response:

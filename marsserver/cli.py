@@ -18,7 +18,7 @@ import resource
 import signal
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import partial
 from time import monotonic
 from typing import NoReturn
@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from .http import signing
 from .http.accesslog import run_app_options
 from .http.app import SHUTDOWN_GRACE, create_app
 from .http.malformed import quiet_malformed_requests
@@ -59,14 +60,16 @@ def parser() -> argparse.ArgumentParser:
         prog="marsserver",
         description="Serve the Mars rovers' newest photos as wallpapers.",
         epilog="Every flag can also be set as an environment variable MARS_<FLAG> "
-               "(e.g. MARS_API_KEY); a flag wins over its variable.",
+               "(e.g. MARS_API_KEY); a flag wins over its variable. "
+               "`marsserver sign [--signing-key KEYS] URL` prints URL signed for "
+               "--signing-key.",
     )
     for field in dataclasses.fields(Settings):
         default = DEFAULTS_IN_WORDS.get(field.name, field.default)
         if default is None:
             default = "the source's own"
         if isinstance(default, tuple):
-            default = ",".join(default)
+            default = ",".join(default) or "none"
         cli.add_argument(
             flag_name(field.name), dest=field.name, metavar=field.name.upper(),
             choices={"source": SOURCES, "loop": LOOPS, "rover": ROVERS}.get(field.name),
@@ -85,6 +88,30 @@ def settings_from(argv: Sequence[str] | None, environ: dict[str, str]) -> Settin
         return Settings.from_strings({**env, **flags})
     except ValueError as error:
         cli.error(str(error))
+
+
+def sign(argv: Sequence[str], environ: Mapping[str, str]) -> str:
+    """`marsserver sign [--signing-key KEYS] URL`: `URL` with the `sig` the first key makes,
+    for whatever hands out free sizes (a page, a script); keys are read as the server reads
+    them, so a key the server would refuse is refused here too."""
+    cli = _Parser(prog="marsserver sign",
+                  description="Print URL signed for a deployment with --signing-key.")
+    cli.add_argument("--signing-key", metavar="KEYS",
+                     help=f"the server's keys; the first signs (default: env "
+                          f"{env_name('signing_key')})")
+    cli.add_argument("url", metavar="URL", help="a full URL, or a path and query, exactly as "
+                     "clients will send it")
+    given = cli.parse_args(argv)
+    text = given.signing_key
+    if text is None:
+        text = environ.get(env_name("signing_key"), "")
+    try:
+        keys = Settings.from_strings({"signing_key": text}).signing_key
+    except ValueError as error:
+        cli.error(str(error))
+    if not keys:
+        cli.error(f"no key: give --signing-key or set {env_name('signing_key')}")
+    return signing.sign(given.url, keys[0])
 
 
 def release_large_frees() -> None:
@@ -149,6 +176,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["sign"]:
+        print(sign(arguments[1:], os.environ))
+        return
     settings = settings_from(arguments, dict(os.environ))
     if settings.workers > 1:
         sys.exit(run_workers(settings.workers, arguments))

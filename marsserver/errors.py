@@ -46,6 +46,14 @@ class BadParameter(ServiceError):
     code = "bad_parameter"
 
 
+class BadSignature(ServiceError):
+    """A free size without the deployment's signature, or with a wrong one (never remembered:
+    the same URL signed is a good request)."""
+
+    status = 403
+    code = "bad_signature"
+
+
 class NotFound(ServiceError):
     """Nothing there; when NASA said so (no photos for that camera or sol), remembered as
     long as a list is fresh (`info_ttl`: it is an answer, not a failure), so asking again

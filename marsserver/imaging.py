@@ -60,6 +60,18 @@ PRESETS = {  # name: (width, height), for common screens
     "720p": (1280, 720), "1080p": (1920, 1080), "1440p": (2560, 1440), "4k": (3840, 2160),
     "ultrawide": (3440, 1440), "phone": (1170, 2532), "tablet": (1640, 2360),
 }
+DEFAULT_HEIGHT = 1080  # a wallpaper asked for by height alone, or by nothing
+THUMBNAIL_HEIGHTS = (240, 480)  # the gallery's thumbnails, 1x and 2x
+_PRESET_SIZES = frozenset(PRESETS.values())
+
+
+def standard_size(spec: Spec) -> bool:
+    """Whether `spec` is of a size the service names itself: a preset (any fit), the default
+    height or a gallery thumbnail. These are a few per photo; any other size is a client's
+    choice, with no end to them, so it may need a signature and is kept briefly."""
+    if spec.width is None:
+        return spec.height == DEFAULT_HEIGHT or spec.height in THUMBNAIL_HEIGHTS
+    return (spec.width, spec.height) in _PRESET_SIZES
 
 
 def wallpaper(data: bytes, spec: Spec, *, max_pixels: int) -> bytes:

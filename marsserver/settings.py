@@ -21,12 +21,14 @@ ROVERS = ("curiosity", "perseverance")
 LOOPS = ("auto", "asyncio", "uvloop")
 ACCESS_LOGS = ("on", "off", "json")
 ENV_PREFIX = "MARS_"
+MIN_KEY_BYTES = 16  # an HMAC is as strong as its key: a short one can be guessed
 _HOST_PORT = re.compile(r"^[a-z0-9.-]+(:[0-9]{1,5})?$")
 
 
-def _option(default: T, help: str, parse: Callable[[str], T]) -> T:
-    """Declare a settings field together with its help text and its parser from text."""
-    return field(default=default, metadata={"help": help, "parse": parse})
+def _option(default: T, help: str, parse: Callable[[str], T], secret: bool = False) -> T:
+    """Declare a settings field together with its help text and its parser from text; a
+    `secret` one is left out of the settings' repr, so no log or traceback shows it."""
+    return field(default=default, repr=not secret, metadata={"help": help, "parse": parse})
 
 
 def _hosts(text: str) -> tuple[str, ...] | None:
@@ -48,6 +50,10 @@ def _access_log(text: str) -> str:
         return "on" if _flag(text) else "off"
     except ValueError:
         return text.lower()
+
+
+def _keys(text: str) -> tuple[str, ...]:
+    return tuple(key.strip() for key in text.split(",") if key.strip())
 
 
 def _optional(text: str) -> str | None:
@@ -89,6 +95,9 @@ class Settings:
         None, "comma-separated host or host:port allowed in image links", _hosts)
     info_ttl: float = _option(300.0, "seconds the photo list is cached", float)
     image_ttl: float = _option(86400.0, "seconds source images and wallpapers are cached", float)
+    free_size_ttl: float = _option(
+        600.0, "seconds a wallpaper of a free size (not a preset, the default height or a "
+        "thumbnail) is cached, at most --image-ttl", float)
     old_sol_after: int = _option(14, "sols behind the newest after which a sol's photos rarely "
                                  "change and are cached for --old-sol-ttl", int)
     old_sol_ttl: float = _option(3600.0, "seconds an old sol's list is cached (at least "
@@ -121,6 +130,10 @@ class Settings:
     max_source_bytes: int = _option(32 * 2**20, "largest source image download, in bytes "
                                     "(units as for --cache-bytes)", _size)
     max_source_pixels: int = _option(40_000_000, "largest source image, in pixels", int)
+    signing_key: tuple[str, ...] = _option(
+        (), "comma-separated keys of at least 16 bytes: a wallpaper of a free size then needs "
+        "a sig made with one (the first signs, all verify); none: any size is served", _keys,
+        secret=True)
 
     def __post_init__(self) -> None:
         if self.rover == "perseverance" and self.source == "msl":
@@ -132,7 +145,7 @@ class Settings:
 
     def _problems(self) -> list[str]:
         numbers = (self.info_ttl, self.image_ttl, self.max_stale, self.error_ttl, self.timeout,
-                   self.lease, self.redis_timeout, self.old_sol_ttl)
+                   self.lease, self.redis_timeout, self.old_sol_ttl, self.free_size_ttl)
         checks: list[tuple[bool, str]] = [
             (all(math.isfinite(n) for n in numbers), "durations must be finite numbers"),
             (self.source in SOURCES, f"source must be one of {', '.join(SOURCES)}"),
@@ -143,7 +156,8 @@ class Settings:
             (self.access_log in ACCESS_LOGS,
              f"access_log must be one of {', '.join(ACCESS_LOGS)}"),
             (0 <= self.port <= 65535, "port must be 0..65535"),
-            (self.info_ttl > 0 and self.image_ttl > 0, "info_ttl and image_ttl must be > 0"),
+            (self.info_ttl > 0 and self.image_ttl > 0 and self.free_size_ttl > 0,
+             "info_ttl, image_ttl and free_size_ttl must be > 0"),
             (self.old_sol_ttl >= self.info_ttl, "old_sol_ttl must be at least info_ttl"),
             (self.old_sol_after >= 0, "old_sol_after must be >= 0"),
             (self.max_stale >= 0 and self.error_ttl >= 0, "max_stale and error_ttl must be >= 0"),
@@ -166,6 +180,9 @@ class Settings:
              "max_source_bytes and max_source_pixels must be > 0"),
             (all(_HOST_PORT.match(h) for h in self.image_hosts or ()),
              "image_hosts must be comma-separated host or host:port"),
+            (all(len(key.encode()) >= MIN_KEY_BYTES for key in self.signing_key),
+             f"each signing_key must be at least {MIN_KEY_BYTES} bytes (make one with "
+             "`openssl rand -hex 32`)"),
             (self.api_url is None or self.api_url.startswith(("http://", "https://")),
              "api_url must be an http(s) URL"),
         ]

@@ -7,8 +7,8 @@ from types import SimpleNamespace
 
 from PIL import Image
 
-from bench import cold_burst, resize
-from marsserver.imaging import Spec
+from bench import cold_burst, resize, resize_loop
+from marsserver.imaging import MAX_HEIGHT, MAX_WIDTH, Spec, standard_size
 
 from .stub import IMAGES
 
@@ -36,3 +36,11 @@ def test_cold_burst_times_the_resize_its_burst_asks_for(monkeypatch):
 
     assert cold_burst.median_resize_ms(b"source", runs=3) == 500.0
     assert made == [(b"source", Spec(cold_burst.HEIGHT))] * 3
+
+
+def test_the_resize_loop_asks_for_distinct_sizes_the_service_takes():
+    sizes = [resize_loop.loop_size(n) for n in range(100_000)]
+    assert len(set(sizes)) == len(sizes)
+    assert all(16 <= width <= MAX_WIDTH and 16 <= height <= MAX_HEIGHT for width, height in sizes)
+    presets = [size for size in sizes if standard_size(Spec(size[1], size[0]))]
+    assert presets == [(3840, 2160)]  # the one the docs' table says the loop hit

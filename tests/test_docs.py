@@ -91,7 +91,7 @@ def spelled(value: object) -> str | None:
     if isinstance(value, bool):
         return "`on`" if value else "`off`"
     if isinstance(value, tuple):
-        value = ",".join(value)
+        value = ",".join(value) or "none"
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     return f"`{value}`"

@@ -81,6 +81,26 @@ async def test_keys_carry_the_versioned_prefix_and_ttls(stub, client_for, redis_
         await shared.aclose()
 
 
+async def test_free_sizes_are_kept_free_size_ttl_and_standard_sizes_image_ttl(
+        stub, client_for, redis_url):
+    """A loop over sizes must not fill Redis for a day (docs/scaling.md, Memory in Redis)."""
+    (client,) = await instances(client_for, stub, redis_url, count=1, image_ttl=3600,
+                                free_size_ttl=60)
+    for url in ("/wallpaper?height=1111", "/wallpaper?width=999&height=555",
+                "/wallpaper?preset=720p", "/wallpaper?height=240"):
+        assert (await client.get(url)).status == 200, url
+    shared = redis.Redis.from_url(redis_url)
+    try:
+        kept = {key.split(b":wallpaper:")[1].split(b"-")[0]: await shared.pttl(key)
+                for key in await shared.keys("*:wallpaper:*")}
+    finally:
+        await shared.aclose()
+    assert set(kept) == {b"x1111", b"999x555", b"1280x720", b"x240"}
+    for size, ttl in kept.items():
+        expected = 60_000 if size in (b"x1111", b"999x555") else 3_600_000
+        assert expected - 5_000 < ttl <= expected, size
+
+
 async def test_an_instance_reads_what_another_made_and_its_front_expires_with_redis(
         stub, client_for, redis_url):
     one, two = await instances(client_for, stub, redis_url, count=2, image_ttl=30)

@@ -222,9 +222,14 @@ class Pipeline:
         return await self._wallpaper_of(known, spec)
 
     async def _wallpaper_of(self, known: KnownPhoto, spec: Spec) -> tuple[Rendition, Served]:
+        """A free size is kept only `free_size_ttl`: there is no end to them, and a client
+        asking for many must not fill the cache (or Redis) for a day."""
         link = _source_link(known.photo, spec)
+        settings = self._settings
+        ttl = (settings.image_ttl if imaging.standard_size(spec)
+               else min(settings.free_size_ttl, settings.image_ttl))
         return await self._get(self._wallpapers, f"wallpaper:{spec.key}:{link}",
-                               partial(self._render, known, link, spec))
+                               partial(self._render, known, link, spec), ttl=ttl)
 
     def due_at(self, today: CachedListing) -> float:
         """When `today` falls due for a refresh (wall clock)."""
@@ -401,9 +406,10 @@ class Pipeline:
 
     async def _get(self, flights: SingleFlight[str, Found[V]], key: str,
                    compute: Callable[[], Awaitable[V]], usable: Callable[[V], bool] = _any,
-                   ) -> tuple[V, Served]:
+                   ttl: float | None = None) -> tuple[V, Served]:
         """From this process's memory, or through the one flight for `key`. A value in memory
         that is not `usable` (a stale list) is returned as it is, for the caller to judge.
+        What is made is kept `ttl` seconds, or as long as the value itself says (`_kept_for`).
 
         What the flight read from the shared cache is SHARED for every request that waited on
         it, in `X-Cache` and the metrics: MISS means work was done here, and none was."""
@@ -416,7 +422,7 @@ class Pipeline:
             return value, Served.HIT
         found: Found[V] | None = None
         try:
-            found, joined = await flights.do(key, partial(self._fill, key, compute, _any))
+            found, joined = await flights.do(key, partial(self._fill, key, compute, _any, ttl))
         finally:  # a failed lookup is a miss too
             self.metrics.lookups.count(stage, "shared" if found and found[1] else "miss")
         if joined:
@@ -426,7 +432,7 @@ class Pipeline:
         return found[0], Served.COALESCED if joined else Served.MISS
 
     async def _fill(self, key: str, compute: Callable[[], Awaitable[V]],
-                    fresh: Callable[[V], bool]) -> Found[V]:
+                    fresh: Callable[[V], bool], ttl: float | None = None) -> Found[V]:
         """A flight's own work: the shared value if `fresh` accepts it, else lead or follow."""
         stale: list[V] = []  # a value `fresh` refused: served if the upstream fails
 
@@ -446,7 +452,7 @@ class Pipeline:
 
         async def lead(token: str) -> Found[V]:
             try:
-                return await self._compute_and_store(key, compute, token), False
+                return await self._compute_and_store(key, compute, token, ttl), False
             except ServiceError:
                 if stale:
                     return stale[0], True
@@ -460,12 +466,12 @@ class Pipeline:
         return await self._leases.run(key, lead, check)
 
     async def _compute_and_store(self, key: str, compute: Callable[[], Awaitable[V]],
-                                 token: str) -> V:
+                                 token: str, ttl: float | None = None) -> V:
         try:
             value = await compute()
         except Exception as error:
             raise await self._remember(key, error, token) from None
-        await self.cache.set(key, value, ttl=self._kept_for(value))
+        await self.cache.set(key, value, ttl=self._kept_for(value) if ttl is None else ttl)
         return value
 
     def _kept_for(self, value: object) -> float:

@@ -28,7 +28,7 @@ from ..imaging import PRESETS, Spec
 from ..metrics import CONTENT_TYPE
 from ..settings import Settings
 from ..sources import LATEST, Query
-from . import params, views
+from . import params, signing, views
 from .openapi import PHOTO_ID_PATTERN
 from .ready_answers import READY_ANSWERS
 
@@ -143,7 +143,8 @@ async def permalink(request: web.Request) -> web.Response:
 
 def _parsed(request: web.Request) -> Parsed:
     """The wallpaper query, parsed once per distinct (query string, Accept): hot wallpapers
-    are asked for with the same few URLs, and parsing costs more than the cache lookup."""
+    are asked for with the same few URLs, and parsing costs more than the cache lookup. A
+    free size's signature is checked on every request, before any work is done for it."""
     accept = request.headers.get("Accept", "")
     remembered = request.app[QUERIES]
     parsed = remembered.get((request.query_string, accept))
@@ -158,6 +159,7 @@ def _parsed(request: web.Request) -> Parsed:
             if len(remembered) >= MAX_REMEMBERED_QUERIES:
                 remembered.clear()  # bounded; the hot ones come straight back
             remembered[request.query_string, accept] = parsed
+    signing.check(request.app[SETTINGS].signing_key, request.raw_path, parsed[1])
     return parsed
 
 

@@ -140,9 +140,13 @@ WALLPAPER_PARAMETERS = [*LIST_PARAMETERS,
     _query("quality", _integer(*params.QUALITY), "JPEG and WebP quality; default 85"),
     _query("download", _words(params.FLAG),
            "1 (or true, yes, on): Content-Disposition attachment; default 0"),
+    _query("sig", {"type": "string"}, "the URL's signature, which a deployment with a "
+           "signing key requires for a size that is not a preset (docs/http-api.md)"),
 ]
 
 
+UNSIGNED = _error("a size that is not a preset without its sig, or with a wrong one, where "
+                  "the deployment has a signing key")
 PRECONDITION_FAILED = _error("If-Match names another version than the current ETag")
 PHOTO_ID_PATTERN = "^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
 
@@ -180,6 +184,7 @@ def document(base_path: str) -> Schema:
                             "content": dict.fromkeys(MEDIA_TYPES.values(), binary)},
                     "304": NOT_MODIFIED,
                     "400": _bad_request("detail names which, and the range"),
+                    "403": UNSIGNED,
                     "404": _error("photo_number is beyond the list, or no such sol or camera"),
                     "412": PRECONDITION_FAILED,
                     **UPSTREAM_ERRORS,
@@ -202,6 +207,7 @@ def document(base_path: str) -> Schema:
                             "content": dict.fromkeys(MEDIA_TYPES.values(), binary)},
                     "304": NOT_MODIFIED,
                     "400": _bad_request("detail names which, and the range"),
+                    "403": UNSIGNED,
                     "404": _error("no photo with this id is known, or none among the "
                                   "photos of its sol"),
                     "412": PRECONDITION_FAILED,

@@ -17,6 +17,7 @@ from multidict import MultiMapping
 
 from ..errors import BadParameter
 from ..imaging import (
+    DEFAULT_HEIGHT,
     DEFAULT_QUALITY,
     FITS,
     MAX_HEIGHT,
@@ -31,7 +32,6 @@ from ..sources.cameras import parse_cameras
 
 MAX_PHOTO_NUMBER = 9999
 MAX_SOL = 99999
-DEFAULT_HEIGHT = 1080
 QUALITY = (30, 95)
 MAX_QUERY = 1024
 # What the memos of parsed queries and ready answers keep of an Accept header at most: a

@@ -21,11 +21,10 @@ from PIL import Image, ImageDraw
 from ..core import entries
 from ..core.entries import CachedListing, Rendition
 from ..errors import BadParameter
-from ..imaging import PRESETS
+from ..imaging import PRESETS, THUMBNAIL_HEIGHTS
 from ..sources import Listing, Photo, Query
 from ..sources.cameras import human_name
 
-THUMBNAIL_HEIGHT = 240
 ICON_TYPE = "image/vnd.microsoft.icon"
 ICON_SIZES = ((16, 16), (32, 32))
 
@@ -152,7 +151,7 @@ def _card(photo: Photo, listing: Listing, paths: Paths) -> str:
     alt = escape(f"{listing.rover.capitalize()} {name} photo from sol {listing.sol}, "
                  f"taken {human_date(photo.taken)}")
     small, large = (escape(paths.permalink(photo, listing.sol, height=height))
-                    for height in (THUMBNAIL_HEIGHT, 2 * THUMBNAIL_HEIGHT))
+                    for height in THUMBNAIL_HEIGHTS)
     # A file people set as their wallpaper: JPEG, which every desktop takes, not WebP.
     download = escape(paths.permalink(photo, listing.sol, preset="1080p", format="jpeg",
                                       download=1))
@@ -186,7 +185,8 @@ def _footer(index: str, credits: tuple[str, ...] = (), api_query: str = "") -> s
     return f'<footer>\n<nav aria-label="API">For programs: {links}</nav>\n{credit}</footer>'
 
 
-ERROR_TITLES = {400: "That request does not work", 404: "Nothing here",
+ERROR_TITLES = {400: "That request does not work", 403: "That link needs a valid signature",
+                404: "Nothing here",
                 500: "Something broke on our side", 502: "NASA's photo feed cannot be read",
                 503: "Not right now", 504: "NASA's photo feed does not answer"}
 

@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 import redis.asyncio as redis
-from aiohttp import web
 
 from marsserver import Settings
 from marsserver.core.budget import Budget, Draw, LocalBucket, first_call
@@ -30,18 +29,6 @@ from .stub import Stub
 WALLPAPER = "/wallpaper?photo_number=0&height=64"
 NEWEST = 5000  # the newest sol the stub's feed names
 MakeClient = Callable[[Settings], Awaitable[Client]]
-
-
-def answer_each_sol(stub: Stub) -> None:
-    """The stub's feed answers a sol with two photos of that sol (the newest list: sol 5000)."""
-    template = stub.feed([f"{stub.base}/images/{stub.feed_images[0]}"])["items"][0]
-
-    async def feed(request: web.Request) -> web.Response:
-        sol = int(request.query.get("condition_2", f"{NEWEST}:sol:in").split(":")[0])
-        return web.json_response({"items": [{**template, "sol": sol, "id": sol * 100 + n}
-                                            for n in range(2)]})
-
-    stub.faults["feed"] = feed
 
 
 class Hand:
@@ -116,7 +103,7 @@ async def test_a_spent_budget_is_a_json_503_with_retry_after_and_the_cache_still
     """Budget 4 (one in reserve): the newest list, an image and one sol; the next sols get a
     503 saying when to come back, never a 502; the cached wallpaper and sol still answer; one
     WARNING for the episode, none saying NASA failed; health and metrics say so."""
-    answer_each_sol(stub)
+    stub.each_sol(NEWEST)
     client = await client_for(stub.settings(upstream_budget=4))
     assert (await client.get(WALLPAPER)).status == 200
     assert (await client.get("/api/photos?sol=4990")).status == 200
@@ -164,7 +151,7 @@ async def test_a_spent_budget_still_serves_the_stale_list(
 async def test_the_newest_list_has_first_call_on_a_budget_a_crawler_spent(
         client_for: MakeClient, stub: Stub, clock: Clock):
     """A crawler spends all it may; the newest list's refresh still gets its call."""
-    answer_each_sol(stub)
+    stub.each_sol(NEWEST)
     client = await client_for(stub.settings(upstream_budget=10))
     assert (await client.get("/api/photos")).status == 200
     statuses = [(await client.get(f"/api/photos?sol={sol}")).status for sol in range(4980, 4990)]
@@ -181,7 +168,7 @@ async def test_requests_coalesced_on_a_refused_call_share_its_one_answer(
         client_for: MakeClient, stub: Stub, monkeypatch: pytest.MonkeyPatch):
     """Five requests for one sol wait on one flight: the budget is asked once, and all five
     get its 503."""
-    answer_each_sol(stub)
+    stub.each_sol(NEWEST)
     client = await client_for(stub.settings(upstream_budget=10))
     assert (await client.get("/api/photos")).status == 200
     gate, asked = asyncio.Event(), []
@@ -210,7 +197,7 @@ async def test_two_instances_on_one_redis_spend_one_budget_a_crawler_cannot_pass
     crawler walks 31 sols across both. NASA sees at most 10 calls (plus what the bucket
     regains while the walk lasts, one per 6 s); every other sol is a 503 with Retry-After;
     the wallpaper answers 200 on both instances throughout."""
-    answer_each_sol(stub)
+    stub.each_sol(NEWEST)
     instances = [await client_for(stub.settings(cache=redis_url, upstream_budget=10))
                  for _ in range(2)]
     started = time.monotonic()
@@ -235,7 +222,7 @@ async def test_with_redis_down_each_instance_spends_a_budget_of_its_own(
     """Budget 3 (one in reserve), Redis unreachable: each instance makes its own two calls,
     the newest list and a sol, and refuses the next; one shared bucket would have let three
     through in all."""
-    answer_each_sol(stub)
+    stub.each_sol(NEWEST)
     down = f"redis://127.0.0.1:{free_port()}/0"
     for instance in [await client_for(stub.settings(cache=down, upstream_budget=3))
                      for _ in range(2)]:

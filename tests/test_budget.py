@@ -12,8 +12,10 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import aiohttp
 import pytest
 import redis.asyncio as redis
+from yarl import URL
 
 from marsserver import Settings
 from marsserver.core.budget import Budget, Draw, LocalBucket, first_call
@@ -21,12 +23,15 @@ from marsserver.core.redis_cache import SharedCache
 from marsserver.core.shared_budget import SharedBucket
 from marsserver.errors import BudgetSpent
 from marsserver.metrics import Metrics
+from marsserver.upstream import Upstream
 
 from .helpers import Client, Clock, pipeline_of, until
 from .redis_server import free_port
 from .stub import Stub
 
 WALLPAPER = "/wallpaper?photo_number=0&height=64"
+FEED = "https://mars.nasa.gov/api/v1/raw_image_items/"
+IMAGE = "https://mars.nasa.gov/msl-raw-images/a.jpg"
 NEWEST = 5000  # the newest sol the stub's feed names
 MakeClient = Callable[[Settings], Awaitable[Client]]
 
@@ -93,6 +98,23 @@ def test_the_budget_is_a_setting_of_the_command_line_and_the_environment():
         Settings(upstream_budget=-1)
     with pytest.raises(ValueError, match="--upstream-budget / MARS_UPSTREAM_BUDGET: 'ten'"):
         Settings.from_strings({"upstream_budget": "ten"})
+
+
+async def test_every_attempt_is_a_call_retries_and_redirect_hops_included(
+        session: aiohttp.ClientSession, mock_nasa: Any):
+    """Budget 4 (one in reserve): a feed failing with 500s gets three attempts of the five
+    retries allow, then the refusal, which asks nothing of NASA; an image behind a redirect
+    is two calls, so one token cannot fetch it."""
+    upstream = Upstream(session, ("mars.nasa.gov",), max_bytes=1000, retries=5, backoff=0.001,
+                        budget=Budget(4, Metrics()))
+    mock_nasa.get(FEED, status=500, repeat=True)
+    with pytest.raises(BudgetSpent):
+        await upstream.get_json(FEED, {})
+    assert len(mock_nasa.requests[("GET", URL(FEED))]) == 3
+    mock_nasa.get(IMAGE, status=302, headers={"Location": "/b.jpg"})
+    with first_call(), pytest.raises(BudgetSpent):  # the reserve: one call, not two
+        await upstream.get_image(IMAGE)
+    assert len(mock_nasa.requests[("GET", URL(IMAGE))]) == 1
 
 
 # Point 2: a spent budget, as clients and operators see it ------------------------------------

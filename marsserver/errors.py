@@ -93,6 +93,15 @@ class Overloaded(Unavailable):
     remembered = False
 
 
+class BudgetSpent(Unavailable):
+    """The upstream budget (`--upstream-budget`) has no call left for this: what is cached is
+    still served. Never remembered: a token may come in a second, and asking the budget again
+    costs the source nothing; the waiters of the one flight share the one answer all the same."""
+
+    code = "upstream_budget_spent"
+    remembered = False
+
+
 class UpstreamTimeout(ServiceError):
     status = 504
     code = "upstream_timeout"
@@ -110,4 +119,5 @@ def error_of(code: str, detail: str, retry_after: int | None = None) -> ServiceE
 
 
 _KINDS: dict[str, type[ServiceError]] = {kind.code: kind for kind in (
-    InternalError, BadParameter, NotFound, BadUpstream, Unavailable, Overloaded, UpstreamTimeout)}
+    InternalError, BadParameter, NotFound, BadUpstream, Unavailable, Overloaded, BudgetSpent,
+    UpstreamTimeout)}

@@ -27,6 +27,14 @@ class Metrics:
         self.upstream_requests = Counter(
             "marsserver_upstream_requests", "Requests sent upstream, by answer",
             ["source", "kind", "status"], registry=r)
+        self.upstream_budget_left = Gauge(
+            "marsserver_upstream_budget_left", "Calls the upstream budget has left for ordinary "
+            "requests (the newest list's reserve not counted), as this instance last saw it and "
+            "refilled since; +Inf when unlimited", registry=r)
+        self.upstream_budget_refused = Counter(
+            "marsserver_upstream_budget_refused", "Calls to the source the upstream budget "
+            "refused, by kind (list, image) and call (newest: the newest list; other)",
+            ["kind", "call"], registry=r)
         self.lookups = Lookups(r)
         self.coalesced_waiters = Counter(
             "marsserver_coalesced_waiters", "Requests that waited for another request's work",

@@ -108,6 +108,9 @@ class Settings:
                                float)
     timeout: float = _option(20.0, "seconds any one upstream request may take in total", float)
     retries: int = _option(2, "retries on connection errors and 5xx, with jittered backoff", int)
+    upstream_budget: int = _option(
+        300, "calls a minute to the source, lists and images together, shared by every "
+        "instance on one Redis (per process in memory mode); 0: unlimited", int)
     resize_threads: int = _option(2, "threads that resize images", int)
     resize_queue: int = _option(32, "resizes queued or running before new ones get 503", int)
     cache: str = _option("memory", "memory (per process), or redis://host:port/db to share the "
@@ -163,6 +166,7 @@ class Settings:
             (self.max_stale >= 0 and self.error_ttl >= 0, "max_stale and error_ttl must be >= 0"),
             (self.timeout > 0, "timeout must be > 0"),
             (0 <= self.retries <= 10, "retries must be 0..10"),
+            (self.upstream_budget >= 0, "upstream_budget must be >= 0 (0: unlimited)"),
             (self.cache == "memory" or self.cache.startswith(("redis://", "rediss://", "unix://")),
              "cache must be memory or a redis://, rediss:// or unix:// URL"),
             (0.1 <= self.lease <= 3600, "lease must be 0.1..3600"),

@@ -7,7 +7,9 @@ Sources call `get_json` for their feeds and `get_image` for the links those feed
   makes us rest that host for that kind of call (the feed, or images) until its `Retry-After`
   (or `RATE_LIMIT_REST`) has passed, `MAX_HOLD` at most. The kinds rest apart: a feed API's
   quota is its own, and one client spending it must not stop the images of lists already
-  cached from downloading for everyone.
+  cached from downloading for everyone. Every attempt first takes a token from the upstream
+  budget (`core/budget.py`), if one is given: a refusal is the budget's, not the host's, and
+  opens no failure episode.
 - Safe: image links are untrusted, so only allow-listed hosts are fetched, plain http to NASA
   is upgraded to https, redirects are followed by hand (at most `MAX_REDIRECTS`, each hop
   checked again), downloads stop at `max_bytes`, and `PublicResolver` refuses names that
@@ -37,7 +39,15 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 from yarl import URL
 
-from .errors import MAX_HOLD, BadUpstream, ServiceError, Unavailable, UpstreamTimeout
+from .core.budget import Budget
+from .errors import (
+    MAX_HOLD,
+    BadUpstream,
+    BudgetSpent,
+    ServiceError,
+    Unavailable,
+    UpstreamTimeout,
+)
 from .metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -66,8 +76,10 @@ class Upstream:
 
     def __init__(self, session: aiohttp.ClientSession, image_hosts: tuple[str, ...],
                  max_bytes: int, retries: int = 2, backoff: float = 0.25,
-                 metrics: Metrics | None = None, source: str = "") -> None:
+                 metrics: Metrics | None = None, source: str = "",
+                 budget: Budget | None = None) -> None:
         self._session = session
+        self._budget = budget
         self._requests = (metrics or Metrics()).upstream_requests
         self._source = source
         self._image_hosts = frozenset(image_hosts)
@@ -89,6 +101,8 @@ class Upstream:
                                   cause=f"{URL(url).host} did not answer JSON") from None
             self._answered(URL(url), "list")
             return document
+        except BudgetSpent:
+            raise
         except ServiceError as error:
             raise self._logged((URL(url).host or "", "list"), error) from None
 
@@ -105,6 +119,8 @@ class Upstream:
                 target = self._allowed(str(target.join(location)))
             raise BadUpstream(f"{WHAT['image']} redirected more than {MAX_REDIRECTS} times",
                               cause=f"more than {MAX_REDIRECTS} redirects fetching {url!r}")
+        except BudgetSpent:
+            raise
         except ServiceError as error:
             if target is None:  # a link refused before any call: no host's episode
                 log.info("%s failed: %s", WHAT["image"], error.cause)
@@ -134,6 +150,8 @@ class Upstream:
         """GET with retries: the body, or with `redirects` the Location of a 3xx answer."""
         for attempt in range(self._retries + 1):
             self._check_rest(url, kind)
+            if self._budget is not None:
+                await self._budget.spend(kind)
             try:
                 return await self._attempt(url, kind, redirects)
             except _Retryable as failure:

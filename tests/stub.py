@@ -85,6 +85,18 @@ class Stub:
                  for link in links]
         return {"items": items, "more": True, "page": 0, "per_page": 100}
 
+    def each_sol(self, newest: int = 5000) -> None:
+        """Answer each sol asked for with two photos of its own (the newest list: `newest`),
+        as a feed walked sol by sol does, instead of the same photos for every query."""
+        template = self.feed([f"{self.base}/images/{self.feed_images[0]}"])["items"][0]
+
+        async def feed(request: web.Request) -> web.Response:
+            sol = int(request.query.get("condition_2", f"{newest}:sol:in").split(":")[0])
+            return web.json_response({"items": [{**template, "sol": sol, "id": sol * 100 + n}
+                                                for n in range(2)]})
+
+        self.faults["feed"] = feed
+
     async def _feed(self, request: web.Request) -> web.StreamResponse:
         await self._pass("feed", "feed")
         if "feed" in self.faults:

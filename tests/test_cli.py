@@ -91,7 +91,8 @@ def test_the_demo_server_starts_logs_where_it_listens_and_answers():
             f" marsserver listening on {server.url}, source demo, cache memory, uvloop loop: "
             f"open {server.url}/\n")
         with urllib.request.urlopen(server.url + "/healthz", timeout=10) as response:
-            assert json.load(response) == {"status": "ok", "upstream": "ok", "source": "demo",
+            assert json.load(response) == {"status": "ok", "upstream": "ok",
+                                             "upstream_budget": "ok", "source": "demo",
                                              "in_flight": 0}
     assert server.process.returncode == 0
 

@@ -17,7 +17,8 @@ from .stub import Stub
 async def test_healthz_is_ready_and_idle(demo_client):
     response = await demo_client.get("/healthz")
     assert response.status == 200
-    assert await response.json() == {"status": "ok", "upstream": "ok", "source": "demo",
+    assert await response.json() == {"status": "ok", "upstream": "ok",
+                                     "upstream_budget": "ok", "source": "demo",
                                      "in_flight": 0}
 
 
@@ -34,7 +35,7 @@ async def test_health_says_degraded_while_the_upstream_fails(app_for):
     response = await client.get("/healthz")
     assert response.status == 200
     assert await response.json() == {"status": "degraded", "upstream": "failing",
-                                     "source": "down", "in_flight": 0}
+                                     "upstream_budget": "ok", "source": "down", "in_flight": 0}
 
 
 async def test_health_says_when_nasa_fails_and_the_log_says_it_once(stub: Stub, client_for,

@@ -41,6 +41,7 @@ from .. import imaging
 from ..errors import (
     MAX_HOLD,
     BadUpstream,
+    BudgetSpent,
     InternalError,
     NotFound,
     Overloaded,
@@ -51,6 +52,7 @@ from ..imaging import Spec
 from ..metrics import HitCount, Metrics
 from ..settings import Settings
 from ..sources import LATEST, Listing, Photo, Query, Source
+from .budget import first_call
 from .cache import Cache
 from .coalesce import Background, SingleFlight
 from .entries import (
@@ -335,10 +337,15 @@ class Pipeline:
         return whole.listing
 
     async def _latest(self) -> Listing:
-        """The newest list; one WARNING when the feed starts failing, one INFO when it is
-        back (an outage is one episode in the log, not a line per request)."""
+        """The newest list, with first call on the upstream budget (a crawler must not starve
+        today's photos); one WARNING when the feed starts failing, one INFO when it is back
+        (an outage is one episode in the log, not a line per request). A spent budget is
+        not the feed failing: the budget logs its own episode."""
         try:
-            listing = await self.source.latest()
+            with first_call():
+                listing = await self.source.latest()
+        except BudgetSpent:
+            raise
         except ServiceError as error:
             if not self._feed_failing:
                 self._feed_failing = True

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import aiohttp
 from aiohttp import web
 
+from ..core.budget import Bucket, Budget
 from ..core.cache import BoundedMemoryCache, Cache
 from ..core.coalesce import Background
 from ..core.entries import Codec, Rendition
@@ -146,9 +147,6 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     async with aiohttp.ClientSession(timeout=timeout, headers=headers,
                                      connector=connector) as session:
         metrics = Metrics()
-        upstream = Upstream(session, default_image_hosts(settings), settings.max_source_bytes,
-                            retries=settings.retries, metrics=metrics, source=settings.source)
-        source = app.get(SOURCE) or make_source(settings, upstream)
         app[handlers.OPENAPI] = Rendition.of(openapi.encoded(str(app.router["index"].url_for())),
                                              "application/json", compress=True)
         paths = views.Paths(index=str(app.router["index"].url_for()),
@@ -156,7 +154,12 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         background = Background()
         make_listing = partial(views.cached_listing, paths=paths)
         codec = Codec(make_listing)
-        cache, leases = await _cache_for(settings, codec, background, paths.index)
+        cache, leases, bucket = await _cache_for(settings, codec, background, paths.index)
+        app[handlers.BUDGET] = budget = Budget(settings.upstream_budget, metrics, bucket)
+        upstream = Upstream(session, default_image_hosts(settings), settings.max_source_bytes,
+                            retries=settings.retries, metrics=metrics, source=settings.source,
+                            budget=budget)
+        source = app.get(SOURCE) or make_source(settings, upstream)
         app[READY_ANSWERS].watch(cache)
         app[handlers.PIPELINE] = pipeline = Pipeline(
             source, cache, executor, settings, make_listing, metrics=metrics,
@@ -178,13 +181,15 @@ def _ready_bytes(settings: Settings) -> int:
 
 
 async def _cache_for(settings: Settings, codec: Codec, background: Background, mount: str,
-                     ) -> tuple[Cache, Leases | None]:
-    """Memory alone, or Redis behind a memory front (a quarter of --cache-bytes) with leases."""
+                     ) -> tuple[Cache, Leases | None, Bucket | None]:
+    """Memory alone, or Redis behind a memory front (a quarter of --cache-bytes) with leases
+    and the upstream budget's shared bucket."""
     if settings.cache == "memory":
         return BoundedMemoryCache(settings.cache_bytes - _ready_bytes(settings),
-                                  settings.cache_entries, index=PHOTO), None
+                                  settings.cache_entries, index=PHOTO), None, None
     from ..core.leases import Leases  # the redis extra: needed only when asked for
     from ..core.redis_cache import SharedCache, client_for, prefix_for
+    from ..core.shared_budget import SharedBucket
     front = BoundedMemoryCache(settings.cache_bytes // 4, settings.cache_entries, index=PHOTO)
     prefix = settings.cache_prefix or prefix_for(
         settings.source, settings.rover or "", settings.api_url or "", mount)
@@ -194,7 +199,8 @@ async def _cache_for(settings: Settings, codec: Codec, background: Background, m
     # A follower waits at most for a leader's failover plus a leader's upstream work (which
     # may itself wait on another lease, for the source image).
     wait = settings.lease + 2 * settings.timeout * (settings.retries + 2)
-    return shared, Leases(shared, background, settings.lease, max_wait=wait)
+    bucket = SharedBucket(shared, settings.upstream_budget) if settings.upstream_budget else None
+    return shared, Leases(shared, background, settings.lease, max_wait=wait), bucket
 
 
 async def gunicorn_app() -> web.Application:

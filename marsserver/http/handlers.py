@@ -21,6 +21,7 @@ from functools import partial, wraps
 
 from aiohttp import web
 
+from ..core.budget import Budget
 from ..core.entries import Rendition
 from ..core.pipeline import NEWEST_KEY, Pipeline, Served
 from ..errors import BadParameter, NotFound, ServiceError, Unavailable
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 PIPELINE = web.AppKey("pipeline", Pipeline)
 SETTINGS = web.AppKey("settings", Settings)
 OPENAPI = web.AppKey("openapi", Rendition)
+BUDGET = web.AppKey("budget", Budget)
 Parsed = tuple[int, Spec, bool, bool, Query]  # number, spec, negotiated?, download, which list
 QUERIES = web.AppKey("queries", dict[tuple[str, str], Parsed])
 MAX_REMEMBERED_QUERIES = 4096
@@ -201,12 +203,15 @@ async def metrics(request: web.Request) -> web.Response:
 async def healthz(request: web.Request) -> web.Response:
     """Always 200 while the instance can serve what it has; `degraded` says it is missing
     something: the shared cache, or NASA (the last list fetch failed and no fresh list is
-    held). Never stored: a cache in front must not answer a health check for the instance."""
+    held, or the upstream budget is spent). Never stored: a cache in front must not answer a
+    health check for the instance."""
     pipeline = request.app[PIPELINE]
     upstream = "failing" if pipeline.upstream_failing() else "ok"
+    budget = "exhausted" if request.app[BUDGET].exhausted else "ok"
+    healthy = not pipeline.degraded and upstream == budget == "ok"
     return web.json_response({
-        "status": "degraded" if pipeline.degraded or upstream == "failing" else "ok",
-        "upstream": upstream, "source": pipeline.source.name,
+        "status": "ok" if healthy else "degraded",
+        "upstream": upstream, "upstream_budget": budget, "source": pipeline.source.name,
         "in_flight": len(pipeline.in_flight())}, headers=NO_STORE)
 
 

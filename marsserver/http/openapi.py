@@ -68,7 +68,8 @@ def _error(description: str) -> Schema:
 
 UPSTREAM_ERRORS = {
     "502": _error("NASA's answer was unusable"),
-    "503": _error("rate limited by NASA or overloaded; see Retry-After"),
+    "503": _error("rate limited by NASA, the upstream budget spent, or overloaded; see "
+                  "Retry-After"),
     "504": _error("NASA did not answer in time"),
 }
 NOT_MODIFIED = {"description": "the client's copy (If-None-Match) is current",

@@ -70,6 +70,10 @@ async def test_keys_carry_the_versioned_prefix_and_ttls(stub, client_for, redis_
     shared = redis.Redis.from_url(redis_url)
     try:
         keys = await shared.keys("*")
+        budget = [k for k in keys if k.endswith(b":upstream-budget")]
+        assert len(budget) == 1  # the upstream budget's bucket: kept until it would be full
+        assert 0 < await shared.pttl(budget[0]) <= 60_000
+        keys = [k for k in keys if k not in budget]
         # the list, the source image, the wallpaper, the listed photos; no leases left
         assert len([k for k in keys if b":photo:" not in k]) == 3
         assert len(keys) == 3 + len(stub.feed_images)
@@ -280,8 +284,8 @@ async def test_rediss_urls_with_a_ca_file_share_the_cache_over_tls(stub, client_
         shared = redis.Redis.from_url(url, ssl_ca_certs=str(tls / "ca.crt"))
         try:
             keys = await shared.keys("*")
-            # the list, the source, the wallpaper: in database 2, over TLS
-            assert len([k for k in keys if b":photo:" not in k]) == 3
+            # the list, the source, the wallpaper, the upstream budget: in database 2, over TLS
+            assert len([k for k in keys if b":photo:" not in k]) == 4
         finally:
             await shared.aclose()
 

@@ -465,7 +465,7 @@ def test_drafted_is_one_when_pillow_does_not_draft():
 
 
 def test_32_bit_gray_is_scaled_to_8_bits_not_clipped():
-    """Mode I is what Pillow before 10.3 (setup.cfg allows 10.1) opens 16-bit gray PNGs in."""
+    """Mode I is what Pillow before 10.3 opened 16-bit gray PNGs in."""
     image = imaging._normalised(Image.new("I", (4, 4), 32768))
     assert (image.mode, image.getextrema()) == ("L", (128, 128))
 

@@ -222,21 +222,36 @@ def _floats(image: Image.Image) -> array[float]:
 
 
 def _best_offset(profile: Sequence[float], kept: float) -> float:
-    """Where (0..1 of the room left) a window of `kept` of `profile` sums the most; of
+    """Where (0..1 of the room left) a window of `kept` of `profile` scores the most; of
     windows within TIE of the best, the one nearest the centre, so that a frame with as
-    much detail everywhere (or none) is cut as a centre crop would."""
+    much detail everywhere (or none) is cut as a centre crop would.
+
+    A window scores its detail, plus that detail weighted by a tent from 0 at the window's
+    edges to 1 at its middle: of the windows that hold a subject whole, the one with it
+    nearest its middle wins, not one that cuts it at an edge or leaves it there.
+    """
     length = max(1, round(len(profile) * kept))
     room = len(profile) - length
     if room <= 0:
         return 0.5
-    sums = [sum(profile[:length])]
-    for start in range(1, room + 1):
-        sums.append(sums[-1] + profile[start + length - 1] - profile[start - 1])
-    least = max(sums) * (1 - TIE)
-    nearest = min((start for start in range(room + 1) if sums[start] >= least),
+    half = max(1, length // 2)
+    # A tent is two boxes, one after the other: half wide, then the rest of the window.
+    tents = _window_sums(_window_sums(profile, half), length - half + 1)
+    scores = [whole + tent / half
+              for whole, tent in zip(_window_sums(profile, length), tents, strict=True)]
+    least = max(scores) * (1 - TIE)
+    nearest = min((start for start in range(room + 1) if scores[start] >= least),
                   key=lambda start: abs(2 * start - room))
     # One reduced pixel from the middle is the centre, as closely as the profile can say.
     return 0.5 if abs(2 * nearest - room) <= 1 else nearest / room
+
+
+def _window_sums(values: Sequence[float], length: int) -> list[float]:
+    """The sum of every run of `length` consecutive `values`, from the first."""
+    sums = [sum(values[:length])]
+    for start in range(1, len(values) - length + 1):
+        sums.append(sums[-1] + values[start + length - 1] - values[start - 1])
+    return sums
 
 
 def _encode(image: Image.Image, spec: Spec) -> bytes:

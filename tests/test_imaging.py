@@ -332,7 +332,8 @@ def rock_kept(image: Image.Image) -> float:
     ((900, 1200), (300, 960, 600, 1200), Spec(1080, 1920, "cover")),  # bottom edge
     ((1200, 900), (960, 0, 1200, 240), Spec(2532, 1170, "cover")),  # top right corner
     ((900, 1200), (0, 960, 240, 1200), Spec(1080, 1920, "cover")),  # bottom left corner
-    ((1200, 900), (0, 0, 160, 160), Spec(600, 300, "cover")),  # top left, shrunk 4x: DCT
+    ((1200, 900), (0, 300, 120, 600), Spec(600, 600, "cover")),  # shrunk 1.5x: Hamming pass
+    ((1200, 900), (0, 0, 160, 140), Spec(150, 300, "cover")),  # top left, shrunk 4x: DCT
 ])
 def test_smart_crop_keeps_the_detail_wherever_it_sits(size, rock, spec):
     source = sand_with_detail(size, rock)
@@ -379,13 +380,13 @@ def test_contain_keeps_a_one_pixel_band_of_a_sliver_between_black_bars(size, ban
 
 
 @pytest.mark.parametrize(("source", "spec"), [
-    (thirds(3000, 1000, "PNG"), Spec(500, 500, "cover", "png", 0)),  # shrink 2: Hamming pass
-    (thirds(1000, 3000, "PNG"), Spec(500, 500, "cover", "png", 0)),
-    (thirds(3000, 1000, "JPEG"), Spec(100, 100, "cover", "png", 0)),  # shrink 10: DCT scaling
-    (thirds(1000, 3000, "JPEG"), Spec(100, 100, "cover", "png", 0)),
-    (thirds(1000, 3000, "PNG"), Spec(1500, 1500, "cover", "png", 0)),  # enlarged
+    (thirds(3000, 1000, "PNG"), Spec(500, 500, "cover", "png", 0, "center")),  # shrink 2: Hamming
+    (thirds(1000, 3000, "PNG"), Spec(500, 500, "cover", "png", 0, "center")),
+    (thirds(3000, 1000, "JPEG"), Spec(100, 100, "cover", "png", 0, "center")),  # 10: DCT scaling
+    (thirds(1000, 3000, "JPEG"), Spec(100, 100, "cover", "png", 0, "center")),
+    (thirds(1000, 3000, "PNG"), Spec(1500, 1500, "cover", "png", 0, "center")),  # enlarged
 ])
-def test_cover_keeps_the_centre_of_the_photo_on_every_resampling_path(source, spec):
+def test_crop_center_keeps_the_centre_of_the_photo_on_every_resampling_path(source, spec):
     image = made_as(source, spec).convert("RGB")
     near, far = spec.height // 20, spec.height - 1 - spec.height // 20
     for point in ((near, near), (far, far), (near, far), (far, near)):

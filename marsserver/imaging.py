@@ -34,9 +34,9 @@ if features.check("avif"):  # Pillow's wheels have it; a Pillow built without li
     MEDIA_TYPES["avif"] = "image/avif"
 DEFAULT_QUALITY = 85
 # AVIF's quality scale is its own: at AVIF_QUALITY a wallpaper is about as far from a lossless
-# one as at JPEG's DEFAULT_QUALITY, in three quarters of the bytes (bench/avif.py,
-# docs/performance.md). aom's speed 9 makes files a percent larger than 8 in a third of the
-# time; one thread per encode, as the resize pool already runs one wallpaper per thread.
+# one as at JPEG's DEFAULT_QUALITY, in fewer bytes; aom's speed is where bytes stop buying
+# encode time (both chosen with bench/avif.py, docs/performance.md). One thread per encode, as
+# the resize pool already runs one wallpaper per thread.
 AVIF_QUALITY = 80
 AVIF_OPTIONS = {"speed": 9, "max_threads": 1}
 LETTERBOX = 0  # black bars for fit=contain, in grayscale and in colour

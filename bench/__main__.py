@@ -1,8 +1,9 @@
 """Every benchmark, one after the other: `python -m bench` (after `pip install -e '.[bench]'`).
 
 Each section runs on its own too: `python -m bench.throughput`, `bench.hit_cost`,
-`bench.cold_burst`, `bench.resize`, `bench.scaling`, and two left out of this run:
-`bench.flood` (long) and `bench.instructions` (about 7 minutes under valgrind).
+`bench.cold_burst`, `bench.resize`, `bench.smart_crop`, `bench.scaling`, and three left out of
+this run: `bench.flood` (long), `bench.avif` (several minutes of AVIF encoding) and
+`bench.instructions` (about 7 minutes under valgrind).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import sys
 import aiohttp
 import PIL
 
-SECTIONS = ("throughput", "hit_cost", "cold_burst", "resize", "scaling")
+SECTIONS = ("throughput", "hit_cost", "cold_burst", "resize", "smart_crop", "scaling")
 
 
 def main() -> None:

@@ -88,10 +88,12 @@ def _documented_as_valid(query: str) -> bool:
 
 VALID = ["", "height=300", "height=300&fit=SCALE", "width=320&height=200",
          "width=320&height=200&fit=Contain", "preset=720P", "preset=720p&fit=cover",
-         "format=JPG&download=yes&quality=30", "download=OFF"]
+         "format=JPG&download=yes&quality=30", "download=OFF", "preset=phone&crop=Center",
+         "height=300&crop=centre", "format=AVIF&quality=95"]
 INVALID = ["width=320", "fit=cover", "height=300&fit=contain", "width=320&height=200&fit=scale",
            "preset=720p&width=1280", "preset=720p&height=720", "preset=720p&fit=scale",
-           "preset=8k", "format=gif", "download=2", "height=15", "quality=96"]
+           "preset=8k", "format=gif", "download=2", "height=15", "quality=96",
+           "preset=phone&crop=sideways", "format=avif&quality=96"]
 
 
 @pytest.mark.parametrize(("query", "valid"), [(q, True) for q in VALID]

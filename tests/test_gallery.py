@@ -3,23 +3,28 @@
 Checks what a person would notice, on a desktop window and on a phone: every thumbnail
 decoded (the sharp 2x one on the phone's high-DPI screen), no empty band under the header,
 no sideways scrolling, a visible keyboard focus, footer links that answer, and preset and
-download links that give what they say. Saves both screenshots to test-artifacts/ (ignored by
-git): copy them to docs/ on purpose when the gallery's look changes, never as a side effect of
+download links that give what they say, and that a card's phone link keeps an off-centre
+subject (smart crop). Saves the screenshots to test-artifacts/ (ignored by git): copy them to
+docs/ on purpose when the gallery's look (or the crop) changes, never as a side effect of
 running the tests.
 """
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
+from urllib.parse import urljoin
 
 import pytest
+from PIL import Image
 from playwright.async_api import Browser, Page, async_playwright
 
 from marsserver import Settings, create_app
 
 from .helpers import README_PRESETS, require_tool
+from .stub import Stub
 
 pytestmark = pytest.mark.external  # Debian's chromium
 
@@ -31,6 +36,8 @@ MAX_GAP_UNDER_HEADER = 48  # px from the header's last line to the first card
 PHONE = {"width": 390, "height": 844}
 PERMALINK = re.compile(r"/photos/demo-4000-\d/wallpaper\?sol=4000&")
 FILTERED = "?sol=3998&camera=DEMO_FHAZ"  # sol 3998 has three cameras; sols 3997 and 3999 too
+# A real frame: the sun low over a ridge, at the top left; the rest is dark ground in shadow.
+HAZCAM_SUN = "sol_4638-RHAZ_RIGHT_B_25.jpg"
 
 
 @pytest.fixture
@@ -175,3 +182,46 @@ async def test_on_a_phone_the_camera_chips_wrap_and_no_name_is_cut(browser, gall
     assert all(c["fits"] and c["left"] >= 0 and c["right"] <= PHONE["width"] for c in chips)
     assert len({c["top"] for c in chips}) > 1  # more than one row: they wrap
     assert await page.evaluate("document.scrollingElement.scrollWidth") <= PHONE["width"]
+
+
+@pytest.fixture
+async def hazcam_gallery_url(aiohttp_server, stub: Stub) -> str:
+    """The gallery of a feed (the stub's) that lists one real Hazcam frame."""
+    stub.feed_images = [HAZCAM_SUN]
+    server = await aiohttp_server(create_app(stub.settings()))
+    return str(server.make_url("/"))
+
+
+def sunlit(body: bytes) -> int:
+    """How many of an image's pixels are near white: the sun and its glare."""
+    with Image.open(io.BytesIO(body)) as image:
+        return sum(image.convert("L").histogram()[200:])
+
+
+async def test_a_cards_phone_wallpaper_keeps_an_off_centre_subject(browser,
+                                                                   hazcam_gallery_url):
+    """The phone link (a permalink naming no crop) keeps the sun and the ridge, which a
+    centre crop cuts away; the screenshot shows the two side by side, as docs/http-api.md
+    does."""
+    page = await open_gallery(browser, hazcam_gallery_url, viewport=PHONE,
+                              device_scale_factor=2, is_mobile=True, has_touch=True)
+    link = await page.locator("li.photo").first.get_by_role("link", name="phone").get_attribute(
+        "href")
+    smart = urljoin(hazcam_gallery_url, link)
+    assert "crop" not in smart
+    centre = f"{smart}&crop=center"
+    bodies = [await (await page.request.get(url)).body() for url in (smart, centre)]
+    assert sunlit(bodies[0]) > 5 * sunlit(bodies[1])
+
+    side_by_side = await (await browser.new_context(
+        viewport={"width": 620, "height": 660})).new_page()
+    await side_by_side.set_content(f"""<body style="margin:0;padding:12px;background:#1b1210;
+        color:#f3e9e4;font:15px system-ui;display:flex;gap:16px">
+        <figure style="margin:0"><img src="{smart}" width="288" height="623">
+        <figcaption>crop=smart (the default)</figcaption></figure>
+        <figure style="margin:0"><img src="{centre}" width="288" height="623">
+        <figcaption>crop=center</figcaption></figure></body>""")
+    await side_by_side.wait_for_function(
+        "Array.from(document.images).every(i => i.complete && i.naturalWidth == 1170)")
+    SCREENSHOTS.mkdir(exist_ok=True)
+    await side_by_side.screenshot(path=str(SCREENSHOTS / "smart-crop-phone.png"))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import random
+from dataclasses import replace
 
 import pytest
 from PIL import Image, ImageChops, ImageFile
@@ -58,9 +59,10 @@ def test_output_is_exactly_the_requested_height_with_the_aspect_ratio_kept(heigh
 
 @pytest.mark.parametrize("mode", ["L", "RGB"])
 @pytest.mark.parametrize(("fmt", "pillow_format"), [("jpeg", "JPEG"), ("webp", "WEBP"),
-                                                     ("png", "PNG")])
+                                                     ("avif", "AVIF"), ("png", "PNG")])
 def test_every_format_has_the_size_and_mode_asked_for(mode, fmt, pillow_format):
-    """Grayscale stays grayscale where the format has it; WebP has only colour, so gray."""
+    """Grayscale stays grayscale where the format has it (AVIF as 4:0:0, luma alone); WebP
+    has only colour, so gray."""
     image = made(SOURCES[mode], 600, width=800, fit="cover", format=fmt)
     assert (image.format, image.size) == (pillow_format, (800, 600))
     if fmt == "webp" and mode == "L":
@@ -72,7 +74,7 @@ def test_every_format_has_the_size_and_mode_asked_for(mode, fmt, pillow_format):
         assert image.mode == mode
 
 
-@pytest.mark.parametrize("fmt", ["jpeg", "webp"])
+@pytest.mark.parametrize("fmt", ["jpeg", "webp", "avif"])
 def test_quality_sets_how_many_bytes_lossy_formats_spend(fmt):
     sizes = [len(wallpaper(MASTCAM_Z, Spec(600, format=fmt, quality=quality), max_pixels=BIG))
              for quality in (30, 60, 90)]
@@ -112,18 +114,44 @@ def test_mpo_sources_are_resized_as_their_first_frame_is_as_a_jpeg():
                                      made(jpeg.getvalue(), height, format="png")).getbbox() is None
 
 
-@pytest.mark.parametrize(("width", "height"), [(1280, 720), (600, 1200), (200, 200)])
-def test_cover_is_the_centre_of_the_photo_resized(width, height):
-    source_width, source_height = SIZES["RGB"]
+def cover_box(size: tuple[int, int], width: int, height: int,
+              where: float) -> tuple[float, float, float, float]:
+    """The part of a `size` source a `width` x `height` cover keeps, `where` along the room
+    left (0.5: centred)."""
+    source_width, source_height = size
     if source_width / source_height > width / height:
         kept = source_height * width / height
-        box = ((source_width - kept) / 2, 0, (source_width + kept) / 2, source_height)
-    else:
-        kept = source_width * height / width
-        box = (0, (source_height - kept) / 2, source_width, (source_height + kept) / 2)
-    reference = lanczos(MASTCAM_Z, height, width, box)
-    assert psnr(reference, made(MASTCAM_Z, height, width=width, fit="cover",
+        left = (source_width - kept) * where
+        return (left, 0, left + kept, source_height)
+    kept = source_width * height / width
+    top = (source_height - kept) * where
+    return (0, top, source_width, top + kept)
+
+
+@pytest.mark.parametrize(("width", "height"), [(1280, 720), (600, 1200), (200, 200)])
+def test_crop_center_is_the_centre_of_the_photo_resized(width, height):
+    reference = lanczos(MASTCAM_Z, height, width, cover_box(SIZES["RGB"], width, height, 0.5))
+    assert psnr(reference, made(MASTCAM_Z, height, width=width, fit="cover", crop="center",
                                 format="png")) >= LOSSLESS
+
+
+@pytest.mark.parametrize(("width", "height"), [(1170, 2532), (1640, 2360), (300, 900)])
+def test_a_smart_crop_is_the_part_it_chose_resized(width, height):
+    """The Navcam frame's subject (the rover's arm) is left of centre: smart crop keeps
+    another part than the centre, and still resizes it as well as any other cover."""
+    with Image.open(io.BytesIO(NAVCAM)) as image:
+        image.load()
+        size = image.size
+        box = cover_box(size, width, height, 0.5)
+        across, down = (box[2] - box[0]) / size[0], (box[3] - box[1]) / size[1]
+        where = imaging._detail_at(image, across, down)
+    assert where != (0.5, 0.5)
+    moved = where[0] if across < 1 else where[1]
+    reference = lanczos(NAVCAM, height, width, cover_box(size, width, height, moved))
+    smart = made(NAVCAM, height, width=width, fit="cover", format="png")
+    assert psnr(reference, smart) >= LOSSLESS
+    assert psnr(smart, made(NAVCAM, height, width=width, fit="cover", format="png",
+                            crop="center")) < LOSSY
 
 
 def letterboxed(mode: str, width: int, height: int) -> tuple[tuple[int, int, int, int],
@@ -271,6 +299,59 @@ def made_as(source: bytes, spec: Spec, max_pixels: int = 10**9) -> Image.Image:
     return Image.open(io.BytesIO(wallpaper(source, spec, max_pixels=max_pixels)))
 
 
+SAND = (190, 130, 90)
+
+
+def sand_with_detail(size: tuple[int, int], box: tuple[int, int, int, int]) -> bytes:
+    """A JPEG of flat sand with a little grain, and a rock (16 px cells of random gray)
+    filling `box`: detail that sits wherever the box says."""
+    rng = random.Random(1)
+    grain = Image.frombytes("L", size, bytes(rng.randrange(122, 134)
+                                             for _ in range(size[0] * size[1])))
+    image = Image.merge("RGB", [grain.point(lambda v, c=c: v - 128 + c) for c in SAND])
+    for x in range(box[0], box[2], 16):
+        for y in range(box[1], box[3], 16):
+            image.paste((rng.randrange(256),) * 3, (x, y, min(x + 16, box[2]), min(y + 16, box[3])))
+    return encoded(image, "JPEG")
+
+
+def rock_kept(image: Image.Image) -> float:
+    """The share of the output's pixels that are not sand (the rock's cells)."""
+    sand = Image.new("RGB", image.size, SAND)
+    difference = ImageChops.difference(image.convert("RGB"), sand).convert("L")
+    return sum(difference.point(lambda v: 255 if v > 40 else 0).histogram()[255:]) / (
+        image.width * image.height)
+
+
+# A 4:3 frame to a phone keeps a vertical strip (the crop slides across); a 3:4 frame to a
+# 16:9 screen keeps a horizontal one (it slides down). The rock is where a centre crop loses it.
+@pytest.mark.parametrize(("size", "rock", "spec"), [
+    ((1200, 900), (0, 300, 240, 600), Spec(2532, 1170, "cover")),  # left edge
+    ((1200, 900), (960, 300, 1200, 600), Spec(2532, 1170, "cover")),  # right edge
+    ((900, 1200), (300, 0, 600, 240), Spec(1080, 1920, "cover")),  # top edge
+    ((900, 1200), (300, 960, 600, 1200), Spec(1080, 1920, "cover")),  # bottom edge
+    ((1200, 900), (960, 0, 1200, 240), Spec(2532, 1170, "cover")),  # top right corner
+    ((900, 1200), (0, 960, 240, 1200), Spec(1080, 1920, "cover")),  # bottom left corner
+    ((1200, 900), (0, 300, 120, 600), Spec(600, 600, "cover")),  # shrunk 1.5x: Hamming pass
+    ((1200, 900), (0, 0, 160, 140), Spec(150, 300, "cover")),  # top left, shrunk 4x: DCT
+])
+def test_smart_crop_keeps_the_detail_wherever_it_sits(size, rock, spec):
+    source = sand_with_detail(size, rock)
+    smart = made_as(source, spec)
+    assert smart.size == (spec.width, spec.height)
+    assert rock_kept(smart) > 0.02
+    assert rock_kept(made_as(source, replace(spec, crop="center"))) == 0
+
+
+@pytest.mark.parametrize("spec", [Spec(2532, 1170, "cover"), Spec(1080, 1920, "cover"),
+                                  Spec(100, 100, "cover", "png", 0)])
+@pytest.mark.parametrize("size", [(1200, 900), (900, 1200)])
+def test_on_a_uniform_frame_smart_crop_is_the_centre_crop(size, spec):
+    source = encoded(Image.new("RGB", size, SAND), "JPEG")
+    assert wallpaper(source, spec, max_pixels=BIG) == wallpaper(
+        source, replace(spec, crop="center"), max_pixels=BIG)
+
+
 def test_a_source_of_exactly_the_pixel_limit_is_accepted_and_one_more_is_not():
     source = encoded(Image.new("L", (100, 100), 128))
     assert made_as(source, Spec(50), max_pixels=100 * 100).size == (50, 50)
@@ -299,13 +380,13 @@ def test_contain_keeps_a_one_pixel_band_of_a_sliver_between_black_bars(size, ban
 
 
 @pytest.mark.parametrize(("source", "spec"), [
-    (thirds(3000, 1000, "PNG"), Spec(500, 500, "cover", "png", 0)),  # shrink 2: Hamming pass
-    (thirds(1000, 3000, "PNG"), Spec(500, 500, "cover", "png", 0)),
-    (thirds(3000, 1000, "JPEG"), Spec(100, 100, "cover", "png", 0)),  # shrink 10: DCT scaling
-    (thirds(1000, 3000, "JPEG"), Spec(100, 100, "cover", "png", 0)),
-    (thirds(1000, 3000, "PNG"), Spec(1500, 1500, "cover", "png", 0)),  # enlarged
+    (thirds(3000, 1000, "PNG"), Spec(500, 500, "cover", "png", 0, "center")),  # shrink 2: Hamming
+    (thirds(1000, 3000, "PNG"), Spec(500, 500, "cover", "png", 0, "center")),
+    (thirds(3000, 1000, "JPEG"), Spec(100, 100, "cover", "png", 0, "center")),  # 10: DCT scaling
+    (thirds(1000, 3000, "JPEG"), Spec(100, 100, "cover", "png", 0, "center")),
+    (thirds(1000, 3000, "PNG"), Spec(1500, 1500, "cover", "png", 0, "center")),  # enlarged
 ])
-def test_cover_keeps_the_centre_of_the_photo_on_every_resampling_path(source, spec):
+def test_crop_center_keeps_the_centre_of_the_photo_on_every_resampling_path(source, spec):
     image = made_as(source, spec).convert("RGB")
     near, far = spec.height // 20, spec.height - 1 - spec.height // 20
     for point in ((near, near), (far, far), (near, far), (far, near)):
@@ -385,7 +466,7 @@ def test_drafted_is_one_when_pillow_does_not_draft():
 
 
 def test_32_bit_gray_is_scaled_to_8_bits_not_clipped():
-    """Mode I is what Pillow before 10.3 (setup.cfg allows 10.1) opens 16-bit gray PNGs in."""
+    """Mode I is what Pillow before 10.3 opened 16-bit gray PNGs in."""
     image = imaging._normalised(Image.new("I", (4, 4), 32768))
     assert (image.mode, image.getextrema()) == ("L", (128, 128))
 
@@ -394,6 +475,7 @@ def test_32_bit_gray_is_scaled_to_8_bits_not_clipped():
     ("png", 0, {"format": "PNG", "compress_level": 6}),
     ("webp", 70, {"format": "WEBP", "quality": 70, "method": 4}),
     ("jpeg", 70, {"format": "JPEG", "quality": 70}),
+    ("avif", 70, {"format": "AVIF", "quality": 70, "speed": 9, "max_threads": 1}),
 ])
 def test_pixels_are_encoded_with_the_documented_settings(fmt, quality, settings):
     """At 1x nothing is resampled, so the bytes are exactly the encoder's with those settings

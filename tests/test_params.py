@@ -33,7 +33,20 @@ def spec_of(query: str) -> Spec:
     (["format=PNG&quality=50", "format=png"], Spec(1080, None, "scale", "png", 0),
      "x1080-scale-q0.png"),
     (["preset=4k", "preset=4K", "preset=4k&fit=COVER", "width=3840&height=2160&fit=Cover"],
-     Spec(2160, 3840, "cover", "jpeg", 85), "3840x2160-cover-q85.jpeg"),
+     Spec(2160, 3840, "cover", "jpeg", 85), "3840x2160-cover-smart-q85.jpeg"),
+    (["preset=phone", "preset=phone&crop=smart", "preset=Phone&crop=SMART",
+      "width=1170&height=2532&crop=Smart", "width=1170&height=2532&fit=cover"],
+     Spec(2532, 1170, "cover", "jpeg", 85, "smart"), "1170x2532-cover-smart-q85.jpeg"),
+    (["preset=phone&crop=center", "preset=phone&crop=CENTRE", "width=1170&height=2532&crop=Center"],
+     Spec(2532, 1170, "cover", "jpeg", 85, "center"), "1170x2532-cover-center-q85.jpeg"),
+    # Only cover crops: with any other fit, crop changes nothing.
+    (["height=300&crop=center", "height=300&crop=smart&fit=scale"],
+     Spec(300, None, "scale", "jpeg", 85), "x300-scale-q85.jpeg"),
+    (["preset=tablet&fit=contain&crop=centre", "preset=tablet&fit=contain"],
+     Spec(2360, 1640, "contain", "jpeg", 85), "1640x2360-contain-q85.jpeg"),
+    (["format=avif", "format=AVIF&quality=80", "format=Avif"],
+     Spec(1080, None, "scale", "avif", 80), "x1080-scale-q80.avif"),
+    (["format=avif&quality=85"], Spec(1080, None, "scale", "avif", 85), "x1080-scale-q85.avif"),
     (["preset=ULTRAWIDE&fit=CONTAIN&format=JPG", "width=3440&height=1440&fit=contain"],
      Spec(1440, 3440, "contain", "jpeg", 85), "3440x1440-contain-q85.jpeg"),
     (["height=300&fit=SCALE", "height=300"], Spec(300, None, "scale", "jpeg", 85),
@@ -58,8 +71,10 @@ def test_no_download_parameter_means_no():
 
 
 @pytest.mark.parametrize(("query", "detail"), [
-    ("format=gif", "format must be one of jpeg, webp, png (any case; jpg for jpeg), got 'gif'"),
-    ("format=jpe", "format must be one of jpeg, webp, png (any case; jpg for jpeg), got 'jpe'"),
+    ("format=gif", "format must be one of jpeg, webp, png, avif (any case; jpg for jpeg), "
+                    "got 'gif'"),
+    ("format=jpe", "format must be one of jpeg, webp, png, avif (any case; jpg for jpeg), "
+                    "got 'jpe'"),
     ("preset=8K", "preset must be one of 720p, 1080p, 1440p, 4k, ultrawide, phone, tablet "
                   "(any case), got '8K'"),
     ("preset=4\u212a", "preset must be one of 720p, 1080p, 1440p, 4k, ultrawide, phone, tablet "
@@ -67,6 +82,10 @@ def test_no_download_parameter_means_no():
     ("fit=stretch", "fit must be one of scale, cover, contain (any case), got 'stretch'"),
     ("fit=cover&fit=COVER", "fit given 2 times; give it once, as one of scale, cover, contain "
                             "(any case)"),
+    ("preset=phone&crop=sideways", "crop must be one of smart, center (any case; centre for "
+                                   "center), got 'sideways'"),
+    ("height=300&crop=sideways", "crop must be one of smart, center (any case; centre for "
+                                 "center), got 'sideways'"),  # refused with any fit
 ])
 def test_other_words_are_refused_naming_the_parameter_and_its_words(query, detail):
     with pytest.raises(BadParameter) as raised:
@@ -102,9 +121,14 @@ async def test_forgiving_spellings_work_over_http(demo_client):
 
 @pytest.mark.parametrize(("query", "detail"), [
     ("fit=CONTAIN", "fit=contain needs width and height (or a preset)"),
-    ("format=tiff", "format must be one of jpeg, webp, png (any case; jpg for jpeg), got 'tiff'"),
+    ("format=tiff", "format must be one of jpeg, webp, png, avif (any case; jpg for jpeg), "
+                    "got 'tiff'"),
     ("download=perhaps", "download must be one of 1, 0 (any case; true, yes, on for 1; "
                          "false, no, off for 0), got 'perhaps'"),
+    ("preset=phone&crop=sideways", "crop must be one of smart, center (any case; centre for "
+                                   "center), got 'sideways'"),
+    ("format=avif&quality=96", "quality must be an integer from 30 to 95, got '96'"),
+    ("format=avif&quality=29", "quality must be an integer from 30 to 95, got '29'"),
 ])
 async def test_mistakes_are_still_json_400s(demo_client, query, detail):
     response = await demo_client.get(f"/wallpaper?{query}")
@@ -128,7 +152,15 @@ def refusal(query: str) -> str:
 
 
 @pytest.mark.parametrize(("accept", "chosen"), [
-    ("image/png, image/webp", "webp"),  # equally acceptable: the smallest format first
+    # A browser's image Accept (Chrome, Firefox): AVIF, then WebP, then JPEG, of those named.
+    ("image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8", "avif"),
+    ("image/webp,*/*", "webp"),
+    ("*/*", "jpeg"),
+    ("image/*", "jpeg"),  # only types named outright count
+    ("image/jpeg, image/webp, image/avif", "avif"),  # equally acceptable: the smallest first
+    ("image/avif;q=0.5, image/webp", "webp"),
+    ("image/avif;q=0.5, image/jpeg", "jpeg"),
+    ("image/png, image/webp", "webp"),
     ("image/png, image/jpeg", "jpeg"),
     ("image/webp;q=1, image/png", "webp"),  # no q is q=1, not more
     ("image/png;q=0.9", "png"),
@@ -173,8 +205,8 @@ def test_a_repeated_camera_says_what_camera_takes():
 @pytest.mark.parametrize(("query", "detail"), [
     ("height=123456789012345678901234", "height must be an integer from 16 to 4320, "
                                         "got '12345678901234567890'"),
-    ("format=abcdefghijklmnopqrstuvwxyz", "format must be one of jpeg, webp, png (any case; "
-                                          "jpg for jpeg), got 'abcdefghijklmnopqrst'"),
+    ("format=abcdefghijklmnopqrstuvwxyz", "format must be one of jpeg, webp, png, avif (any "
+                                          "case; jpg for jpeg), got 'abcdefghijklmnopqrst'"),
     ("preset=4k&width=100", "preset cannot be combined with width or height"),
     ("preset=4k&height=100", "preset cannot be combined with width or height"),
     ("width=100", "width needs height: give both, or height alone"),

@@ -31,8 +31,10 @@ Client = TestClient[web.Request, web.Application]
 
 PHOTOS = 5  # the demo source's list
 FITS = ("scale", "cover", "contain")
-FORMATS = {"jpeg": "image/jpeg", "webp": "image/webp", "png": "image/png"}
-KNOWN = ("photo_number", "height", "width", "fit", "preset", "format", "quality", "download")
+FORMATS = {"jpeg": "image/jpeg", "webp": "image/webp", "avif": "image/avif", "png": "image/png"}
+DEFAULT_QUALITY = {"jpeg": 85, "webp": 85, "avif": 80}
+KNOWN = ("photo_number", "height", "width", "fit", "crop", "preset", "format", "quality",
+         "download")
 UNKNOWN = st.sampled_from(["utm_source", "x", "pad", "fbclid", "_", "size", "w"])
 # Sizes stay small (a 4320 px PNG takes seconds); the ranges' ends come with a thin side.
 SIDE = st.integers(16, 640)
@@ -88,21 +90,23 @@ def valid_queries(draw: st.DrawFn) -> dict[str, Any]:
     image_format = draw(st.one_of(st.none(), st.sampled_from(sorted(FORMATS))))
     quality = draw(st.one_of(st.none(), st.integers(30, 95)))
     download = draw(st.one_of(st.none(), st.sampled_from(["0", "1"])))
+    crop = draw(st.one_of(st.none(), st.sampled_from(["smart", "center"])))
     options = [(name, str(value)) for name, value in (
         ("photo_number", number), ("format", image_format), ("quality", quality),
-        ("download", download)) if value is not None]
+        ("download", download), ("crop", crop)) if value is not None]
     unknown = draw(st.lists(st.tuples(UNKNOWN, st.text(max_size=20)), max_size=3))
     return {"query": draw(st.permutations([*size, *options, *unknown])),
-            "respelled": [*respelled, *_canonical(number or 0, image_format or "jpeg", quality)],
+            "respelled": [*respelled, *_canonical(number or 0, image_format or "jpeg", quality),
+                          *([("crop", "center")] if crop == "center" else [])],
             "size": expected, "number": number or 0, "format": image_format or "jpeg",
             "download": download == "1"}
 
 
 def _canonical(number: int, image_format: str, quality: int | None) -> Query:
-    """The same output spelled out differently: defaults written out or left out, the format
-    named instead of negotiated (`*/*` gets JPEG), no quality for PNG (it ignores it), no
-    `download` (a header, not another image)."""
-    quality = None if image_format == "png" else quality or 85
+    """The same output spelled out differently: defaults written out or left out (smart crop
+    too), the format named instead of negotiated (`*/*` gets JPEG), no quality for PNG (it
+    ignores it), no `download` (a header, not another image)."""
+    quality = None if image_format == "png" else quality or DEFAULT_QUALITY[image_format]
     return [*([("photo_number", str(number))] if number else []), ("format", image_format),
             *([("quality", str(quality))] if quality is not None else [])]
 
@@ -149,7 +153,7 @@ OUT_OF_RANGE = {"height": ["15", "4321", "0"], "width": ["15", "7681", "0"],
                 "quality": ["29", "96"], "download": ["2", "10"],
                 "photo_number": ["10000", "123456"]}
 NOT_WORDS = {"fit": ["stretch", "zoom", "none"], "format": ["gif", "tiff", "bmp"],
-             "preset": ["8k", "5k", "720"]}
+             "preset": ["8k", "5k", "720"], "crop": ["sideways", "middle", "left"]}
 
 
 WRONG_VALUES = [*[(name, wrong) for name, values in OUT_OF_RANGE.items()
@@ -170,6 +174,7 @@ WRONG_TOGETHER = [
     ([("photo_number", "1"), ("photo_number", "2")], "photo_number"),
     ([("format", "jpeg"), ("format", "png")], "format"),
     ([("download", "0"), ("download", "1")], "download"),
+    ([("crop", "smart"), ("crop", "center")], "crop"),
     ([("height", "300"), ("pad", "z" * 1100)], "query string"),  # longer than 1 KiB
 ]
 
@@ -213,7 +218,7 @@ VALUES = st.one_of(
     st.text(max_size=30),
     st.sampled_from(["0", "1", "16", "1080", "7680", " 16", "+16", "١٦", "true", "yes", "JPG",
                      "jpg", "Cover", "WEBP", "png", "contain", "scale", "1080P", "4k", "ultrawide",
-                     "", "0x10"]),
+                     "", "0x10", "avif", "AVIF", "smart", "center", "Centre"]),
 )
 NAMES = st.one_of(st.sampled_from(KNOWN), st.sampled_from(KNOWN).map(str.upper), UNKNOWN,
                   st.text(max_size=10))

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import io
 import re
+import threading
 
 import pytest
 from PIL import Image
 
-from marsserver import Settings, create_app
+from marsserver import Settings, create_app, imaging
 from marsserver.core.pipeline import Rendition
+from marsserver.imaging import Spec
 
 from .helpers import README_PRESETS, cache_keys, pipeline_of
 from .stub import fixture_json
@@ -69,7 +71,9 @@ async def test_a_preset_and_its_explicit_size_share_one_cache_entry(demo_client)
     ("width=800&height=300&fit=scale", "fit=scale takes height alone"),
     ("width=800&height=300&fit=stretch", "fit must be one of"),
     ("width=7681&height=300", "width must be an integer from 16 to 7680"),
-    ("format=gif", "format must be one of jpeg, webp, png"),
+    ("format=gif", "format must be one of jpeg, webp, png, avif"),
+    ("preset=phone&crop=sideways", "crop must be one of smart, center"),
+    ("format=avif&quality=96", "quality must be an integer from 30 to 95"),
     ("quality=29", "quality must be an integer from 30 to 95"),
     ("quality=96", "quality must be an integer from 30 to 95"),
     ("download=2", "download must be"),
@@ -81,7 +85,7 @@ async def test_bad_combinations_are_400_saying_why(demo_client, query, detail):
 
 
 @pytest.mark.parametrize(("name", "media_type"), [("jpeg", "image/jpeg"), ("webp", "image/webp"),
-                                                  ("png", "image/png")])
+                                                  ("avif", "image/avif"), ("png", "image/png")])
 async def test_formats_on_request_without_vary(demo_client, name, media_type):
     image, response = await image_of(demo_client, f"height=120&format={name}")
     assert response.content_type == media_type
@@ -90,8 +94,11 @@ async def test_formats_on_request_without_vary(demo_client, name, media_type):
 
 
 @pytest.mark.parametrize(("accept", "expected"), [
+    ("image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8", "image/avif"),
+    ("image/webp,*/*", "image/webp"),
     ("image/webp,image/*,*/*;q=0.8", "image/webp"),
-    ("image/avif,image/webp;q=0.9,image/jpeg", "image/jpeg"),
+    ("image/avif,image/webp;q=0.9,image/jpeg", "image/avif"),
+    ("image/avif;q=0.8,image/webp;q=0.9,image/jpeg", "image/jpeg"),
     ("image/png", "image/png"),
     ("*/*", "image/jpeg"),
     ("", "image/jpeg"),
@@ -111,8 +118,8 @@ async def test_quality_changes_the_bytes_and_is_part_of_the_key(demo_client):
     assert len(low) < len(high) / 2
 
 
-async def test_grayscale_stays_grayscale_in_jpeg_and_png(demo_client):
-    for name in ("jpeg", "png"):
+async def test_grayscale_stays_grayscale_in_jpeg_png_and_avif(demo_client):
+    for name in ("jpeg", "png", "avif"):
         image, _ = await image_of(demo_client, f"photo_number=1&height=100&format={name}")
         assert image.mode == "L"
     webp, _ = await image_of(demo_client, "photo_number=1&height=100&format=webp")
@@ -125,6 +132,48 @@ async def test_download_names_the_file_meaningfully(demo_client):
         'attachment; filename="curiosity-sol4000-DEMO_NAV_LEFT-1920x1080.jpg"')
     plain = await demo_client.get("/wallpaper?photo_number=1&preset=1080p")
     assert "Content-Disposition" not in plain.headers
+
+
+async def test_an_avif_download_is_named_avif(demo_client):
+    response = await demo_client.get("/wallpaper?photo_number=1&preset=1080p&download=1",
+                                     headers={"Accept": "image/avif,image/webp,*/*"})
+    assert response.content_type == "image/avif"
+    assert response.headers["Content-Disposition"] == (
+        'attachment; filename="curiosity-sol4000-DEMO_NAV_LEFT-1920x1080.avif"')
+    photo = (await (await demo_client.get("/api/photos")).json())["photos"][0]
+    permalink = await demo_client.get(photo["permalink"] + "&preset=phone&format=avif&download=1")
+    assert permalink.headers["Content-Disposition"].endswith('-1170x2532.avif"')
+
+
+async def test_avif_is_encoded_in_a_resize_thread_counted_against_the_queue(demo_client,
+                                                                           monkeypatch):
+    """The encoder, AVIF's included, runs inside the resize: off the event loop, while the
+    resize counts against --resize-queue."""
+    pipeline = pipeline_of(demo_client)
+    seen = []
+    real = imaging._encode
+
+    def encode(image: Image.Image, spec: Spec) -> bytes:
+        seen.append((spec.format, threading.current_thread() is threading.main_thread(),
+                     pipeline.resizes_pending))
+        return real(image, spec)
+
+    monkeypatch.setattr(imaging, "_encode", encode)
+    response = await demo_client.get("/wallpaper?height=100&format=avif")
+    assert response.content_type == "image/avif"
+    assert seen == [("avif", False, 1)]
+
+
+async def test_smart_crop_is_the_default_and_one_cache_entry_with_or_without_it(demo_client):
+    first = await demo_client.get("/wallpaper?preset=phone")
+    for query in ("preset=phone&crop=smart", "width=1170&height=2532&crop=SMART"):
+        response = await demo_client.get(f"/wallpaper?{query}")
+        assert (response.status, response.headers["X-Cache"]) == (200, "HIT"), query
+        assert await response.read() == await first.read()
+    centre = await demo_client.get("/wallpaper?preset=phone&crop=center")
+    assert centre.headers["X-Cache"] == "MISS"
+    wallpapers = [k for k in cache_keys(demo_client) if k.startswith("wallpaper:")]
+    assert len(wallpapers) == 2
 
 
 async def test_etag_is_strong_stable_and_stored_with_the_output(demo_client):

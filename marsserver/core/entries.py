@@ -22,11 +22,12 @@ from email.utils import format_datetime
 from typing import Any
 
 from ..errors import InternalError, ServiceError, error_of
+from ..imaging import MEDIA_TYPES as IMAGE_TYPES
 from ..imaging import Spec
 from ..sources import Listing, Photo, Query
 
 MAGIC = b"marsserver/2\n"
-MEDIA_TYPES = frozenset({"image/jpeg", "image/webp", "image/png"})
+MEDIA_TYPES = frozenset(IMAGE_TYPES.values())
 _HEADER_TEXT = re.compile(r"^[\x20-\x7e]{1,200}$")  # printable ASCII: safe in a header line
 # zlib's own default: nearly the size of the slowest level, in a fraction of its time.
 GZIP_LEVEL = 6

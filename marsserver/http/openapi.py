@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from .. import imaging
 from ..imaging import FITS, MAX_HEIGHT, MAX_WIDTH, MEDIA_TYPES, MIN_SIZE
 from ..sources import cameras
 from . import params
@@ -136,9 +137,15 @@ WALLPAPER_PARAMETERS = [*LIST_PARAMETERS,
               "the output size, in one of three forms: height alone, width and height, or a "
               "preset; each property is its own query parameter (`?width=800&height=600`)"),
      "style": "form", "explode": True},
+    _query("crop", _words(params.CROP),
+           "where fit=cover cuts, any case: smart (default) keeps the part with the most "
+           "detail, center (or centre) the middle; other fits ignore it"),
     _query("format", _words(params.FORMAT),
-           "output format, any case, jpg for jpeg; negotiated from Accept when absent"),
-    _query("quality", _integer(*params.QUALITY), "JPEG and WebP quality; default 85"),
+           "output format, any case, jpg for jpeg; when absent, the one of "
+           f"{', '.join(params.OFFERS)} (in this order) that Accept names with the highest "
+           "q; jpeg when it names none (*/* alone)"),
+    _query("quality", _integer(*params.QUALITY), f"JPEG, WebP and AVIF quality; default "
+           f"{imaging.DEFAULT_QUALITY}, {imaging.AVIF_QUALITY} for AVIF (its scale is its own)"),
     _query("download", _words(params.FLAG),
            "1 (or true, yes, on): Content-Disposition attachment; default 0"),
     _query("sig", {"type": "string"}, "the URL's signature, which a deployment with a "

@@ -3,8 +3,9 @@
 A parameter is one ASCII integer in range (no repeats, signs, floats or other digits) or one
 of a fixed set of words, in any case and with the usual aliases (`jpg`, `true`, `off`);
 anything else is a `BadParameter` naming it and what is allowed. Parsed values are canonical
-(`format=JPG` is `format=jpeg`, `preset=1080p` is `width=1920&height=1080&fit=cover`), so
-equivalent requests share one cache entry, and unknown parameters change nothing.
+(`format=JPG` is `format=jpeg`, `preset=1080p` is `width=1920&height=1080&fit=cover`, no
+`crop` is `crop=smart`), so equivalent requests share one cache entry, and unknown parameters
+change nothing.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from multidict import MultiMapping
 
 from ..errors import BadParameter
 from ..imaging import (
+    AVIF_QUALITY,
+    CROPS,
     DEFAULT_HEIGHT,
     DEFAULT_QUALITY,
     FITS,
@@ -39,7 +42,10 @@ MAX_QUERY = 1024
 # those memos a tenth of the cache's size. A longer one is answered, never remembered.
 MAX_KEPT_ACCEPT = 256
 _MAX_DIGITS = 6
-_PREFERENCE = ("webp", "jpeg", "png")  # among equally acceptable formats
+# The formats `Accept` chooses among, smallest first: of those it names with the same q, a
+# client gets the smallest.
+OFFERS: dict[str, str] = {name: MEDIA_TYPES[name] for name in ("avif", "webp", "jpeg", "png")
+                          if name in MEDIA_TYPES}
 
 
 def int_param(query: MultiMapping[str], name: str, default: int, low: int, high: int) -> int:
@@ -84,6 +90,7 @@ class Words:
 
 
 FIT = Words(FITS)
+CROP = Words(CROPS, {"centre": "center"})
 PRESET = Words(tuple(PRESETS))
 FORMAT = Words(tuple(MEDIA_TYPES), {"jpg": "jpeg"})
 FLAG = Words(("1", "0"), {"true": "1", "yes": "1", "on": "1",
@@ -123,12 +130,15 @@ def photo_query(query: MultiMapping[str]) -> Query:
 def wallpaper_spec(query: MultiMapping[str], accept: str) -> tuple[Spec, bool]:
     """The output a `/wallpaper` query asks for, and whether its format came from `Accept`."""
     width, height, fit = _size(query)
+    # Read with any fit, so a wrong one is a 400 everywhere; only cover crops, so with any
+    # other fit it is the default, one cache entry with or without it.
+    crop = word_param(query, "crop", CROP)
     chosen = word_param(query, "format", FORMAT)
-    image_format = chosen or negotiate(accept, {name: MEDIA_TYPES[name] for name in _PREFERENCE},
-                                       default="jpeg")
-    quality = int_param(query, "quality", DEFAULT_QUALITY, *QUALITY)
-    return Spec(height, width, fit, image_format, 0 if image_format == "png" else quality), (
-        chosen is None)
+    image_format = chosen or negotiate(accept, OFFERS, default="jpeg")
+    quality = int_param(query, "quality", AVIF_QUALITY if image_format == "avif"
+                        else DEFAULT_QUALITY, *QUALITY)
+    return Spec(height, width, fit, image_format, 0 if image_format == "png" else quality,
+                crop if crop and fit == "cover" else CROPS[0]), chosen is None
 
 
 def _size(query: MultiMapping[str]) -> tuple[int | None, int, str]:

@@ -7,13 +7,14 @@ that waited on work another request started links to that work's span instead. A
 announced for the Redis lease it held (`Leases.note`), so links cross instances too.
 
 Off unless asked for: `from_environment` reads the standard `OTEL_*` variables, and with
-tracing off the app has no middleware and the pipeline no hook (`create_app` never imports
-this module then). An embedder's own `TracerProvider`, passed or set globally, is used as
-it is and left for the embedder to shut down.
+tracing off the app has no middleware and the pipeline and upstream no hook, so a cached hit
+costs what it did without the extra. An embedder's own `TracerProvider`, passed or set
+globally, is used as it is and left for the embedder to shut down.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping
@@ -136,9 +137,10 @@ class Tracing:
         self._working: dict[str, SpanContext] = {}  # key -> the span of its work running here
 
     async def close(self, _: web.Application) -> None:
-        """Export what is left and stop, if the provider is ours (an embedder's is theirs)."""
+        """Export what is left and stop, if the provider is ours (an embedder's is theirs): in
+        a thread, as exporting waits on the collector."""
         if self._provider is not None:
-            self._provider.shutdown()
+            await asyncio.to_thread(self._provider.shutdown)
 
     @web.middleware
     async def middleware(self, request: web.Request,

@@ -291,6 +291,18 @@ async def test_keeping_the_same_answer_again_does_not_crowd_out_the_others():
     assert found(ready, "/quiet") == [True]
 
 
+async def test_an_answer_kept_again_keeps_its_clock_and_goes_with_its_entry(caplog):
+    """Concurrent requests for one cold wallpaper each keep the same answer: the clock the
+    answer shows stays the table's, so forgetting it later (its entry replaced) works."""
+    cache, ready = tables(max_entries=100)
+    for _ in range(4):
+        await kept(cache, ready, "/wallpaper?height=90")
+    await kept(cache, ready, "/wallpaper?height=90&download=1")  # the same clock, shared
+    await cache.set("k", b"a newer entry", ttl=60)
+    assert "watcher failed" not in caplog.text
+    assert (len(ready), ready.nbytes) == (0, 0)
+
+
 async def test_answers_are_bounded_by_the_bytes_their_keys_and_headers_hold():
     cache, ready = tables(max_entries=1000, max_bytes=3 * 1200)
     for n in range(10):

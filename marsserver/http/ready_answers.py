@@ -152,13 +152,13 @@ class ReadyAnswers:
                 or any(self._cache.peek(entry_key) is not entry
                        for entry_key, entry in made_from)):
             return
+        self._forget(key)  # first: the clock it let go of may be the one this answer takes
         clock = self._clock(cache_control, due)
         headers = CIMultiDict(response.headers)
         headers["X-Cache"] = "HIT"
         headers[hdrs.CACHE_CONTROL] = clock.header
         size = OVERHEAD + CACHE_CONTROL_ROOM + len(target) + len(accept) + len(encoding) + sum(
             len(name) + len(value) for name, value in headers.items())
-        self._forget(key)
         entry_keys = tuple(entry_key for entry_key, _ in made_from)
         self._ready[key] = Ready(body, headers, clock, entry_keys, count, size, clock.header)
         clock.users += 1

@@ -121,7 +121,7 @@ async def cold(rounds: int, traced_by: TracerProvider) -> dict[str, float]:
         await clients[name].get("/wallpaper?height=100")  # the list and the source, cached
     traced_by.force_flush()
     costs: dict[str, list[float]] = {name: [] for name in STATES}
-    heights = iter(range(200, 200 + rounds * ROUND))
+    heights = iter(range(200, 200 + rounds * ROUND * len(STATES)))  # each asked once
     for turn in range(rounds):
         for name in STATES[::-1] if turn % 2 else STATES:  # each goes first in half the rounds
             cpu = time.process_time()

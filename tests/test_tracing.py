@@ -141,6 +141,27 @@ async def test_a_failure_marks_every_waiters_span(stub: Stub, traced):
         StatusCode.ERROR, 500)
 
 
+async def test_a_reload_after_a_hang_up_links_to_the_work_still_running(traced):
+    """The first request left, its work went on: the reload waits on that work, and says so."""
+    source = Gated()
+    client, exporter = await traced(Settings(source="demo"), source)
+    await pipeline_of(client).today()
+    gate = source.hold("image")
+    first = asyncio.create_task(client.get("/wallpaper?height=150"))
+    await until(lambda: source.calls["image"] == 1)
+    first.cancel()  # the client hung up
+    await asyncio.gather(first, return_exceptions=True)
+    reload = asyncio.create_task(client.get("/wallpaper?height=150"))
+    await until(lambda: wallpaper_waiters(client) == 1)
+    gate.set()
+    assert (await reload).status == 200
+    wallpaper, = work(exporter, "wallpaper")
+    server, = (s for s in server_spans(exporter)
+               if s.attributes.get(tracing.SERVED) in ("MISS", "COALESCED"))
+    assert linked_to([server], wallpaper) == [server]
+    assert wallpaper.parent.span_id != server.context.span_id  # the first request's work
+
+
 @pytest.mark.parametrize("fails", [False, True], ids=["made", "failed"])
 async def test_the_follower_instance_links_to_the_leader_instances_work(traced, redis_url,
                                                                         fails):

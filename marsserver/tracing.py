@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from aiohttp import hdrs, web
-from opentelemetry import propagate, trace
+from opentelemetry import context, propagate, trace
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
@@ -119,9 +119,9 @@ class Trail:
     def link(self, span: Span, joined: bool) -> None:
         """Link `span` (a waiter's) to the work it waited on: all of it if it joined a flight
         another started, else only what others did (its flight's own work is its child)."""
-        for context, own in self.spans:
+        for work, own in self.spans:
             if joined or not own:
-                span.add_link(context)
+                span.add_link(work)
 
 
 _TRAIL: ContextVar[Trail | None] = ContextVar("marsserver_trail", default=None)
@@ -189,6 +189,13 @@ class Tracing:
             raise
         finally:
             trail.link(span, running)
+
+    @staticmethod
+    async def detached(work: Awaitable[T]) -> T:
+        """`work` as a trace of its own: a background refresh, which no request waits for (the
+        one that set it off may be long answered, as when a timer does)."""
+        context.attach(context.Context())  # this task's context only: it ends with the task
+        return await work
 
     def _start(self, key: str) -> Trail:
         """A new flight's trail; work for `key` still running here (its first waiters left)
@@ -268,14 +275,14 @@ class Tracing:
             return
         trail = _TRAIL.get()
         for traceparent in await announced(holders):
-            context = trace.get_current_span(
+            remote = trace.get_current_span(
                 _TRACEPARENT.extract({"traceparent": traceparent})).get_span_context()
-            if not context.is_valid:
+            if not remote.is_valid:
                 continue
             if trail is not None:
-                trail.spans.append((context, False))
+                trail.spans.append((remote, False))
             for span in waiting:
-                span.add_link(context)
+                span.add_link(remote)
 
     @contextlib.contextmanager
     def client(self, url: URL, kind: str) -> Iterator[Callable[[str], None]]:

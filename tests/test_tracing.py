@@ -162,6 +162,21 @@ async def test_a_reload_after_a_hang_up_links_to_the_work_still_running(traced):
     assert wallpaper.parent.span_id != server.context.span_id  # the first request's work
 
 
+async def test_a_background_refresh_is_a_trace_of_its_own(traced):
+    """No request waits for it: the one that set it off (here, by asking for the list, which
+    set a timer) was answered long before."""
+    source = Gated()
+    client, exporter = await traced(Settings(source="demo", info_ttl=0.2), source)
+    assert (await client.get("/api/photos")).status == 200
+    await until(lambda: source.calls["list"] >= 2 and not pipeline_of(client).background)
+    fetched, *refreshes = work(exporter, "list")
+    request, = server_spans(exporter)
+    assert fetched.parent.span_id == request.context.span_id
+    assert refreshes
+    assert {(refresh.parent, refresh.context.trace_id == request.context.trace_id)
+            for refresh in refreshes} == {(None, False)}
+
+
 @pytest.mark.parametrize("fails", [False, True], ids=["made", "failed"])
 async def test_the_follower_instance_links_to_the_leader_instances_work(traced, redis_url,
                                                                         fails):

@@ -294,7 +294,10 @@ class Pipeline:
         key = list_key(today.query)
         if not self._lists.running(key):
             fill = partial(self._fill, key, partial(self._refetch, today), self._not_due)
-            self.background.spawn(self._lists.do(key, fill), f"refreshing {key}")
+            refresh = self._lists.do(key, fill)
+            if self._tracing is not None:
+                refresh = self._tracing.detached(refresh)
+            self.background.spawn(refresh, f"refreshing {key}")
 
     async def _refetch(self, today: CachedListing) -> CachedListing:
         """`today`'s list again, fresh for as long as its sol's age now says."""

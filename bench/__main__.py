@@ -1,9 +1,10 @@
 """Every benchmark, one after the other: `python -m bench` (after `pip install -e '.[bench]'`).
 
 Each section runs on its own too: `python -m bench.throughput`, `bench.hit_cost`,
-`bench.cold_burst`, `bench.resize`, `bench.smart_crop`, `bench.scaling`, and three left out of
-this run: `bench.flood` (long), `bench.avif` (several minutes of AVIF encoding) and
-`bench.instructions` (about 7 minutes under valgrind).
+`bench.cold_burst`, `bench.resize`, `bench.smart_crop`, `bench.scaling`, and four left out of
+this run: `bench.flood` (long), `bench.avif` (several minutes of AVIF encoding),
+`bench.instructions` (about 7 minutes under valgrind) and `bench.tracing_cost` (needs the
+`otel` extra).
 """
 
 from __future__ import annotations

@@ -32,7 +32,8 @@ import logging
 import random
 import socket
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
@@ -49,6 +50,9 @@ from .errors import (
     UpstreamTimeout,
 )
 from .metrics import Metrics
+
+if TYPE_CHECKING:  # tracing is an extra
+    from .tracing import Tracing
 
 log = logging.getLogger(__name__)
 
@@ -77,9 +81,10 @@ class Upstream:
     def __init__(self, session: aiohttp.ClientSession, image_hosts: tuple[str, ...],
                  max_bytes: int, retries: int = 2, backoff: float = 0.25,
                  metrics: Metrics | None = None, source: str = "",
-                 budget: Budget | None = None) -> None:
+                 budget: Budget | None = None, tracing: Tracing | None = None) -> None:
         self._session = session
         self._budget = budget
+        self._tracing = tracing
         self._requests = (metrics or Metrics()).upstream_requests
         self._source = source
         self._image_hosts = frozenset(image_hosts)
@@ -164,6 +169,14 @@ class Upstream:
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _attempt(self, url: URL, kind: str, redirects: bool) -> tuple[bytes, URL | None]:
+        """One call, in a client span when traced."""
+        if self._tracing is None:
+            return await self._call(url, kind, redirects, _untraced)
+        with self._tracing.client(url, kind) as answered:
+            return await self._call(url, kind, redirects, answered)
+
+    async def _call(self, url: URL, kind: str, redirects: bool,
+                    answered: Callable[[str], None]) -> tuple[bytes, URL | None]:
         status = "error"
         try:
             async with self._session.get(url, allow_redirects=False) as response:
@@ -185,6 +198,7 @@ class Upstream:
             raise _failed(url, kind, error) from None
         finally:
             self._requests.labels(self._source, kind, status).inc()
+            answered(status)
 
     def _logged(self, line: Line, error: ServiceError) -> ServiceError:
         """`error`, its technical cause logged once per episode: the client reads a sentence,
@@ -239,6 +253,10 @@ class Upstream:
         if status != 200:
             raise BadUpstream(f"{WHAT[kind]} answered HTTP {status}, not what was asked for",
                               cause=cause)
+
+
+def _untraced(status: str) -> None:
+    """How a call ended, where nobody traces it."""
 
 
 def _failed(url: URL, kind: str, error: Exception) -> BadUpstream:

@@ -55,6 +55,7 @@ class Leases:
         self._background = background
         self._lease_ms = int(lease * 1000)
         self._max_wait = max_wait
+        self._note_ms = self._lease_ms + int(max_wait * 1000)  # as long as a follower waits
 
     async def run(self, key: str, lead: Lead[V], check: Check[V]) -> V:
         """`lead(token)` if this process wins the lease for `key`, else the winner's result.
@@ -84,6 +85,24 @@ class Leases:
                 raise Unavailable(f"another instance is still making {key.split(':')[0]}",
                                   retry_after=1)
             await asyncio.sleep(POLL)  # bounded polling of the shared cache
+
+    async def note(self, token: str, text: str) -> None:
+        """What the holder of lease `token` says about its work (its trace span), for the
+        followers that waited on it to read with `notes` once they have its result. A note
+        that cannot be written is left out: it is not the work."""
+        with contextlib.suppress(Unreachable):
+            await self._cache.call(lambda: self._cache.client.set(
+                self._note(token), text, px=self._note_ms))
+
+    async def notes(self, tokens: frozenset[str]) -> list[str]:
+        """The notes the holders of leases `tokens` wrote (none if Redis cannot say)."""
+        names = [self._note(token) for token in tokens]
+        try:
+            found = await self._cache.call(lambda: self._cache.client.mget(names))
+        except Unreachable:
+            return []
+        return [note.decode(errors="replace") if isinstance(note, bytes) else str(note)
+                for note in found if note is not None]
 
     async def _acquire(self, key: str, token: str) -> str | None:
         """None if this process now holds the lease (or Redis is down: lead locally), else
@@ -131,6 +150,9 @@ class Leases:
 
     def _name(self, key: str) -> str:
         return self._cache.key("lease:" + key)
+
+    def _note(self, token: str) -> str:
+        return self._cache.key("lease-note:" + token)
 
 
 def _holder(held: object, token: str) -> str | None:

@@ -65,7 +65,8 @@ from .entries import (
     http_date,
 )
 
-if TYPE_CHECKING:  # Redis support is an extra: import it only where it is used
+if TYPE_CHECKING:  # Redis support and tracing are extras: imported only where they are used
+    from ..tracing import Tracing
     from .leases import Leases
 
 log = logging.getLogger(__name__)
@@ -104,12 +105,14 @@ class Pipeline:
 
     def __init__(self, source: Source, cache: Cache, executor: Executor, settings: Settings,
                  make_listing: MakeListing, metrics: Metrics | None = None,
-                 leases: Leases | None = None, background: Background | None = None) -> None:
+                 leases: Leases | None = None, background: Background | None = None,
+                 tracing: Tracing | None = None) -> None:
         self.source = source
         self.metrics = metrics or Metrics()
         self.cache = cache
         self.background = background or Background()
         self._leases = leases
+        self._tracing = tracing
         self._executor = executor
         self._settings = settings
         self._make_listing = make_listing  # the HTTP layer's views of a listing
@@ -291,7 +294,10 @@ class Pipeline:
         key = list_key(today.query)
         if not self._lists.running(key):
             fill = partial(self._fill, key, partial(self._refetch, today), self._not_due)
-            self.background.spawn(self._lists.do(key, fill), f"refreshing {key}")
+            refresh = self._lists.do(key, fill)
+            if self._tracing is not None:
+                refresh = self._tracing.detached(refresh)
+            self.background.spawn(refresh, f"refreshing {key}")
 
     async def _refetch(self, today: CachedListing) -> CachedListing:
         """`today`'s list again, fresh for as long as its sol's age now says."""
@@ -428,8 +434,11 @@ class Pipeline:
             self.metrics.lookups.count(stage, "hit")
             return value, Served.HIT
         found: Found[V] | None = None
+        fill = partial(self._fill, key, compute, _any, ttl)
+        flight = (flights.do(key, fill) if self._tracing is None
+                  else self._tracing.waited(flights, key, fill))
         try:
-            found, joined = await flights.do(key, partial(self._fill, key, compute, _any, ttl))
+            found, joined = await flight
         finally:  # a failed lookup is a miss too
             self.metrics.lookups.count(stage, "shared" if found and found[1] else "miss")
         if joined:
@@ -470,12 +479,19 @@ class Pipeline:
             return found
         if self._leases is None:
             return await self.background.finish(key, lead(""))
-        return await self._leases.run(key, lead, check)
+        if self._tracing is None:
+            return await self._leases.run(key, lead, check)
+        return await self._tracing.lease(key, partial(self._leases.run, key, lead), check,
+                                         self._leases.notes)
 
     async def _compute_and_store(self, key: str, compute: Callable[[], Awaitable[V]],
                                  token: str, ttl: float | None = None) -> V:
         try:
-            value = await compute()
+            if self._tracing is None:
+                value = await compute()
+            else:
+                announce = partial(self._leases.note, token) if self._leases else None
+                value = await self._tracing.work(key, compute, announce)
         except Exception as error:
             raise await self._remember(key, error, token) from None
         await self.cache.set(key, value, ttl=self._kept_for(value) if ttl is None else ttl)

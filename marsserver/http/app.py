@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
@@ -31,12 +32,16 @@ from .malformed import quiet_malformed_requests
 from .ready_answers import READY_ANSWERS, ReadyAnswers, ready_first
 
 if TYPE_CHECKING:
+    from opentelemetry.trace import TracerProvider
+
     from ..core.leases import Leases
+    from ..tracing import Tracing
 
 log = logging.getLogger(__name__)
 
 SETTINGS = handlers.SETTINGS
 SOURCE = web.AppKey("source", Source)
+TRACING: web.AppKey[Tracing] = web.AppKey("tracing")
 CONNECT_TIMEOUT = 5.0
 MAX_REQUEST_LINE = 64 * 1024
 # What one connection may send as headers. aiohttp keeps each field twice (as text and as
@@ -79,10 +84,11 @@ BY_ENCODING = frozenset({"index", "photos"})
 
 
 def create_app(settings: Settings | None = None, *, source: Source | None = None,
-               ) -> web.Application:
+               tracer_provider: TracerProvider | None = None) -> web.Application:
     """A ready-to-run (or ready-to-mount) marsserver application.
 
-    `source` replaces the one `settings.source` names, for serving your own photos.
+    `source` replaces the one `settings.source` names, for serving your own photos;
+    `tracer_provider` is the OpenTelemetry provider to trace with (docs/tracing.md).
     """
     app = web.Application(handler_args=REQUEST_LIMITS)
     settings = app[SETTINGS] = settings or Settings()
@@ -96,6 +102,11 @@ def create_app(settings: Settings | None = None, *, source: Source | None = None
             guarded = ready_first(guarded, ready, by_encoding=name in BY_ENCODING)
         app.router.add_get(path, guarded, name=name)
     app.router.add_route("*", r"/{path:[\s\S]*}", handlers.json_errors(handlers.no_route))
+    tracing = _tracing(tracer_provider)
+    if tracing is not None:  # with tracing off, not even a middleware
+        app[TRACING] = tracing
+        app.middlewares.append(tracing.middleware)
+        app.on_cleanup.append(tracing.close)
     app.on_response_prepare.append(_common_headers)
     deadline = _WorkDeadline(SHUTDOWN_GRACE)
     app.on_shutdown.append(deadline.start)
@@ -156,14 +167,15 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         codec = Codec(make_listing)
         cache, leases, bucket = await _cache_for(settings, codec, background, paths.index)
         app[handlers.BUDGET] = budget = Budget(settings.upstream_budget, metrics, bucket)
+        tracing = app.get(TRACING)
         upstream = Upstream(session, default_image_hosts(settings), settings.max_source_bytes,
                             retries=settings.retries, metrics=metrics, source=settings.source,
-                            budget=budget)
+                            budget=budget, tracing=tracing)
         source = app.get(SOURCE) or make_source(settings, upstream)
         app[READY_ANSWERS].watch(cache)
         app[handlers.PIPELINE] = pipeline = Pipeline(
             source, cache, executor, settings, make_listing, metrics=metrics,
-            leases=leases, background=background)
+            leases=leases, background=background, tracing=tracing)
         try:
             yield
         finally:
@@ -172,6 +184,19 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
             await pipeline.cache.close()
             # Waiting for a running resize must not block the loop; queued ones are dropped.
             await asyncio.to_thread(partial(executor.shutdown, wait=True, cancel_futures=True))
+
+
+def _tracing(provider: TracerProvider | None) -> Tracing | None:
+    """The app's tracing: with `provider`, or the one an embedder set globally, or as the
+    `OTEL_*` variables ask; None (said in one line) when off or the `otel` extra is missing."""
+    try:
+        from .. import tracing
+    except ModuleNotFoundError as error:
+        if not (error.name or "").startswith("opentelemetry"):
+            raise
+        log.info("tracing off: the otel extra is not installed (pip install 'marsserver[otel]')")
+        return None
+    return tracing.for_app(provider, os.environ)
 
 
 def _ready_bytes(settings: Settings) -> int:

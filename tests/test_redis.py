@@ -10,6 +10,7 @@ without Redis look green (`.ci/run` makes sure there is one).
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import socket
 import subprocess
@@ -21,6 +22,7 @@ import aiohttp
 import pytest
 import redis.asyncio as redis
 
+from marsserver.core.entries import MAGIC, CachedListing
 from marsserver.core.pipeline import NEWEST_KEY
 from marsserver.core.redis_cache import SCHEMA_VERSION
 
@@ -269,3 +271,44 @@ async def test_rediss_urls_with_a_ca_file_share_the_cache_over_tls(stub, client_
         assert pipeline_of(untrusted).degraded
     finally:
         server.stop()
+
+
+async def plant(url: str, key: str, header: dict[str, object], body: bytes = b"") -> None:
+    """Anyone who can write to the shared Redis: a well-formed entry, for an hour."""
+    shared = redis.Redis.from_url(url)
+    try:
+        raw = MAGIC + json.dumps(header).encode() + b"\n" + body
+        await shared.set(key, raw, px=3_600_000)
+    finally:
+        await shared.aclose()
+
+
+async def test_an_entry_of_the_wrong_kind_in_redis_is_a_miss_logged_once(
+        stub, client_for, redis_url, caplog):
+    """Raw bytes under the list's key, well-formed: a miss, not a 500 on every request, and
+    nothing of it kept in the front."""
+    writer, reader = await instances(client_for, stub, redis_url, count=2)
+    assert (await writer.get("/api/photos")).status == 200
+    cache = pipeline_of(reader).cache
+    for _ in range(2):  # the same key planted again: no second log line
+        await plant(redis_url, cache.key(NEWEST_KEY), {"kind": "bytes"})
+        await cache.clear()
+        assert [(await reader.get("/api/photos")).status for _ in range(3)] == [200] * 3
+        assert isinstance(cache.peek(NEWEST_KEY), CachedListing)
+    assert len([r for r in caplog.records if "unreadable Redis entry" in r.message]) == 1
+
+
+async def test_a_filename_planted_in_redis_never_reaches_content_disposition(
+        stub, client_for, redis_url):
+    """A quote and a semicolon in a stored filename would add a parameter of their own."""
+    writer, reader = await instances(client_for, stub, redis_url, count=2)
+    made = await writer.get("/wallpaper?height=120&download=1")
+    key = next(k for k in pipeline_of(writer).cache.view() if k.startswith("wallpaper:"))
+    await plant(redis_url, pipeline_of(writer).cache.key(key), {
+        "kind": "rendition", "media_type": "image/jpeg", "made_at": 1.7e9,
+        "filename": "wallpaper.jpg\"; filename*=UTF-8''invoice.html; x=\""}, b"<html>")
+
+    served = await reader.get("/wallpaper?height=120&download=1")
+    assert served.headers["Content-Disposition"] == made.headers["Content-Disposition"]
+    assert served.headers["Content-Disposition"].count('"') == 2
+    assert await served.read() == await made.read()

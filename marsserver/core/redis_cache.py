@@ -121,7 +121,7 @@ class SharedCache:
         if raw is None or pttl <= 0:
             return None
         try:
-            entry = self._codec.load(raw)
+            entry = self._codec.load(raw, key)
         except Unreadable as error:
             self._log_unreadable(key, error)
             return None

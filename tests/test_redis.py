@@ -17,14 +17,17 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import ClassVar
 
 import aiohttp
 import pytest
 import redis.asyncio as redis
 
+from marsserver import Listing, Photo, Query, QuerySource, Settings
 from marsserver.core.entries import MAGIC, CachedListing
 from marsserver.core.pipeline import NEWEST_KEY
 from marsserver.core.redis_cache import SCHEMA_VERSION
+from marsserver.errors import NotFound
 
 from .helpers import Marsserver, pipeline_of, require_tool, until
 from .redis_server import RedisServer, free_port
@@ -312,3 +315,39 @@ async def test_a_filename_planted_in_redis_never_reaches_content_disposition(
     assert served.headers["Content-Disposition"] == made.headers["Content-Disposition"]
     assert served.headers["Content-Disposition"].count('"') == 2
     assert await served.read() == await made.read()
+
+
+class Garden(QuerySource):
+    """An embedder's own photos; two embedders may well call theirs by the same name."""
+
+    name: ClassVar[str] = "mine"
+    who: ClassVar[str] = "garden"
+
+    async def photos(self, query: Query) -> Listing:
+        photo = Photo(id=f"{self.who}-1", camera="CAM", taken="2024-01-01T00:00:00Z",
+                      img_src=f"https://mars.nasa.gov/{self.who}.jpg")
+        return Listing(self.name, self.who, 1, (photo,))
+
+    async def image(self, link: str) -> bytes:
+        raise NotFound(link)
+
+
+class Orchard(Garden):
+    who: ClassVar[str] = "orchard"
+
+
+async def test_embedders_with_their_own_sources_on_one_redis_stay_apart(app_for, redis_url):
+    """The prefix names the source that serves, not `settings.source` (both say "demo")."""
+    for source in (Garden(), Orchard()):
+        client = await app_for(source, cache=redis_url)
+        listed = await (await client.get("/api/photos")).json()
+        assert [photo["id"] for photo in listed["photos"]] == [f"{source.who}-1"]
+
+
+async def test_deployments_differing_only_by_rover_on_one_redis_stay_apart(client_for,
+                                                                           redis_url):
+    """Same source, API URL and mount path: only the rover tells their entries apart."""
+    for rover in ("curiosity", "perseverance"):
+        client = await client_for(Settings(source="demo", rover=rover, cache=redis_url))
+        listed = await (await client.get("/api/photos")).json()
+        assert listed["rover"] == rover

@@ -28,6 +28,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from ..sources import Source
 from .cache import BoundedMemoryCache
 from .entries import Codec, Entry, Failure, Unreadable
 
@@ -46,14 +47,17 @@ class Unreachable(Exception):
     """This call did not reach Redis (down, or it failed); the caller carries on without."""
 
 
-def prefix_for(source: str, rover: str, api_url: str, mount: str) -> str:
+def prefix_for(source: Source, rover: str, api_url: str, mount: str) -> str:
     """The default key prefix: the schema, and who this deployment is.
 
-    Readable where it can be (source, rover), hashed where it cannot (URL, mount path), so a
-    Curiosity and a Perseverance deployment, or two mounts of one app, never share entries.
+    The source is the one serving, not the one the settings name (an embedder passes its own):
+    its name and the rover readable, its class and the API URL and mount path hashed. So two
+    sources, rovers, feeds or mounts of one app on one Redis never share entries.
     """
-    identity = hashlib.blake2b(f"{api_url}\n{mount}".encode(), digest_size=4).hexdigest()
-    return f"marsserver:v{SCHEMA_VERSION}:{source}:{rover}:{identity}"
+    kind = type(source)
+    who = f"{kind.__module__}.{kind.__qualname__}\n{api_url}\n{mount}"
+    identity = hashlib.blake2b(who.encode(), digest_size=4).hexdigest()
+    return f"marsserver:v{SCHEMA_VERSION}:{source.name}:{rover}:{identity}"
 
 
 def client_for(url: str, timeout: float, ca_file: str | None = None) -> redis.Redis:

@@ -102,7 +102,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         background = Background()
         make_listing = partial(views.cached_listing, paths=paths)
         codec = Codec(make_listing)
-        cache, leases = await _cache_for(settings, codec, background, paths.index)
+        cache, leases = await _cache_for(settings, source, codec, background, paths.index)
         app[READY_ANSWERS].watch(cache)
         app[handlers.PIPELINE] = pipeline = Pipeline(
             source, cache, executor, settings, make_listing, metrics=metrics,
@@ -123,9 +123,10 @@ def _ready_bytes(settings: Settings) -> int:
     return settings.cache_bytes // 16
 
 
-async def _cache_for(settings: Settings, codec: Codec, background: Background, mount: str,
-                     ) -> tuple[Cache, Leases | None]:
-    """Memory alone, or Redis behind a memory front (a quarter of --cache-bytes) with leases."""
+async def _cache_for(settings: Settings, source: Source, codec: Codec, background: Background,
+                     mount: str) -> tuple[Cache, Leases | None]:
+    """Memory alone, or Redis behind a memory front (a quarter of --cache-bytes) with leases,
+    its entries kept apart by the source that serves (see `prefix_for`)."""
     if settings.cache == "memory":
         return BoundedMemoryCache(settings.cache_bytes - _ready_bytes(settings),
                                   settings.cache_entries), None
@@ -133,7 +134,7 @@ async def _cache_for(settings: Settings, codec: Codec, background: Background, m
     from ..core.redis_cache import SharedCache, client_for, prefix_for
     front = BoundedMemoryCache(settings.cache_bytes // 4, settings.cache_entries)
     prefix = settings.cache_prefix or prefix_for(
-        settings.source, settings.rover or "", settings.api_url or "", mount)
+        source, settings.rover or "", settings.api_url or "", mount)
     shared = SharedCache(client_for(settings.cache, settings.redis_timeout, settings.redis_ca_file),
                          front, codec, prefix, settings.redis_timeout)
     await shared.check()

@@ -351,3 +351,36 @@ async def test_deployments_differing_only_by_rover_on_one_redis_stay_apart(clien
         client = await client_for(Settings(source="demo", rover=rover, cache=redis_url))
         listed = await (await client.get("/api/photos")).json()
         assert listed["rover"] == rover
+
+
+async def test_an_older_list_in_redis_never_replaces_a_newer_one_held_here(
+        stub, client_for, redis_url):
+    """Redis may fall behind this instance (a write lost in an outage, a snapshot restored):
+    going back to its older list would serve photos the feed has already replaced."""
+    client = await client_for(stub.settings(cache=redis_url, info_ttl=0.2, retries=0))
+    cache = pipeline_of(client).cache
+    shared = redis.Redis.from_url(redis_url)
+
+    async def listed_ids() -> list[str]:
+        await until(lambda: not pipeline_of(client).background)
+        listed = await (await client.get("/api/photos")).json()
+        return [photo["id"] for photo in listed["photos"]]
+
+    def stale() -> bool:
+        return time.time() - cache.peek(NEWEST_KEY).fetched_at > 0.2
+
+    try:
+        old = await listed_ids()
+        snapshot = await shared.get(cache.key(NEWEST_KEY))
+        stub.feed_images = stub.feed_images[1:]
+        await until(stale)
+        await listed_ids()  # stale: the refresh fetches the new list
+        new = await listed_ids()
+        assert new != old
+
+        await shared.set(cache.key(NEWEST_KEY), snapshot, px=3_600_000)  # the restore
+        stub.fail("feed", 500)
+        await until(stale)
+        assert [await listed_ids() for _ in range(3)] == [new] * 3
+    finally:
+        await shared.aclose()

@@ -3,7 +3,7 @@
 What Redis holds is data (`entries.Codec`), under a prefix that names the schema and the
 deployment, so two deployments sharing one Redis never read each other's entries. Every read
 that reaches Redis also asks for the entry's remaining TTL and gives the front copy exactly
-that, so the front never serves past Redis.
+that, so the front never serves past Redis; an older list than the front's never replaces it.
 
 Slow is not down. Every call has a timeout of seconds (`--redis-timeout`); a call that times
 out fails alone. Redis counts as down only on a connection error or after `STRIKES` failed
@@ -30,7 +30,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..sources import Source
 from .cache import BoundedMemoryCache
-from .entries import Codec, Entry, Failure, Unreadable
+from .entries import CachedListing, Codec, Entry, Failure, Unreadable
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -129,6 +129,9 @@ class SharedCache:
         except Unreadable as error:
             self._log_unreadable(key, error)
             return None
+        held = self.front.peek(key)
+        if _made_later(held, entry):
+            return held
         if not isinstance(entry, Failure) or entry.remembered:
             await self.front.set(key, entry, ttl=pttl / 1000)
         return entry
@@ -226,3 +229,10 @@ class SharedCache:
         if self.degraded:
             log.warning("Redis is back: sharing the cache again")
         self._down_until = 0.0
+
+
+def _made_later(held: object, loaded: Entry) -> bool:
+    """Whether this process holds a newer list than Redis: Redis can fall behind (a write lost
+    in an outage, a snapshot restored), and going back would serve photos already replaced."""
+    return (isinstance(held, CachedListing) and isinstance(loaded, CachedListing)
+            and held.fetched_at > loaded.fetched_at)

@@ -24,6 +24,7 @@ import pytest
 import redis.asyncio as redis
 
 from marsserver import Listing, Photo, Query, QuerySource, Settings
+from marsserver.core import redis_cache
 from marsserver.core.entries import MAGIC, CachedListing
 from marsserver.core.pipeline import NEWEST_KEY
 from marsserver.core.redis_cache import SCHEMA_VERSION
@@ -35,8 +36,9 @@ from .stub import FEED_PATH, Stub
 
 
 @pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path)
+def redis_server(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[RedisServer]:
+    """A redis-server of the test's own, with the options a test may give (`indirect`)."""
+    server = RedisServer(tmp_path, options=getattr(request, "param", ()))
     server.start()
     try:
         yield server
@@ -384,3 +386,56 @@ async def test_an_older_list_in_redis_never_replaces_a_newer_one_held_here(
         assert [await listed_ids() for _ in range(3)] == [new] * 3
     finally:
         await shared.aclose()
+
+
+def full(policy: str) -> tuple[str, ...]:
+    """A real redis-server with 2 MB for data, and `policy` at maxmemory."""
+    return ("--maxmemory", "2mb", "--maxmemory-policy", policy)
+
+
+STARTED = {"full": "Redis is full and refuses writes", "evicting": "Redis is evicting keys"}
+
+
+@pytest.mark.parametrize(("redis_server", "said"), [(full("noeviction"), "full"),
+                                                    (full("allkeys-lru"), "evicting")],
+                         indirect=["redis_server"])
+async def test_a_full_redis_is_said_once_and_every_request_still_answered(
+        stub, client_for, redis_server, said, caplog, monkeypatch):
+    """noeviction refuses writes (OOM), the LRU policies drop keys early (leases too): both
+    answered from memory, no 5xx, said once in the log and in /healthz. (An LRU Redis may
+    refuse a write too, when evicting cannot make room: then it says full, also true.)"""
+    monkeypatch.setattr(redis_cache, "WATCH_EVERY", 0.05)
+    stub.feed_images = sorted(stub.images)
+    clients = await instances(client_for, stub, redis_server.url, count=2)
+    statuses = set()
+    for height in range(100, 700, 25):  # wallpapers and sources far smaller than 2 MB
+        for client in clients:
+            statuses.add((await client.get(f"/wallpaper?height={height}&photo_number="
+                                           f"{height // 25 % len(stub.feed_images)}")).status)
+
+    def lines(episode: str) -> int:
+        return sum(r.message.startswith(STARTED[episode]) for r in caplog.records)
+
+    async def states() -> set[str]:
+        return {(await (await c.get("/healthz")).json())["redis"] for c in clients}
+
+    async with asyncio.timeout(10):
+        while lines(said) < 2:
+            await asyncio.sleep(0.05)  # polling the real redis-server's eviction count
+    assert statuses == {200}
+    assert await states() <= {said, "full"}
+    assert lines(said) == 2  # one line from each instance, however many requests
+    assert lines("full") <= 2
+    assert lines("evicting") <= 2
+
+
+def test_an_episode_is_logged_when_it_starts_and_once_more_when_it_ends(caplog, monkeypatch):
+    monkeypatch.setattr(redis_cache, "QUIET", -1.0)  # any pause is long enough
+    episode = redis_cache.Episode("Redis began", "Redis ended")
+    for _ in range(3):
+        episode.seen()
+    assert episode.on
+    episode.settle()
+    episode.settle()
+    assert not episode.on
+    assert [r.message for r in caplog.records] == ["Redis began", "Redis ended"]

@@ -137,7 +137,7 @@ async def _cache_for(settings: Settings, source: Source, codec: Codec, backgroun
         source, settings.rover or "", settings.api_url or "", mount)
     shared = SharedCache(client_for(settings.cache, settings.redis_timeout, settings.redis_ca_file),
                          front, codec, prefix, settings.redis_timeout)
-    await shared.check()
+    await shared.open()
     # A follower waits at most for a leader's failover plus a leader's upstream work (which
     # may itself wait on another lease, for the source image).
     wait = settings.lease + 2 * settings.timeout * (settings.retries + 2)

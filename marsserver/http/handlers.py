@@ -200,14 +200,18 @@ async def metrics(request: web.Request) -> web.Response:
 
 async def healthz(request: web.Request) -> web.Response:
     """Always 200 while the instance can serve what it has; `degraded` says it is missing
-    something: the shared cache, or NASA (the last list fetch failed and no fresh list is
-    held). Never stored: a cache in front must not answer a health check for the instance."""
+    something: the shared cache (unreachable, or full), or NASA (the last list fetch failed
+    and no fresh list is held); `redis` says how Redis is, where there is one. Never stored:
+    a cache in front must not answer a health check for the instance."""
     pipeline = request.app[PIPELINE]
     upstream = "failing" if pipeline.upstream_failing() else "ok"
-    return web.json_response({
+    health: dict[str, object] = {
         "status": "degraded" if pipeline.degraded or upstream == "failing" else "ok",
         "upstream": upstream, "source": pipeline.source.name,
-        "in_flight": len(pipeline.in_flight())}, headers=NO_STORE)
+        "in_flight": len(pipeline.in_flight())}
+    if pipeline.cache.state is not None:
+        health["redis"] = pipeline.cache.state
+    return web.json_response(health, headers=NO_STORE)
 
 
 def _respond(request: web.Request, rendition: Rendition, served: Served,

@@ -291,8 +291,9 @@ async def plant(url: str, key: str, header: dict[str, object], body: bytes = b""
 async def test_an_entry_of_the_wrong_kind_in_redis_is_a_miss_logged_once(
         stub, client_for, redis_url, caplog):
     """Raw bytes under the list's key, well-formed: a miss, not a 500 on every request, and
-    nothing of it kept in the front."""
-    writer, reader = await instances(client_for, stub, redis_url, count=2)
+    nothing of it kept in the front, neither the entry nor its planted hour."""
+    writer, reader = await instances(client_for, stub, redis_url, count=2, info_ttl=60,
+                                     max_stale=60)
     assert (await writer.get("/api/photos")).status == 200
     cache = pipeline_of(reader).cache
     for _ in range(2):  # the same key planted again: no second log line
@@ -300,6 +301,7 @@ async def test_an_entry_of_the_wrong_kind_in_redis_is_a_miss_logged_once(
         await cache.clear()
         assert [(await reader.get("/api/photos")).status for _ in range(3)] == [200] * 3
         assert isinstance(cache.peek(NEWEST_KEY), CachedListing)
+        assert cache.expires_in(NEWEST_KEY) <= 120  # the list's own TTL, not the plant's
     assert len([r for r in caplog.records if "unreadable Redis entry" in r.message]) == 1
 
 

@@ -18,12 +18,15 @@ def free_port() -> int:
 
 class RedisServer:
     """A redis-server of our own that can be stopped, started again on the same port, or
-    killed; with `tls` (a directory holding ca.crt, server.crt, server.key) it speaks TLS only."""
+    killed; with `tls` (a directory holding ca.crt, server.crt, server.key) it speaks TLS only;
+    `options` are more of its command-line options (`--maxmemory 2mb`)."""
 
-    def __init__(self, workdir: Path, tls: Path | None = None) -> None:
+    def __init__(self, workdir: Path, tls: Path | None = None, options: tuple[str, ...] = (),
+                 ) -> None:
         self.port = free_port()
         self.workdir = workdir
         self.tls = tls
+        self.options = options
         self.process: subprocess.Popen[bytes] | None = None
         self.binary = require_tool("redis-server", "apt-get install redis-server; .ci/run does")
 
@@ -41,7 +44,7 @@ class RedisServer:
                      "--tls-ca-cert-file", str(self.tls / "ca.crt"), "--tls-auth-clients", "no"]
         self.process = subprocess.Popen(
             [self.binary, *ports, "--bind", "127.0.0.1",
-             "--save", "", "--appendonly", "no", "--dir", str(self.workdir)],
+             "--save", "", "--appendonly", "no", "--dir", str(self.workdir), *self.options],
             stdout=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
         while True:

@@ -10,19 +10,25 @@ without Redis look green (`.ci/run` makes sure there is one).
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import socket
 import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import ClassVar
 
 import aiohttp
 import pytest
 import redis.asyncio as redis
 
+from marsserver import Listing, Photo, Query, QuerySource, Settings
+from marsserver.core import redis_cache
+from marsserver.core.entries import MAGIC, CachedListing
 from marsserver.core.pipeline import NEWEST_KEY
 from marsserver.core.redis_cache import SCHEMA_VERSION
+from marsserver.errors import NotFound
 
 from .helpers import Marsserver, pipeline_of, require_tool, until
 from .redis_server import RedisServer, free_port
@@ -30,8 +36,9 @@ from .stub import FEED_PATH, Stub
 
 
 @pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path)
+def redis_server(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[RedisServer]:
+    """A redis-server of the test's own, with the options a test may give (`indirect`)."""
+    server = RedisServer(tmp_path, options=getattr(request, "param", ()))
     server.start()
     try:
         yield server
@@ -294,3 +301,168 @@ async def test_rediss_urls_with_a_ca_file_share_the_cache_over_tls(stub, client_
         assert pipeline_of(untrusted).degraded
     finally:
         server.stop()
+
+
+async def plant(url: str, key: str, header: dict[str, object], body: bytes = b"") -> None:
+    """Anyone who can write to the shared Redis: a well-formed entry, for an hour."""
+    shared = redis.Redis.from_url(url)
+    try:
+        raw = MAGIC + json.dumps(header).encode() + b"\n" + body
+        await shared.set(key, raw, px=3_600_000)
+    finally:
+        await shared.aclose()
+
+
+async def test_an_entry_of_the_wrong_kind_in_redis_is_a_miss_logged_once(
+        stub, client_for, redis_url, caplog):
+    """Raw bytes under the list's key, well-formed: a miss, not a 500 on every request, and
+    nothing of it kept in the front, neither the entry nor its planted hour."""
+    writer, reader = await instances(client_for, stub, redis_url, count=2, info_ttl=60,
+                                     max_stale=60)
+    assert (await writer.get("/api/photos")).status == 200
+    cache = pipeline_of(reader).cache
+    for _ in range(2):  # the same key planted again: no second log line
+        await plant(redis_url, cache.key(NEWEST_KEY), {"kind": "bytes"})
+        await cache.clear()
+        assert [(await reader.get("/api/photos")).status for _ in range(3)] == [200] * 3
+        assert isinstance(cache.peek(NEWEST_KEY), CachedListing)
+        assert cache.expires_in(NEWEST_KEY) <= 120  # the list's own TTL, not the plant's
+    assert len([r for r in caplog.records if "unreadable Redis entry" in r.message]) == 1
+
+
+async def test_a_filename_planted_in_redis_never_reaches_content_disposition(
+        stub, client_for, redis_url):
+    """A quote and a semicolon in a stored filename would add a parameter of their own."""
+    writer, reader = await instances(client_for, stub, redis_url, count=2)
+    made = await writer.get("/wallpaper?height=120&download=1")
+    key = next(k for k in pipeline_of(writer).cache.view() if k.startswith("wallpaper:"))
+    await plant(redis_url, pipeline_of(writer).cache.key(key), {
+        "kind": "rendition", "media_type": "image/jpeg", "made_at": 1.7e9,
+        "filename": "wallpaper.jpg\"; filename*=UTF-8''invoice.html; x=\""}, b"<html>")
+
+    served = await reader.get("/wallpaper?height=120&download=1")
+    assert served.headers["Content-Disposition"] == made.headers["Content-Disposition"]
+    assert served.headers["Content-Disposition"].count('"') == 2
+    assert await served.read() == await made.read()
+
+
+class Garden(QuerySource):
+    """An embedder's own photos; two embedders may well call theirs by the same name."""
+
+    name: ClassVar[str] = "mine"
+    who: ClassVar[str] = "garden"
+
+    async def photos(self, query: Query) -> Listing:
+        photo = Photo(id=f"{self.who}-1", camera="CAM", taken="2024-01-01T00:00:00Z",
+                      img_src=f"https://mars.nasa.gov/{self.who}.jpg")
+        return Listing(self.name, self.who, 1, (photo,))
+
+    async def image(self, link: str) -> bytes:
+        raise NotFound(link)
+
+
+class Orchard(Garden):
+    who: ClassVar[str] = "orchard"
+
+
+async def test_embedders_with_their_own_sources_on_one_redis_stay_apart(app_for, redis_url):
+    """The prefix names the source that serves, not `settings.source` (both say "demo")."""
+    for source in (Garden(), Orchard()):
+        client = await app_for(source, cache=redis_url)
+        listed = await (await client.get("/api/photos")).json()
+        assert [photo["id"] for photo in listed["photos"]] == [f"{source.who}-1"]
+
+
+async def test_deployments_differing_only_by_rover_on_one_redis_stay_apart(client_for,
+                                                                           redis_url):
+    """Same source, API URL and mount path: only the rover tells their entries apart."""
+    for rover in ("curiosity", "perseverance"):
+        client = await client_for(Settings(source="demo", rover=rover, cache=redis_url))
+        listed = await (await client.get("/api/photos")).json()
+        assert listed["rover"] == rover
+
+
+async def test_an_older_list_in_redis_never_replaces_a_newer_one_held_here(
+        stub, client_for, redis_url):
+    """Redis may fall behind this instance (a write lost in an outage, a snapshot restored):
+    going back to its older list would serve photos the feed has already replaced."""
+    client = await client_for(stub.settings(cache=redis_url, info_ttl=0.2, retries=0))
+    cache = pipeline_of(client).cache
+    shared = redis.Redis.from_url(redis_url)
+
+    async def listed_ids() -> list[str]:
+        await until(lambda: not pipeline_of(client).background)
+        listed = await (await client.get("/api/photos")).json()
+        return [photo["id"] for photo in listed["photos"]]
+
+    def stale() -> bool:
+        return time.time() - cache.peek(NEWEST_KEY).fetched_at > 0.2
+
+    try:
+        old = await listed_ids()
+        snapshot = await shared.get(cache.key(NEWEST_KEY))
+        stub.feed_images = stub.feed_images[1:]
+        await until(stale)
+        await listed_ids()  # stale: the refresh fetches the new list
+        new = await listed_ids()
+        assert new != old
+
+        await shared.set(cache.key(NEWEST_KEY), snapshot, px=3_600_000)  # the restore
+        stub.fail("feed", 500)
+        await until(stale)
+        assert [await listed_ids() for _ in range(3)] == [new] * 3
+    finally:
+        await shared.aclose()
+
+
+def full(policy: str) -> tuple[str, ...]:
+    """A real redis-server with 2 MB for data, and `policy` at maxmemory."""
+    return ("--maxmemory", "2mb", "--maxmemory-policy", policy)
+
+
+STARTED = {"full": "Redis is full and refuses writes", "evicting": "Redis is evicting keys"}
+
+
+@pytest.mark.parametrize(("redis_server", "said"), [(full("noeviction"), "full"),
+                                                    (full("allkeys-lru"), "evicting")],
+                         indirect=["redis_server"])
+async def test_a_full_redis_is_said_once_and_every_request_still_answered(
+        stub, client_for, redis_server, said, caplog, monkeypatch):
+    """noeviction refuses writes (OOM), the LRU policies drop keys early (leases too): both
+    answered from memory, no 5xx, said once in the log and in /healthz. (An LRU Redis may
+    refuse a write too, when evicting cannot make room: then it says full, also true.)"""
+    monkeypatch.setattr(redis_cache, "WATCH_EVERY", 0.05)
+    stub.feed_images = sorted(stub.images)
+    clients = await instances(client_for, stub, redis_server.url, count=2)
+    statuses = set()
+    for height in range(100, 700, 25):  # wallpapers and sources far smaller than 2 MB
+        for client in clients:
+            statuses.add((await client.get(f"/wallpaper?height={height}&photo_number="
+                                           f"{height // 25 % len(stub.feed_images)}")).status)
+
+    def lines(episode: str) -> int:
+        return sum(r.message.startswith(STARTED[episode]) for r in caplog.records)
+
+    async def states() -> set[str]:
+        return {(await (await c.get("/healthz")).json())["redis"] for c in clients}
+
+    async with asyncio.timeout(10):
+        while lines(said) < 2:
+            await asyncio.sleep(0.05)  # polling the real redis-server's eviction count
+    assert statuses == {200}
+    assert await states() <= {said, "full"}
+    assert lines(said) == 2  # one line from each instance, however many requests
+    assert lines("full") <= 2
+    assert lines("evicting") <= 2
+
+
+def test_an_episode_is_logged_when_it_starts_and_once_more_when_it_ends(caplog, monkeypatch):
+    monkeypatch.setattr(redis_cache, "QUIET", -1.0)  # any pause is long enough
+    episode = redis_cache.Episode("Redis began", "Redis ended")
+    for _ in range(3):
+        episode.seen()
+    assert episode.on
+    episode.settle()
+    episode.settle()
+    assert not episode.on
+    assert [r.message for r in caplog.records] == ["Redis began", "Redis ended"]

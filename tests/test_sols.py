@@ -195,7 +195,7 @@ async def test_a_sols_cameras_survive_the_shared_cache():
     listing = Listing("demo", "curiosity", 7, (), 9, sol_cameras=("MAST_LEFT", "NAV_LEFT_B"))
     codec = Codec(partial(cached_listing, paths=Paths()))
     made = cached_listing(listing, Query(7, ("NAV_LEFT_B",)), 60.0, 1.0, paths=Paths())
-    loaded = codec.load(codec.dump(made))
+    loaded = codec.load(codec.dump(made), "list:")
     assert isinstance(loaded, CachedListing)
     assert (loaded.listing, loaded.html) == (listing, made.html)
 

@@ -107,6 +107,12 @@ class Budget:
         self._spent_until = 0.0  # while refusing: when the last refusal said a token comes
         metrics.upstream_budget_left.set_function(self.left)
 
+    def share(self, bucket: Bucket) -> None:
+        """Draw from `bucket`, the deployment's shared one, from now on: it is made with the
+        shared cache, after the source this budget's calls go to (whose name keys the cache)."""
+        if self.calls:
+            self._bucket = bucket
+
     @property
     def exhausted(self) -> bool:
         """Whether calls other than the newest list's are being refused right now."""

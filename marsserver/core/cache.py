@@ -50,6 +50,9 @@ class Cache(Protocol):
     def degraded(self) -> bool: ...
 
     @property
+    def state(self) -> str | None: ...
+
+    @property
     def nbytes(self) -> int: ...
 
     def peek(self, key: str) -> Any: ...
@@ -190,6 +193,10 @@ class BoundedMemoryCache(SimpleMemoryCache):  # type: ignore[misc]  # aiocache i
     @property
     def degraded(self) -> bool:
         return False  # nothing to lose touch with
+
+    @property
+    def state(self) -> str | None:
+        return None  # no shared cache to report on
 
     async def lookup(self, *keys: str) -> tuple[Any, ...]:
         """In one process, memory is the shared truth."""

@@ -28,7 +28,13 @@ from ..sources import Listing, Photo, Query
 
 MAGIC = b"marsserver/2\n"
 MEDIA_TYPES = frozenset(IMAGE_TYPES.values())
-_HEADER_TEXT = re.compile(r"^[\x20-\x7e]{1,200}$")  # printable ASCII: safe in a header line
+# The kind of entry each stage of keys holds (the part of a key before its first colon).
+KINDS = {"list": "list", "photo": "photo", "wallpaper": "rendition", "source": "bytes",
+         "failed": "failure"}
+# What `filename` and `http_date` make, and so all a stored header value may be.
+_PLAIN = re.compile(r"[^A-Za-z0-9_-]")
+_FILENAME = re.compile(r"[A-Za-z0-9_.-]{1,200}")
+_HTTP_DATE = re.compile(r"[A-Z][a-z]{2}, \d\d [A-Z][a-z]{2} \d{4} \d\d:\d\d:\d\d GMT", re.ASCII)
 # zlib's own default: nearly the size of the slowest level, in a fraction of its time.
 GZIP_LEVEL = 6
 
@@ -163,10 +169,14 @@ class Codec:
                           "listing": dataclasses.asdict(entry.listing)})
         return _pack({"kind": "failure", **dataclasses.asdict(entry)})
 
-    def load(self, raw: bytes) -> Entry:
-        """The entry `raw` holds; `Unreadable` for anything else."""
+    def load(self, raw: bytes, key: str) -> Entry:
+        """The entry `raw` holds, of the kind `key` holds; `Unreadable` for anything else (a
+        well-formed entry of another kind would break whoever reads it)."""
         header, body = _unpack(raw)
         kind = header.get("kind")
+        stage = key.partition(":")[0]
+        if kind != KINDS.get(stage):
+            raise Unreadable(f"a {kind!r} entry under a {stage!r} key")
         if kind == "bytes":
             return body
         if kind == "rendition":
@@ -213,11 +223,12 @@ def _field(mapping: dict[str, Any], name: str, kind: type, optional: bool = Fals
     return value
 
 
-def _text(mapping: dict[str, Any], name: str) -> str | None:
-    """An optional string that ends up in an HTTP header: printable ASCII only."""
+def _text(mapping: dict[str, Any], name: str, shape: re.Pattern[str]) -> str | None:
+    """An optional string that ends up in an HTTP header: only what this service makes there
+    (a quote or a semicolon would add a parameter of its own)."""
     value = _field(mapping, name, str, optional=True)
-    if value is not None and not _HEADER_TEXT.match(value):
-        raise Unreadable(f"{name} is not printable ASCII")
+    if value is not None and not shape.fullmatch(value):
+        raise Unreadable(f"{name} is not one this service makes")
     return value  # type: ignore[no-any-return]
 
 
@@ -225,8 +236,8 @@ def _rendition(header: dict[str, Any], body: bytes) -> Rendition:
     media_type = _field(header, "media_type", str)
     if media_type not in MEDIA_TYPES:
         raise Unreadable(f"media type {media_type!r}")
-    return Rendition.of(body, media_type, last_modified=_text(header, "last_modified"),
-                        filename=_text(header, "filename"),
+    return Rendition.of(body, media_type, last_modified=_text(header, "last_modified", _HTTP_DATE),
+                        filename=_text(header, "filename", _FILENAME),
                         made_at=_field(header, "made_at", float))
 
 
@@ -295,4 +306,4 @@ def filename(rover: str, sol: int, photo: Photo, spec: Spec) -> str:
 
 def _plain(text: str) -> str:
     """The header stays plain ASCII, whatever the feed (or a shared cache) says."""
-    return "".join(c if c.isascii() and (c.isalnum() or c in "-_") else "_" for c in text)[:64]
+    return _PLAIN.sub("_", text)[:64]

@@ -165,13 +165,16 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         background = Background()
         make_listing = partial(views.cached_listing, paths=paths)
         codec = Codec(make_listing)
-        cache, leases, bucket = await _cache_for(settings, codec, background, paths.index)
-        app[handlers.BUDGET] = budget = Budget(settings.upstream_budget, metrics, bucket)
+        app[handlers.BUDGET] = budget = Budget(settings.upstream_budget, metrics)
         tracing = app.get(TRACING)
         upstream = Upstream(session, default_image_hosts(settings), settings.max_source_bytes,
                             retries=settings.retries, metrics=metrics, source=settings.source,
                             budget=budget, tracing=tracing)
         source = app.get(SOURCE) or make_source(settings, upstream)
+        cache, leases, bucket = await _cache_for(settings, source, codec, background,
+                                                 paths.index)
+        if bucket is not None:
+            budget.share(bucket)
         app[READY_ANSWERS].watch(cache)
         app[handlers.PIPELINE] = pipeline = Pipeline(
             source, cache, executor, settings, make_listing, metrics=metrics,
@@ -205,10 +208,11 @@ def _ready_bytes(settings: Settings) -> int:
     return settings.cache_bytes // 16
 
 
-async def _cache_for(settings: Settings, codec: Codec, background: Background, mount: str,
-                     ) -> tuple[Cache, Leases | None, Bucket | None]:
+async def _cache_for(settings: Settings, source: Source, codec: Codec, background: Background,
+                     mount: str) -> tuple[Cache, Leases | None, Bucket | None]:
     """Memory alone, or Redis behind a memory front (a quarter of --cache-bytes) with leases
-    and the upstream budget's shared bucket."""
+    and the upstream budget's shared bucket, its entries kept apart by the source that serves
+    (see `prefix_for`)."""
     if settings.cache == "memory":
         return BoundedMemoryCache(settings.cache_bytes - _ready_bytes(settings),
                                   settings.cache_entries, index=PHOTO), None, None
@@ -217,10 +221,10 @@ async def _cache_for(settings: Settings, codec: Codec, background: Background, m
     from ..core.shared_budget import SharedBucket
     front = BoundedMemoryCache(settings.cache_bytes // 4, settings.cache_entries, index=PHOTO)
     prefix = settings.cache_prefix or prefix_for(
-        settings.source, settings.rover or "", settings.api_url or "", mount)
+        source, settings.rover or "", settings.api_url or "", mount)
     shared = SharedCache(client_for(settings.cache, settings.redis_timeout, settings.redis_ca_file),
                          front, codec, prefix, settings.redis_timeout)
-    await shared.check()
+    await shared.open()
     # A follower waits at most for a leader's failover plus a leader's upstream work (which
     # may itself wait on another lease, for the source image).
     wait = settings.lease + 2 * settings.timeout * (settings.retries + 2)

@@ -202,17 +202,21 @@ async def metrics(request: web.Request) -> web.Response:
 
 async def healthz(request: web.Request) -> web.Response:
     """Always 200 while the instance can serve what it has; `degraded` says it is missing
-    something: the shared cache, or NASA (the last list fetch failed and no fresh list is
-    held, or the upstream budget is spent). Never stored: a cache in front must not answer a
-    health check for the instance."""
+    something: the shared cache (unreachable, or full), or NASA (the last list fetch failed
+    and no fresh list is held, or the upstream budget is spent); `redis` says how Redis is,
+    where there is one. Never stored: a cache in front must not answer a health check for the
+    instance."""
     pipeline = request.app[PIPELINE]
     upstream = "failing" if pipeline.upstream_failing() else "ok"
     budget = "exhausted" if request.app[BUDGET].exhausted else "ok"
     healthy = not pipeline.degraded and upstream == budget == "ok"
-    return web.json_response({
+    health: dict[str, object] = {
         "status": "ok" if healthy else "degraded",
         "upstream": upstream, "upstream_budget": budget, "source": pipeline.source.name,
-        "in_flight": len(pipeline.in_flight())}, headers=NO_STORE)
+        "in_flight": len(pipeline.in_flight())}
+    if pipeline.cache.state is not None:
+        health["redis"] = pipeline.cache.state
+    return web.json_response(health, headers=NO_STORE)
 
 
 def _respond(request: web.Request, rendition: Rendition, served: Served,

@@ -232,8 +232,12 @@ def document(base_path: str) -> Schema:
                 "description": "ready", "content": {"application/json": {"schema": {
                     "type": "object", "required": ["status", "source", "in_flight"],
                     "properties": {"status": {"enum": ["ok", "degraded"], "description":
-                                              "degraded: the shared cache is unreachable and "
-                                              "this instance runs on its own memory"},
+                                              "degraded: the shared cache is unreachable or "
+                                              "full, or the photo feed fails"},
+                                   "redis": {"enum": ["ok", "unreachable", "full", "evicting"],
+                                             "description": "with --cache redis:// only: "
+                                                            "full refuses writes, evicting "
+                                                            "drops keys early"},
                                    "upstream": {"enum": ["ok", "failing"],
                                                 "description": "whether the photo feed answers"},
                                    "source": {"type": "string"},

@@ -84,6 +84,31 @@ async def test_a_lease_is_renewed_for_as_long_as_its_work_runs(stub: Stub, clien
     await shared.aclose()
 
 
+async def test_a_lost_lease_is_said_once_and_no_longer_renewed(stub: Stub, client_for,
+                                                               redis_url: str, caplog):
+    """A lease Redis dropped (evicted, or expired while Redis was away) cannot be renewed
+    back: one WARNING, not one per renewal tick for as long as the work runs."""
+    leader = await client_for(stub.settings(cache=redis_url, lease=0.3, redis_timeout=0.15))
+    await leader.get("/api/photos")
+    held = stub.hold(stub.feed_images[0])
+    first = asyncio.create_task(leader.get("/wallpaper?height=150"))
+    await until(lambda: stub.downloads() == 1)
+    shared = redis.Redis.from_url(redis_url)
+    (lease,) = await shared.keys("*:lease:source:*")
+    await shared.delete(lease)
+
+    def lost() -> int:
+        return sum("lost the Redis lease" in r.getMessage() for r in caplog.records)
+    await until(lambda: lost() == 1)
+    started = time.monotonic()
+    while time.monotonic() - started < 0.6:  # six renewal periods, watched all along
+        assert lost() == 1
+        await asyncio.sleep(0.05)  # the clock must run for renewals to be missed
+    held.set()
+    assert (await first).status == 200
+    await shared.aclose()
+
+
 async def test_the_api_key_reaches_the_mars_photos_api(aiohttp_client: AiohttpClient,
                                                        aiohttp_server):
     seen: list[str] = []

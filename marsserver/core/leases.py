@@ -135,11 +135,13 @@ class Leases:
             await self._script(RELEASE, key, token)
 
     async def _renew(self, key: str, token: str) -> None:
-        """Keep the lease while the work runs, however long; say so if it was lost."""
+        """Keep the lease while the work runs, however long; say so once if it was lost (it
+        cannot be won back by renewing: another instance may hold it now)."""
         while True:
             await asyncio.sleep(self._lease_ms / 3000)
             if await self._script(RENEW, key, token, str(self._lease_ms)) == 0:
                 log.warning("lost the Redis lease for %s: another instance may repeat it", key)
+                return
 
     async def _script(self, script: str, key: str, *args: str) -> object:
         try:

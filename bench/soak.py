@@ -12,7 +12,7 @@ Retry-After, then hangs, and then publishes a new sol. It prints one table and, 
 The promises: U = 0 (`expected_5xx` says which 5xx are allowed), M = 0 (every image answer is
 byte for byte its photo's permalink at that spec), C <= K x (1 + N), and D <= 10.
 
-    python -m bench.soak [--seconds 180] [--clients 8]
+    python -m bench.soak [--seconds 180] [--clients 8] [--logs DIR]
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ from tests.stub import IMAGES, Stub
 
 from .common import Service, free_port, start_redis, start_service, until_listening
 from .flood import rss_mib
+from .throughput import cpu_seconds
 
 #: The sols NASA has at the start (newest last), the one it publishes during the run, and
 #: their photos: distinct images, so a wallpaper of the wrong photo cannot match by chance.
@@ -57,6 +58,9 @@ ERROR_TTL = 5.0  # --error-ttl: how long an instance may answer a remembered fai
 UPSTREAM_TIMEOUT = 3.0  # --timeout: what makes a hanging NASA a failure
 CLIENT_TIMEOUT = 60.0
 INSTANCES = 3
+# Small enough that the caches are full by the end of the warm-up: RSS after it then measures
+# what leaks, not a cache filling up.
+CACHE_BYTES = "16MiB"
 # How long after a NASA fault ends a 5xx may still be NASA's: a remembered failure is
 # answered for --error-ttl, a Retry-After hold lasts its seconds, and work begun in the fault
 # ends within one more upstream timeout.
@@ -83,7 +87,12 @@ class Answer:
     end: float = 0.0
     status: int = 0  # 0: no answer, `failure` says why
     failure: str = ""
-    cached: bool = False  # nginx's or the instance's HIT
+    source: str = ""  # "nginx" for nginx's cache, else the instance's X-Cache
+
+    @property
+    def cached(self) -> bool:
+        """A cached hit: nginx's, or the instance's own."""
+        return self.source in ("nginx", "HIT")
     digest: bytes = b""  # of the body of an image answer
     detail: bytes = b""  # the start of the body of a 5xx
 
@@ -135,6 +144,10 @@ class Nasa(Stub):
     def recover(self) -> None:
         self.faults.clear()
         self.released.set()
+
+
+def children(pid: int) -> list[int]:
+    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
 
 
 def list_key(sol: int | None) -> str:
@@ -224,8 +237,8 @@ class Load:
                     self.session.get(base + ask.path) as response:
                 body = await response.read()
                 answer.status = response.status
-                answer.cached = response.headers.get(
-                    "X-Proxy-Cache" if via == "nginx" else "X-Cache") == "HIT"
+                answer.source = ("nginx" if response.headers.get("X-Proxy-Cache") == "HIT"
+                                 else response.headers.get("X-Cache", ""))
                 if response.status == 200 and response.content_type.startswith("image/"):
                     answer.digest = hashlib.blake2b(body, digest_size=16).digest()
                 elif response.status == 200 and response.content_type == "application/json":
@@ -349,8 +362,25 @@ class Instance:
     port: int
     log: Path
     service: Service | None = None
-    rss_start: float = 0.0
-    rss_end: float = 0.0
+    warmed: tuple[float, float] | None = None  # when the process now running had warmed up,
+    # and its RSS then; and for each process, once it ended: for how long it was measured,
+    # its RSS after its warm-up and at its end.
+    lives: list[tuple[float, float, float]] = field(default_factory=list)
+    cpu_start: float = 0.0  # of the process now running, when it started listening
+    cpu_used: float = 0.0  # serving, by every process that ran in this slot
+
+    def warmed_up(self) -> None:
+        assert self.service is not None
+        self.warmed = (time.monotonic(), rss_mib(self.service.process.pid))
+
+    def stopping(self) -> None:
+        """Count the CPU time the process now running used, and its RSS since its warm-up."""
+        assert self.service is not None
+        pid = self.service.process.pid
+        self.cpu_used += cpu_seconds(pid) - self.cpu_start
+        if self.warmed is not None:
+            self.lives.append((time.monotonic() - self.warmed[0], self.warmed[1], rss_mib(pid)))
+        self.warmed = None
 
 
 class Soak:
@@ -387,8 +417,8 @@ class Soak:
             tasks += [load.idle(target, until) for target in ("nginx", "direct") * 10]
             await asyncio.gather(self.schedule(), *tasks)
             for instance in self.instances:
-                assert instance.service is not None
-                instance.rss_end = rss_mib(instance.service.process.pid)
+                instance.stopping()
+            self.nginx_cpu = sum(map(cpu_seconds, children(nginx.pid)))
             return await self.verdicts()
         finally:
             await load.session.close()
@@ -408,8 +438,9 @@ class Soak:
         instance.service = await start_service(
             self.nasa, "--cache", self.link.url(), "--info-ttl", str(self.info_ttl),
             "--timeout", str(UPSTREAM_TIMEOUT), "--error-ttl", str(ERROR_TTL),
-            "--access-log", "off", "--cache-bytes", "64MiB",
+            "--access-log", "off", "--cache-bytes", CACHE_BYTES,
             port=instance.port, log=instance.log)
+        instance.cpu_start = cpu_seconds(instance.service.process.pid)
 
     async def start_nginx(self) -> asyncio.subprocess.Process:
         binary = shutil.which("nginx", path=os.pathsep.join([os.environ["PATH"], "/usr/sbin"]))
@@ -442,14 +473,14 @@ class Soak:
 
     async def warmed_up(self) -> None:
         for instance in self.instances:
-            assert instance.service is not None
-            instance.rss_start = rss_mib(instance.service.process.pid)
+            instance.warmed_up()
         self.timeline.note("warmed up: RSS measured")
 
     async def kill(self, number: int, warm: float) -> None:
         instance = self.instances[number]
         assert instance.service is not None
         self.load.instances[number] = ""
+        instance.stopping()
         instance.service.process.kill()
         await instance.service.process.wait()
         await instance.service.drain
@@ -459,7 +490,7 @@ class Soak:
         self.load.instances[number] = instance.service.url
         self.timeline.note(f"instance {number} restarted")
         await asyncio.sleep(warm)  # its own warm-up before its RSS counts
-        instance.rss_start = rss_mib(instance.service.process.pid)
+        instance.warmed_up()
 
     async def restart_redis(self) -> None:
         self.redis.terminate()
@@ -527,8 +558,8 @@ class Soak:
             for sol in timeline.sols_of(a.ask, a.end)}]
         calls, keys = self.nasa_calls()
         restarts = timeline.kills + len(timeline.redis_restarts)
-        drifts = [(i.rss_end - i.rss_start) / i.rss_start * 100 for i in self.instances]
-        drift = max(drifts, key=abs)
+        drift = max(((end - start) / start * 100 for i in self.instances
+                     for span, start, end in i.lives if span >= self.seconds / 4), key=abs)
         rows = self.table(answers, unexpected, mismatched, references, calls, keys, restarts)
         for answer in (unexpected + mismatched)[:10]:
             rows.append(f"  {answer.status or answer.failure} {answer.ask.kind} via "
@@ -555,15 +586,20 @@ class Soak:
         kinds = Counter(a.ask.kind for a in answers)
         faulted = sum(not ok for _, _, ok in self.nasa.answered)
         hits = [a for a in answers if a.cached]
-        slowest = {via: max((a.end - a.start for a in hits if a.via == via), default=0.0)
-                   for via in ("nginx", "direct")}
+        slowest = {source: max((a.end - a.start for a in hits if a.source == source),
+                               default=0.0) for source in ("nginx", "HIT")}
         logs = sum(i.log.read_text(errors="replace").count("Traceback") for i in self.instances)
-        rss = ", ".join(f"{n}: {i.rss_start:.0f} -> {i.rss_end:.0f} MiB"
-                        for n, i in enumerate(self.instances))
+        rss = ", ".join(f"instance {n}: {start:.0f} -> {end:.0f} MiB in {span:.0f} s"
+                        for n, i in enumerate(self.instances) for span, start, end in i.lives)
         total = len(answers)
         fives = sum(a.status >= 500 for a in answers)
-        served = Counter("nginx cache" if a.cached and a.via == "nginx" else
-                         "instance HIT" if a.cached else "otherwise" for a in answers if a.status)
+        served = Counter("nginx's cache" if a.source == "nginx" else
+                         f"X-Cache {a.source}" if a.source else "an error" for a in answers
+                         if a.status)
+        through = sum(a.via == "nginx" and a.status > 0 for a in answers)
+        reached = sum(a.status > 0 and a.source != "nginx" for a in answers)
+        instance_cpu = sum(i.cpu_used for i in self.instances)
+        per_key = Counter(key for key, _, ok in self.nasa.answered if ok)
         rows = [
             ("requests", f"{total:,} in {self.seconds:.0f} s ({total / self.seconds:.0f}/s): "
                          + ", ".join(f"{k} {v:,}" for k, v in sorted(kinds.items()))),
@@ -579,9 +615,15 @@ class Soak:
                                                      f"{restarts} restarts) = "
                                                      f"{keys * (1 + restarts)})"),
             ("NASA calls answered by a fault", f"{faulted}"),
-            ("RSS after warm-up -> at the end", rss),
-            ("slowest cached hit", f"nginx HIT {slowest['nginx'] * 1000:.0f} ms, instance HIT "
-                                   f"{slowest['direct'] * 1000:.0f} ms"),
+            ("the key NASA was asked for most", "{} ({} calls with data)".format(
+                *per_key.most_common(1)[0])),
+            ("CPU per request", f"nginx {self.nginx_cpu / through * 1e6:.0f} us over {through:,}"
+                                f" answers; instances {instance_cpu / reached * 1e6:.0f} us over"
+                                f" {reached:,} answers that reached them"),
+            ("RSS after warm-up -> at the end, each process (drift: of those measured for a "
+             "quarter of the run or more)", rss),
+            ("slowest cached hit", f"nginx's cache {slowest['nginx'] * 1000:.0f} ms, an "
+                                   f"instance's HIT {slowest['HIT'] * 1000:.0f} ms"),
             ("idle connections closed by", ", ".join(f"{k} {v}" for k, v in
                                                    sorted(self.load.idle_closed.items()))
              or "nobody"),
@@ -596,9 +638,12 @@ async def main() -> None:
     cli = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     cli.add_argument("--seconds", type=float, default=180.0)
     cli.add_argument("--clients", type=int, default=8)
+    cli.add_argument("--logs", type=Path, help="keep the instances' and nginx's logs here")
     args = cli.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
-        rows = await Soak(args.seconds, args.clients, Path(scratch)).run()
+        directory = args.logs or Path(scratch)
+        directory.mkdir(parents=True, exist_ok=True)
+        rows = await Soak(args.seconds, args.clients, directory).run()
     print("\n".join(rows), flush=True)
 
 

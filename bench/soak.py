@@ -58,6 +58,7 @@ ERROR_TTL = 5.0  # --error-ttl: how long an instance may answer a remembered fai
 UPSTREAM_TIMEOUT = 3.0  # --timeout: what makes a hanging NASA a failure
 CLIENT_TIMEOUT = 60.0
 INSTANCES = 3
+SLOW_REQUEST = b"GET /api/photos HTTP/1.1\r\nHost: soak\r\nConnection: close\r\n\r\n"
 # Small enough that the caches are full by the end of the warm-up: RSS after it then measures
 # what leaks, not a cache filling up.
 CACHE_BYTES = "16MiB"
@@ -172,7 +173,8 @@ class Timeline:
 
     start: float
     nasa_faults: list[tuple[float, float]] = field(default_factory=list)
-    redis_restarts: list[float] = field(default_factory=list)  # when Redis listened again
+    # When every instance was on Redis again after each restart of it.
+    redis_restarts: list[float] = field(default_factory=list)
     published: dict[int, float] = field(default_factory=dict)  # sol: when NASA had it
     kills: int = 0
     events: list[str] = field(default_factory=list)
@@ -203,8 +205,9 @@ def expected_5xx(answer: Answer, timeline: Timeline,
                  nasa: Iterable[tuple[str, float, bool]]) -> bool:
     """A 5xx is expected only when nothing cached could answer and NASA failed: a NASA fault
     (widened by GRACE) overlapped the request, and one of its ingredients had not been given
-    by NASA since Redis last restarted (a shared cache that lost it, or never had it: a list of
-    a sol NASA did not have when asked is a not-found, kept only briefly)."""
+    by NASA since every instance was back on Redis after its last restart (a shared cache that
+    lost it, or never had it: a list of a sol NASA did not have when asked is a not-found, kept
+    only briefly)."""
     failing = any(start <= answer.end and answer.start <= end + GRACE
                   for start, end in timeline.nasa_faults)
     lost = max((t for t in timeline.redis_restarts if t <= answer.start), default=0.0)
@@ -327,13 +330,15 @@ class Load:
             try:
                 async with asyncio.timeout(CLIENT_TIMEOUT):
                     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-                    request = b"GET /api/photos HTTP/1.1\r\nHost: soak\r\nConnection: close\r\n\r\n"
-                    for at in range(0, len(request), 6):
-                        writer.write(request[at:at + 6])
-                        await asyncio.sleep(0.08)  # the slowness is the test
-                    answer.status = int((await reader.readline()).split()[1])
-                    await reader.read()
-                    writer.close()
+                    try:
+                        for at in range(0, len(SLOW_REQUEST), 6):
+                            writer.write(SLOW_REQUEST[at:at + 6])
+                            await writer.drain()  # raises once the server has gone
+                            await asyncio.sleep(0.08)  # the slowness is the test
+                        answer.status = int((await reader.readline()).split()[1])
+                        await reader.read()
+                    finally:
+                        writer.close()
             except (OSError, IndexError, ValueError, TimeoutError) as error:
                 answer.failure = f"cut ({type(error).__name__})"
             answer.end = time.monotonic()
@@ -362,25 +367,29 @@ class Instance:
     port: int
     log: Path
     service: Service | None = None
-    warmed: tuple[float, float] | None = None  # when the process now running had warmed up,
-    # and its RSS then; and for each process, once it ended: for how long it was measured,
-    # its RSS after its warm-up and at its end.
-    lives: list[tuple[float, float, float]] = field(default_factory=list)
+    # The RSS of the process now running, sampled from the end of its warm-up (time, MiB);
+    # and for each process, once it ended: for how long it was sampled, and its RSS after its
+    # warm-up, half-way and at its end.
+    samples: list[tuple[float, float]] = field(default_factory=list)
+    lives: list[tuple[float, float, float, float]] = field(default_factory=list)
     cpu_start: float = 0.0  # of the process now running, when it started listening
     cpu_used: float = 0.0  # serving, by every process that ran in this slot
 
-    def warmed_up(self) -> None:
+    def sample(self) -> None:
         assert self.service is not None
-        self.warmed = (time.monotonic(), rss_mib(self.service.process.pid))
+        self.samples.append((time.monotonic(), rss_mib(self.service.process.pid)))
 
     def stopping(self) -> None:
         """Count the CPU time the process now running used, and its RSS since its warm-up."""
         assert self.service is not None
         pid = self.service.process.pid
         self.cpu_used += cpu_seconds(pid) - self.cpu_start
-        if self.warmed is not None:
-            self.lives.append((time.monotonic() - self.warmed[0], self.warmed[1], rss_mib(pid)))
-        self.warmed = None
+        if self.samples:
+            self.sample()
+            (start, first), (end, last) = self.samples[0], self.samples[-1]
+            middle = min(self.samples, key=lambda s: abs(s[0] - (start + end) / 2))[1]
+            self.lives.append((end - start, first, middle, last))
+        self.samples = []
 
 
 class Soak:
@@ -390,7 +399,8 @@ class Soak:
         self.seconds = seconds
         self.clients = clients
         self.scratch = scratch
-        self.info_ttl = max(5.0, seconds / 6)
+        # Short enough that every NASA fault meets a refresh of each list.
+        self.info_ttl = max(5.0, seconds / 18)
         self.instances = [Instance(free_port(), scratch / f"instance{n}.log")
                           for n in range(INSTANCES)]
 
@@ -415,7 +425,8 @@ class Soak:
             tasks = [load.client(until) for _ in range(self.clients)]
             tasks += [load.cold_sizes(until), load.slow_client(until)]
             tasks += [load.idle(target, until) for target in ("nginx", "direct") * 10]
-            await asyncio.gather(self.schedule(), *tasks)
+            await asyncio.gather(self.schedule(), self.sample_rss(until), *tasks)
+            self.timeline.note("end")
             for instance in self.instances:
                 instance.stopping()
             self.nginx_cpu = sum(map(cpu_seconds, children(nginx.pid)))
@@ -469,11 +480,18 @@ class Soak:
             await asyncio.sleep(max(0.0, self.timeline.start + share * s - time.monotonic()))
             pending.append(asyncio.create_task(step()))
         await asyncio.gather(*pending)
-        self.timeline.note("end")
+
+    async def sample_rss(self, until: float) -> None:
+        """Every second, the RSS of each process past its warm-up."""
+        while time.monotonic() < until:
+            for instance in self.instances:
+                if instance.samples:
+                    instance.sample()
+            await asyncio.sleep(1.0)  # a sampling period
 
     async def warmed_up(self) -> None:
         for instance in self.instances:
-            instance.warmed_up()
+            instance.sample()
         self.timeline.note("warmed up: RSS measured")
 
     async def kill(self, number: int, warm: float) -> None:
@@ -490,14 +508,33 @@ class Soak:
         self.load.instances[number] = instance.service.url
         self.timeline.note(f"instance {number} restarted")
         await asyncio.sleep(warm)  # its own warm-up before its RSS counts
-        instance.warmed_up()
+        instance.sample()
 
     async def restart_redis(self) -> None:
         self.redis.terminate()
         await self.redis.wait()
         self.redis = await start_redis(self.link.target_port, str(self.scratch))
-        self.timeline.redis_restarts.append(time.monotonic())
         self.timeline.note("Redis restarted (empty)")
+        self.timeline.redis_restarts.append(await self.shared_again(time.monotonic()))
+        self.timeline.note("every instance shares the cache again")
+
+    async def shared_again(self, listening: float) -> float:
+        """When every instance is on Redis again, at least 3 s after it listened (an instance
+        notices a restart at its next call): until then, what an instance fetches may stay in
+        its memory only, as the README says it serves while Redis is down."""
+        while True:
+            await asyncio.sleep(0.2)  # polling /healthz, as a monitor would
+            if time.monotonic() - listening >= 3 and all(
+                    [await self.on_redis(url) for url in self.load.instances if url]):
+                return time.monotonic()
+
+    async def on_redis(self, url: str) -> bool:
+        """Whether the instance at `url` says it uses Redis (degraded only by NASA, if at all)."""
+        with contextlib.suppress(aiohttp.ClientError):
+            async with self.load.session.get(url + "/healthz") as response:
+                health = await response.json()
+                return bool(health["status"] == "ok" or health["upstream"] == "failing")
+        return False
 
     async def slow_redis(self, seconds: float) -> None:
         self.link.delay = REDIS_DELAY
@@ -559,11 +596,12 @@ class Soak:
         calls, keys = self.nasa_calls()
         restarts = timeline.kills + len(timeline.redis_restarts)
         drift = max(((end - start) / start * 100 for i in self.instances
-                     for span, start, end in i.lives if span >= self.seconds / 4), key=abs)
+                     for span, start, _, end in i.lives if span >= self.seconds / 4), key=abs)
         rows = self.table(answers, unexpected, mismatched, references, calls, keys, restarts)
         for answer in (unexpected + mismatched)[:10]:
             rows.append(f"  {answer.status or answer.failure} {answer.ask.kind} via "
-                        f"{answer.via} at {answer.start - timeline.start:.1f}-"
+                        f"{answer.via} ({answer.source or 'no X-Cache'}) at "
+                        f"{answer.start - timeline.start:.1f}-"
                         f"{answer.end - timeline.start:.1f} s: {answer.ask.path} "
                         f"{answer.detail[:120]!r}")
         rows.append(f"soak: requests={len(answers)} unexpected_5xx={len(unexpected)} "
@@ -589,8 +627,9 @@ class Soak:
         slowest = {source: max((a.end - a.start for a in hits if a.source == source),
                                default=0.0) for source in ("nginx", "HIT")}
         logs = sum(i.log.read_text(errors="replace").count("Traceback") for i in self.instances)
-        rss = ", ".join(f"instance {n}: {start:.0f} -> {end:.0f} MiB in {span:.0f} s"
-                        for n, i in enumerate(self.instances) for span, start, end in i.lives)
+        rss = ", ".join(f"instance {n}: {start:.0f} -> {middle:.0f} -> {end:.0f} MiB in "
+                        f"{span:.0f} s" for n, i in enumerate(self.instances)
+                        for span, start, middle, end in i.lives)
         total = len(answers)
         fives = sum(a.status >= 500 for a in answers)
         served = Counter("nginx's cache" if a.source == "nginx" else
@@ -620,8 +659,8 @@ class Soak:
             ("CPU per request", f"nginx {self.nginx_cpu / through * 1e6:.0f} us over {through:,}"
                                 f" answers; instances {instance_cpu / reached * 1e6:.0f} us over"
                                 f" {reached:,} answers that reached them"),
-            ("RSS after warm-up -> at the end, each process (drift: of those measured for a "
-             "quarter of the run or more)", rss),
+            ("RSS after warm-up -> half-way -> at the end, each process (drift: of those "
+             "measured for a quarter of the run or more)", rss),
             ("slowest cached hit", f"nginx's cache {slowest['nginx'] * 1000:.0f} ms, an "
                                    f"instance's HIT {slowest['HIT'] * 1000:.0f} ms"),
             ("idle connections closed by", ", ".join(f"{k} {v}" for k, v in

@@ -89,23 +89,24 @@ class Answer:
     status: int = 0  # 0: no answer, `failure` says why
     failure: str = ""
     source: str = ""  # "nginx" for nginx's cache, else the instance's X-Cache
+    digest: bytes = b""  # of the body of an image answer
+    detail: bytes = b""  # the start of the body of a 5xx
 
     @property
     def cached(self) -> bool:
         """A cached hit: nginx's, or the instance's own."""
         return self.source in ("nginx", "HIT")
-    digest: bytes = b""  # of the body of an image answer
-    detail: bytes = b""  # the start of the body of a 5xx
 
 
 class Nasa(Stub):
     """The stub NASA with sols: it answers the feed by sol (`condition_2`), newest first, can
-    publish a new sol, hang, and records every answer it gave: (key, when, with data)."""
+    publish a new sol, hang, and records every answer it gave: (key, when, outcome), the outcome
+    "data", "nothing" (no photos of the sol asked for) or "fault"."""
 
     def __init__(self) -> None:
         super().__init__()
         self.sols = dict(SOLS)
-        self.answered: list[tuple[str, float, bool]] = []
+        self.answered: list[tuple[str, float, str]] = []
         self.released = asyncio.Event()
 
     async def _feed(self, request: web.Request) -> web.StreamResponse:
@@ -116,13 +117,15 @@ class Nasa(Stub):
             response = await self.faults["feed"](request)
         else:
             response = web.json_response(self.page(sol))
-        self.answered.append((list_key(sol), time.monotonic(), response.status == 200))
+        outcome = ("fault" if response.status != 200 else
+                   "data" if sol is None or sol in self.sols else "nothing")
+        self.answered.append((list_key(sol), time.monotonic(), outcome))
         return response
 
     async def _image(self, request: web.Request) -> web.StreamResponse:
         response = await super()._image(request)
         self.answered.append((request.match_info["name"], time.monotonic(),
-                              response.status == 200))
+                              "data" if response.status == 200 else "fault"))
         return response
 
     def page(self, sol: int | None) -> dict[str, object]:
@@ -202,20 +205,18 @@ def ingredients(ask: Ask, timeline: Timeline, until: float) -> set[str]:
 
 
 def expected_5xx(answer: Answer, timeline: Timeline,
-                 nasa: Iterable[tuple[str, float, bool]]) -> bool:
+                 nasa: Iterable[tuple[str, float, str]]) -> bool:
     """A 5xx is expected only when nothing cached could answer and NASA failed: a NASA fault
-    (widened by GRACE) overlapped the request, and one of its ingredients had not been given
-    by NASA since every instance was back on Redis after its last restart (a shared cache that
-    lost it, or never had it: a list of a sol NASA did not have when asked is a not-found, kept
-    only briefly)."""
+    (widened by GRACE) overlapped the request, and NASA had not given one of its ingredients
+    with data since every instance was back on Redis after Redis last restarted (a shared
+    cache that lost it, or never had it: a sol NASA had no photos of is a not-found, kept only
+    briefly)."""
     failing = any(start <= answer.end and answer.start <= end + GRACE
                   for start, end in timeline.nasa_faults)
     lost = max((t for t in timeline.redis_restarts if t <= answer.start), default=0.0)
-    given = {key for key, when, ok in nasa if ok and lost < when <= answer.start}
-    unlisted = {list_key(sol) for sol in (UNPUBLISHED, NEW_SOL)
-                if timeline.published.get(sol, answer.start + 1) > answer.start}
-    needs = ingredients(answer.ask, timeline, answer.end)
-    return failing and bool(needs - (given - unlisted))
+    given = {key for key, when, outcome in nasa
+             if outcome == "data" and lost < when <= answer.start}
+    return failing and bool(ingredients(answer.ask, timeline, answer.end) - given)
 
 
 class Load:
@@ -610,9 +611,11 @@ class Soak:
         return rows
 
     def nasa_calls(self) -> tuple[int, int]:
-        """Calls NASA answered with data, and the distinct keys they were for: a list once per
-        --info-ttl (it is due again after that), an image once."""
-        given = [(key, when) for key, when, ok in self.nasa.answered if ok]
+        """Calls NASA answered (with data or with nothing, not those a fault answered), and the
+        distinct keys they were for: a list once per --info-ttl (it is due again after that),
+        an image once."""
+        given = [(key, when) for key, when, outcome in self.nasa.answered
+                 if outcome != "fault"]
         keys = {(key, int((when - self.timeline.start) // self.info_ttl)
                  if key.startswith("list:") else 0) for key, when in given}
         return len(given), len(keys)
@@ -622,7 +625,7 @@ class Soak:
               calls: int, keys: int, restarts: int) -> list[str]:
         classes = Counter(f"{a.status // 100}xx" if a.status else a.failure for a in answers)
         kinds = Counter(a.ask.kind for a in answers)
-        faulted = sum(not ok for _, _, ok in self.nasa.answered)
+        faulted = sum(outcome == "fault" for _, _, outcome in self.nasa.answered)
         hits = [a for a in answers if a.cached]
         slowest = {source: max((a.end - a.start for a in hits if a.source == source),
                                default=0.0) for source in ("nginx", "HIT")}
@@ -638,7 +641,7 @@ class Soak:
         through = sum(a.via == "nginx" and a.status > 0 for a in answers)
         reached = sum(a.status > 0 and a.source != "nginx" for a in answers)
         instance_cpu = sum(i.cpu_used for i in self.instances)
-        per_key = Counter(key for key, _, ok in self.nasa.answered if ok)
+        per_key = Counter(key for key, _, outcome in self.nasa.answered if outcome != "fault")
         rows = [
             ("requests", f"{total:,} in {self.seconds:.0f} s ({total / self.seconds:.0f}/s): "
                          + ", ".join(f"{k} {v:,}" for k, v in sorted(kinds.items()))),
@@ -650,11 +653,11 @@ class Soak:
             ("bytes differing from the permalink's", f"**{len(mismatched)}** of "
              f"{sum(bool(a.digest) for a in answers):,} image answers "
              f"({len(references)} references)"),
-            ("NASA calls with data / distinct keys", f"**{calls} / {keys}** (bound: keys x (1 + "
+            ("NASA calls answered / distinct keys", f"**{calls} / {keys}** (bound: keys x (1 + "
                                                      f"{restarts} restarts) = "
                                                      f"{keys * (1 + restarts)})"),
             ("NASA calls answered by a fault", f"{faulted}"),
-            ("the key NASA was asked for most", "{} ({} calls with data)".format(
+            ("the key NASA was asked for most", "{} ({} calls answered)".format(
                 *per_key.most_common(1)[0])),
             ("CPU per request", f"nginx {self.nginx_cpu / through * 1e6:.0f} us over {through:,}"
                                 f" answers; instances {instance_cpu / reached * 1e6:.0f} us over"

@@ -76,12 +76,12 @@ def answer(path: str, start: float, sol: int | None = None, photo: int | None = 
 
 
 def test_a_5xx_while_nasa_fails_is_expected_when_an_ingredient_was_never_given():
-    line, nasa = failing(), [(list_key(None), 50.0, True)]  # the list, not the image
+    line, nasa = failing(), [(list_key(None), 50.0, "data")]  # the list, not the image
     assert expected_5xx(answer("/wallpaper?height=720", 105.0), line, nasa)
 
 
 def test_a_5xx_while_nasa_fails_is_unexpected_when_redis_holds_everything_it_needs():
-    line, nasa = failing(), [(list_key(None), 50.0, True), (PHOTO, 60.0, True)]
+    line, nasa = failing(), [(list_key(None), 50.0, "data"), (PHOTO, 60.0, "data")]
     assert not expected_5xx(answer("/wallpaper?height=720", 105.0), line, nasa)
 
 
@@ -92,19 +92,19 @@ def test_a_5xx_when_nasa_is_well_is_unexpected_even_for_something_never_fetched(
 
 
 def test_a_redis_restart_loses_what_nasa_gave_before_it():
-    line, nasa = failing(), [(list_key(None), 50.0, True), (PHOTO, 60.0, True)]
+    line, nasa = failing(), [(list_key(None), 50.0, "data"), (PHOTO, 60.0, "data")]
     line.redis_restarts.append(70.0)
     assert expected_5xx(answer("/wallpaper?height=720", 105.0), line, nasa)
 
 
 def test_a_failed_nasa_call_gives_nothing():
-    line, nasa = failing(), [(list_key(None), 50.0, True), (PHOTO, 60.0, False)]
+    line, nasa = failing(), [(list_key(None), 50.0, "data"), (PHOTO, 60.0, "fault")]
     assert expected_5xx(answer("/wallpaper?height=720", 105.0), line, nasa)
 
 
-def test_a_list_of_a_sol_not_yet_published_is_never_cached():
-    line, nasa = failing(), [(list_key(NEW_SOL), 50.0, True)]
+def test_a_sol_nasa_had_no_photos_of_gives_nothing_to_cache():
+    line, nasa = failing(), [(list_key(NEW_SOL), 50.0, "nothing")]
     assert expected_5xx(answer(f"/api/photos?sol={NEW_SOL}", 105.0, NEW_SOL, None), line, nasa)
-    line.published[NEW_SOL] = 40.0
+    nasa.append((list_key(NEW_SOL), 60.0, "data"))  # published since
     assert not expected_5xx(answer(f"/api/photos?sol={NEW_SOL}", 105.0, NEW_SOL, None), line,
                             nasa)

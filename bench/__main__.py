@@ -1,8 +1,9 @@
 """Every benchmark, one after the other: `python -m bench` (after `pip install -e '.[bench]'`).
 
 Each section runs on its own too: `python -m bench.throughput`, `bench.hit_cost`,
-`bench.cold_burst`, `bench.resize`, `bench.scaling`, and two left out of this run:
-`bench.flood` (long) and `bench.instructions` (about 7 minutes under valgrind).
+`bench.cold_burst`, `bench.resize`, `bench.scaling`, and four left out of this run:
+`bench.flood` (long), `bench.instructions` (about 7 minutes under valgrind), `bench.scale_out`
+and `bench.soak` (3 minutes; both need redis-server, the soak nginx too).
 """
 
 from __future__ import annotations

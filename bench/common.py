@@ -11,17 +11,25 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import aiohttp
 from aiohttp import web
 
 from tests.stub import FEED_PATH, Stub
 
+AnyStub = TypeVar("AnyStub", bound=Stub)
+
 
 async def start_stub(list_latency: float = 0.0, image_latency: float = 0.0,
                      ) -> tuple[Stub, web.AppRunner]:
     stub = Stub()
     stub.latency = {"feed": list_latency, "image": image_latency}
+    return await serve_stub(stub)
+
+
+async def serve_stub(stub: AnyStub) -> tuple[AnyStub, web.AppRunner]:
+    """`stub` answering on a free port."""
     runner = web.AppRunner(stub.app())
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()

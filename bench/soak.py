@@ -41,7 +41,7 @@ from tests.nginx_server import nginx_config
 from tests.slowproxy import SlowProxy
 from tests.stub import IMAGES, Stub
 
-from .common import Service, free_port, start_redis, start_service, until_listening
+from .common import Service, free_port, serve_stub, start_redis, start_service, until_listening
 from .flood import rss_mib
 from .throughput import cpu_seconds
 
@@ -217,6 +217,14 @@ def expected_5xx(answer: Answer, timeline: Timeline,
     given = {key for key, when, outcome in nasa
              if outcome == "data" and lost < when <= answer.start}
     return failing and bool(ingredients(answer.ask, timeline, answer.end) - given)
+
+
+def matches(answer: Answer, references: dict[tuple[int, int, int], bytes],
+            timeline: Timeline) -> bool:
+    """Whether an image answer is byte for byte the permalink of its photo at its height (the
+    digest of each, by sol, photo number and height, in `references`), in a sol it may name."""
+    return any(references.get((sol, answer.ask.photo or 0, answer.ask.height or 0))
+               == answer.digest for sol in timeline.sols_of(answer.ask, answer.end))
 
 
 class Load:
@@ -406,11 +414,7 @@ class Soak:
                           for n in range(INSTANCES)]
 
     async def run(self) -> list[str]:
-        nasa = Nasa()
-        runner = web.AppRunner(nasa.app())
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        nasa.port = runner.addresses[0][1]
+        nasa, runner = await serve_stub(Nasa())
         self.nasa = nasa
         redis_port = free_port()
         self.redis = await start_redis(redis_port, str(self.scratch))
@@ -591,9 +595,7 @@ class Soak:
         references = await self.references()
         unexpected = [a for a in answers if a.status >= 500
                       and not expected_5xx(a, timeline, self.nasa.answered)]
-        mismatched = [a for a in answers if a.digest and a.digest not in {
-            references.get((sol, a.ask.photo or 0, a.ask.height or 0))
-            for sol in timeline.sols_of(a.ask, a.end)}]
+        mismatched = [a for a in answers if a.digest and not matches(a, references, timeline)]
         calls, keys = self.nasa_calls()
         restarts = timeline.kills + len(timeline.redis_restarts)
         drift = max(((end - start) / start * 100 for i in self.instances

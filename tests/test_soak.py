@@ -3,7 +3,8 @@ deploy/nginx.conf, a mixed load and every fault of its schedule, and the README'
 hold: no 5xx that NASA's failure does not explain, every image answer is its permalink's bytes,
 and NASA is asked once per key, once more per restart at most.
 
-The other tests check the soak's own definition of an expected 5xx, which the promise rests on.
+The other tests pin what the promises rest on: the soak's definitions of an expected 5xx and of
+an image answer that matches its permalink.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.soak import GRACE, NEW_SOL, SOLS, Answer, Ask, Timeline, expected_5xx, list_key
+from bench.soak import GRACE, NEW_SOL, SOLS, Answer, Ask, Timeline, expected_5xx, list_key, matches
 
 from .helpers import require_tool
 
@@ -108,3 +109,30 @@ def test_a_sol_nasa_had_no_photos_of_gives_nothing_to_cache():
     nasa.append((list_key(NEW_SOL), 60.0, "data"))  # published since
     assert not expected_5xx(answer(f"/api/photos?sol={NEW_SOL}", 105.0, NEW_SOL, None), line,
                             nasa)
+
+
+# What counts as the permalink's bytes.
+
+REFERENCES = {(5000, 0, 720): b"photo 0 of 5000", (5001, 0, 720): b"photo 0 of 5001",
+              (5000, 1, 720): b"photo 1 of 5000"}
+
+
+def image(digest: bytes, sol: int | None, end: float) -> Answer:
+    return Answer(Ask("cached hit", "/wallpaper", sol, 0, 720), "nginx", end - 1, end, 200,
+                  digest=digest)
+
+
+def test_an_image_answer_must_be_its_own_photos_permalink():
+    line = failing()
+    assert matches(image(b"photo 0 of 5000", 5000, 50.0), REFERENCES, line)
+    assert not matches(image(b"photo 1 of 5000", 5000, 50.0), REFERENCES, line)
+    assert not matches(image(b"photo 0 of 5001", 5000, 50.0), REFERENCES, line)
+
+
+def test_the_newest_lists_photo_may_be_of_any_sol_newest_while_it_was_asked():
+    line = failing()
+    assert not matches(image(b"photo 0 of 5001", None, 50.0), REFERENCES, line)
+    line.published[NEW_SOL] = 40.0
+    assert matches(image(b"photo 0 of 5001", None, 50.0), REFERENCES, line)
+    assert matches(image(b"photo 0 of 5000", None, 50.0), REFERENCES, line)  # a stale list
+    assert not matches(image(b"photo 1 of 5000", None, 50.0), REFERENCES, line)

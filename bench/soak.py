@@ -88,14 +88,9 @@ class Answer:
     end: float = 0.0
     status: int = 0  # 0: no answer, `failure` says why
     failure: str = ""
-    source: str = ""  # "nginx" for nginx's cache, else the instance's X-Cache
+    source: str = ""  # "nginx" for nginx's cache (a cached hit), else the instance's X-Cache
     digest: bytes = b""  # of the body of an image answer
     detail: bytes = b""  # the start of the body of a 5xx
-
-    @property
-    def cached(self) -> bool:
-        """A cached hit: nginx's, or the instance's own."""
-        return self.source in ("nginx", "HIT")
 
 
 class Nasa(Stub):
@@ -590,27 +585,22 @@ class Soak:
         return references
 
     async def verdicts(self) -> list[str]:
-        load, timeline = self.load, self.timeline
-        answers = [a for a in load.answers if a.ask.kind != "reference"]
+        answers = [a for a in self.load.answers if a.ask.kind != "reference"]
         references = await self.references()
-        unexpected = [a for a in answers if a.status >= 500
-                      and not expected_5xx(a, timeline, self.nasa.answered)]
-        mismatched = [a for a in answers if a.digest and not matches(a, references, timeline)]
         calls, keys = self.nasa_calls()
-        restarts = timeline.kills + len(timeline.redis_restarts)
-        drift = max(((end - start) / start * 100 for i in self.instances
-                     for span, start, _, end in i.lives if span >= self.seconds / 4), key=abs)
-        rows = self.table(answers, unexpected, mismatched, references, calls, keys, restarts)
-        for answer in (unexpected + mismatched)[:10]:
-            rows.append(f"  {answer.status or answer.failure} {answer.ask.kind} via "
-                        f"{answer.via} ({answer.source or 'no X-Cache'}) at "
-                        f"{answer.start - timeline.start:.1f}-"
-                        f"{answer.end - timeline.start:.1f} s: {answer.ask.path} "
-                        f"{answer.detail[:120]!r}")
-        rows.append(f"soak: requests={len(answers)} unexpected_5xx={len(unexpected)} "
-                    f"mismatched={len(mismatched)} nasa_calls={calls} keys={keys} "
-                    f"restarts={restarts} rss_drift={drift:.1f}%")
-        return rows
+        verdicts = Verdicts(
+            answers,
+            [a for a in answers
+             if a.status >= 500 and not expected_5xx(a, self.timeline, self.nasa.answered)],
+            [a for a in answers if a.digest and not matches(a, references, self.timeline)],
+            len(references), calls, keys, self.timeline.kills, len(self.timeline.redis_restarts),
+            max(((end - start) / start * 100 for i in self.instances
+                 for span, start, _, end in i.lives if span >= self.seconds / 4), key=abs))
+        rows = verdicts.rows(self.seconds) + self.measures(answers)
+        return ["", "| measure | value |", "| --- | --- |",
+                *(f"| {name} | {value} |" for name, value in rows), "",
+                "schedule:", *self.timeline.events, "",
+                *verdicts.cases(self.timeline.start), verdicts.line()]
 
     def nasa_calls(self) -> tuple[int, int]:
         """Calls NASA answered (with data or with nothing, not those a fault answered), and the
@@ -622,60 +612,91 @@ class Soak:
                  if key.startswith("list:") else 0) for key, when in given}
         return len(given), len(keys)
 
-    def table(self, answers: list[Answer], unexpected: list[Answer],
-              mismatched: list[Answer], references: dict[tuple[int, int, int], bytes],
-              calls: int, keys: int, restarts: int) -> list[str]:
-        classes = Counter(f"{a.status // 100}xx" if a.status else a.failure for a in answers)
-        kinds = Counter(a.ask.kind for a in answers)
-        faulted = sum(outcome == "fault" for _, _, outcome in self.nasa.answered)
-        hits = [a for a in answers if a.cached]
-        slowest = {source: max((a.end - a.start for a in hits if a.source == source),
-                               default=0.0) for source in ("nginx", "HIT")}
-        logs = sum(i.log.read_text(errors="replace").count("Traceback") for i in self.instances)
-        rss = ", ".join(f"instance {n}: {start:.0f} -> {middle:.0f} -> {end:.0f} MiB in "
-                        f"{span:.0f} s" for n, i in enumerate(self.instances)
-                        for span, start, middle, end in i.lives)
-        total = len(answers)
-        fives = sum(a.status >= 500 for a in answers)
+    def measures(self, answers: list[Answer]) -> list[tuple[str, str]]:
+        """The table's rows beside the promises: where answers came from, what they cost, how
+        memory went, how NASA and the idle connections fared."""
         served = Counter("nginx's cache" if a.source == "nginx" else
                          f"X-Cache {a.source}" if a.source else "an error" for a in answers
                          if a.status)
         through = sum(a.via == "nginx" and a.status > 0 for a in answers)
         reached = sum(a.status > 0 and a.source != "nginx" for a in answers)
         instance_cpu = sum(i.cpu_used for i in self.instances)
+        slowest = {source: max((a.end - a.start for a in answers if a.source == source),
+                               default=0.0) for source in ("nginx", "HIT")}
         per_key = Counter(key for key, _, outcome in self.nasa.answered if outcome != "fault")
-        rows = [
-            ("requests", f"{total:,} in {self.seconds:.0f} s ({total / self.seconds:.0f}/s): "
-                         + ", ".join(f"{k} {v:,}" for k, v in sorted(kinds.items()))),
+        return [
             ("answered from", ", ".join(f"{k} {v / sum(served.values()):.0%}"
                                         for k, v in sorted(served.items()))),
-            ("by status class", ", ".join(f"{k} {v:,}" for k, v in sorted(classes.items()))),
-            ("5xx not expected", f"**{len(unexpected)}** of {fives:,} (expected: NASA failing"
-                                 " and an ingredient not in Redis)"),
-            ("bytes differing from the permalink's", f"**{len(mismatched)}** of "
-             f"{sum(bool(a.digest) for a in answers):,} image answers "
-             f"({len(references)} references)"),
-            ("NASA calls answered / distinct keys", f"**{calls} / {keys}** (bound: keys x (1 + "
-                                                     f"{restarts} restarts) = "
-                                                     f"{keys * (1 + restarts)})"),
-            ("NASA calls answered by a fault", f"{faulted}"),
+            ("NASA calls answered by a fault",
+             str(sum(outcome == "fault" for _, _, outcome in self.nasa.answered))),
             ("the key NASA was asked for most", "{} ({} calls answered)".format(
                 *per_key.most_common(1)[0])),
             ("CPU per request", f"nginx {self.nginx_cpu / through * 1e6:.0f} us over {through:,}"
                                 f" answers; instances {instance_cpu / reached * 1e6:.0f} us over"
                                 f" {reached:,} answers that reached them"),
             ("RSS after warm-up -> half-way -> at the end, each process (drift: of those "
-             "measured for a quarter of the run or more)", rss),
+             "measured for a quarter of the run or more)",
+             ", ".join(f"instance {n}: {start:.0f} -> {middle:.0f} -> {end:.0f} MiB in "
+                       f"{span:.0f} s" for n, i in enumerate(self.instances)
+                       for span, start, middle, end in i.lives)),
             ("slowest cached hit", f"nginx's cache {slowest['nginx'] * 1000:.0f} ms, an "
                                    f"instance's HIT {slowest['HIT'] * 1000:.0f} ms"),
             ("idle connections closed by", ", ".join(f"{k} {v}" for k, v in
                                                    sorted(self.load.idle_closed.items()))
              or "nobody"),
-            ("tracebacks in the instances' logs", str(logs)),
+            ("tracebacks in the instances' logs",
+             str(sum(i.log.read_text(errors="replace").count("Traceback")
+                     for i in self.instances))),
         ]
-        return ["", "| measure | value |", "| --- | --- |",
-                *(f"| {name} | {value} |" for name, value in rows), "",
-                "schedule:", *self.timeline.events, ""]
+
+
+@dataclass
+class Verdicts:
+    """The promises, as the run kept them or not."""
+
+    answers: list[Answer]
+    unexpected: list[Answer]  # 5xx that expected_5xx does not allow
+    mismatched: list[Answer]  # image answers that are not their permalink's bytes
+    references: int
+    calls: int  # what NASA answered
+    keys: int
+    kills: int
+    redis_restarts: int
+    drift: float  # %
+
+    def rows(self, seconds: float) -> list[tuple[str, str]]:
+        kinds = Counter(a.ask.kind for a in self.answers)
+        classes = Counter(f"{a.status // 100}xx" if a.status else a.failure
+                          for a in self.answers)
+        total, restarts = len(self.answers), self.kills + self.redis_restarts
+        return [
+            ("requests", f"{total:,} in {seconds:.0f} s ({total / seconds:.0f}/s): "
+                         + ", ".join(f"{k} {v:,}" for k, v in sorted(kinds.items()))),
+            ("by status class", ", ".join(f"{k} {v:,}" for k, v in sorted(classes.items()))),
+            ("5xx not expected", f"**{len(self.unexpected)}** of "
+             f"{sum(a.status >= 500 for a in self.answers):,} (expected: NASA failing and an "
+             "ingredient not in Redis)"),
+            ("bytes differing from the permalink's", f"**{len(self.mismatched)}** of "
+             f"{sum(bool(a.digest) for a in self.answers):,} image answers "
+             f"({self.references} references)"),
+            ("NASA calls answered / distinct keys", f"**{self.calls} / {self.keys}** (bound: "
+             f"keys x (1 + {restarts} restarts) = {self.keys * (1 + restarts)}; only a Redis "
+             f"restart empties the shared cache, so keys x (1 + {self.redis_restarts}) = "
+             f"{self.keys * (1 + self.redis_restarts)}, plus what the SIGKILLed processes were "
+             "fetching, is closer)"),
+        ]
+
+    def cases(self, start: float) -> list[str]:
+        """The first few answers that broke a promise, to reproduce them by."""
+        return [f"  {a.status or a.failure} {a.ask.kind} via {a.via} "
+                f"({a.source or 'no X-Cache'}) at {a.start - start:.1f}-{a.end - start:.1f} s: "
+                f"{a.ask.path} {a.detail[:120]!r}"
+                for a in (self.unexpected + self.mismatched)[:10]]
+
+    def line(self) -> str:
+        return (f"soak: requests={len(self.answers)} unexpected_5xx={len(self.unexpected)} "
+                f"mismatched={len(self.mismatched)} nasa_calls={self.calls} keys={self.keys} "
+                f"restarts={self.kills + self.redis_restarts} rss_drift={self.drift:.1f}%")
 
 
 async def main() -> None:

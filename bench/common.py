@@ -85,7 +85,7 @@ async def start_process(module: str, *args: str, log: Path | None = None) -> Ser
 
 
 async def _drain(stream: asyncio.StreamReader, log: Path | None = None) -> None:
-    with (log or Path(os.devnull)).open("ab") as sink:
+    with (log or Path(os.devnull)).open("ab", buffering=0) as sink:  # readable as it runs
         while line := await stream.readline():
             sink.write(line)
 

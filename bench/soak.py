@@ -644,9 +644,9 @@ class Soak:
             ("idle connections closed by", ", ".join(f"{k} {v}" for k, v in
                                                    sorted(self.load.idle_closed.items()))
              or "nobody"),
-            ("tracebacks in the instances' logs",
-             str(sum(i.log.read_text(errors="replace").count("Traceback")
-                     for i in self.instances))),
+            ("ERROR lines in the instances' logs", str(sum(
+                line.split(" ", 3)[2:3] == ["ERROR"] for i in self.instances
+                for line in i.log.read_text(errors="replace").splitlines()))),
         ]
 
 

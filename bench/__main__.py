@@ -1,10 +1,11 @@
 """Every benchmark, one after the other: `python -m bench` (after `pip install -e '.[bench]'`).
 
 Each section runs on its own too: `python -m bench.throughput`, `bench.hit_cost`,
-`bench.cold_burst`, `bench.resize`, `bench.smart_crop`, `bench.scaling`, and four left out of
+`bench.cold_burst`, `bench.resize`, `bench.smart_crop`, `bench.scaling`, and those left out of
 this run: `bench.flood` (long), `bench.avif` (several minutes of AVIF encoding),
-`bench.instructions` (about 7 minutes under valgrind) and `bench.tracing_cost` (needs the
-`otel` extra).
+`bench.crawler` and `bench.resize_loop` (a minute or two each), `bench.instructions` (about 7
+minutes under valgrind), `bench.tracing_cost` (needs the `otel` extra), `bench.scale_out` and
+`bench.soak` (3 minutes; both need redis-server, the soak nginx too).
 """
 
 from __future__ import annotations

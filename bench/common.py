@@ -3,21 +3,33 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
+import socket
 import sys
 import time
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
 
 import aiohttp
 from aiohttp import web
 
 from tests.stub import FEED_PATH, Stub
 
+AnyStub = TypeVar("AnyStub", bound=Stub)
+
 
 async def start_stub(list_latency: float = 0.0, image_latency: float = 0.0,
                      ) -> tuple[Stub, web.AppRunner]:
     stub = Stub()
     stub.latency = {"feed": list_latency, "image": image_latency}
+    return await serve_stub(stub)
+
+
+async def serve_stub(stub: AnyStub) -> tuple[AnyStub, web.AppRunner]:
+    """`stub` answering on a free port."""
     runner = web.AppRunner(stub.app())
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
@@ -50,15 +62,18 @@ class Service:
     drain: asyncio.Task[None]
 
 
-async def start_service(stub: Stub, *flags: str) -> Service:
-    """Start `python -m marsserver` on a free port in front of `stub`."""
+async def start_service(stub: Stub, *flags: str, port: int = 0, log: Path | None = None,
+                        ) -> Service:
+    """Start `python -m marsserver` on `port` (0: a free one) in front of `stub`; its log
+    goes to `log` if given."""
     return await start_process(
-        "marsserver", "--port", "0", "--source", "msl", "--api-url", stub.base + FEED_PATH,
-        "--image-hosts", f"127.0.0.1:{stub.port}", *flags)
+        "marsserver", "--port", str(port), "--source", "msl", "--api-url", stub.base + FEED_PATH,
+        "--image-hosts", f"127.0.0.1:{stub.port}", *flags, log=log)
 
 
-async def start_process(module: str, *args: str) -> Service:
-    """Run `python -m module args` and wait for its "listening on URL" log line."""
+async def start_process(module: str, *args: str, log: Path | None = None) -> Service:
+    """Run `python -m module args` and wait for its "listening on URL" log line; the rest of
+    its log is appended to `log` if given, else dropped."""
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", module, *args, stderr=asyncio.subprocess.PIPE)
     assert process.stderr is not None
@@ -66,12 +81,43 @@ async def start_process(module: str, *args: str) -> Service:
     if "listening on " not in line:
         raise SystemExit(f"{module} did not start: {line}")
     url = line.split("listening on ")[1].split(",")[0]
-    return Service(process, url, asyncio.create_task(_drain(process.stderr)))
+    return Service(process, url, asyncio.create_task(_drain(process.stderr, log)))
 
 
-async def _drain(stream: asyncio.StreamReader) -> None:
-    while await stream.readline():
-        pass
+async def _drain(stream: asyncio.StreamReader, log: Path | None = None) -> None:
+    with (log or Path(os.devnull)).open("ab", buffering=0) as sink:  # readable as it runs
+        while line := await stream.readline():
+            sink.write(line)
+
+
+async def start_redis(port: int, scratch: str) -> asyncio.subprocess.Process:
+    """A redis-server of the benchmark's own on `port`, without persistence, once it listens."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise SystemExit("this benchmark needs redis-server: apt-get install redis-server")
+    redis = await asyncio.create_subprocess_exec(
+        binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+        "--appendonly", "no", "--dir", scratch, stdout=asyncio.subprocess.DEVNULL)
+    await until_listening(port)
+    return redis
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def until_listening(port: int) -> None:
+    async with asyncio.timeout(10):
+        while True:
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
+            except OSError:
+                await asyncio.sleep(0.05)
+                continue
+            writer.close()
+            return
 
 
 async def stop(service: Service, runner: web.AppRunner | None = None) -> None:

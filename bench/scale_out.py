@@ -11,27 +11,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import shutil
-import socket
 import tempfile
 
-from .common import burst, start_service, start_stub, stop
+from .common import burst, free_port, start_redis, start_service, start_stub, stop
 
 
 async def main() -> None:
     cli = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     cli.add_argument("--requests", type=int, default=300)
     args = cli.parse_args()
-    if shutil.which("redis-server") is None:
-        raise SystemExit("this benchmark needs redis-server: apt-get install redis-server")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     with tempfile.TemporaryDirectory() as scratch:
-        redis = await asyncio.create_subprocess_exec(
-            "redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-            "--appendonly", "no", "--dir", scratch, stdout=asyncio.subprocess.DEVNULL)
-        await until_listening(port)
+        redis = await start_redis(port, scratch)
         stub, runner = await start_stub(0.3, 0.2)
         services = [await start_service(stub, "--cache", f"redis://127.0.0.1:{port}/0",
                                         "--access-log", "off") for _ in range(3)]
@@ -49,18 +40,6 @@ async def main() -> None:
           f"(list 300 ms, image 200 ms): statuses {dict(statuses)}")
     print(f"NASA saw {stub.calls['feed']} list call(s) and {stub.downloads()} download(s); "
           f"latency p50 {p50:.0f} ms, p99 {p99:.0f} ms, max {latencies[-1]:.0f} ms")
-
-
-async def until_listening(port: int) -> None:
-    async with asyncio.timeout(10):
-        while True:
-            try:
-                _, writer = await asyncio.open_connection("127.0.0.1", port)
-            except OSError:
-                await asyncio.sleep(0.05)
-                continue
-            writer.close()
-            return
 
 
 if __name__ == "__main__":

@@ -8,7 +8,6 @@ fall back on the cached response's own max-age, keeping the old list for another
 from __future__ import annotations
 
 import asyncio
-import re
 import subprocess
 import time
 from collections.abc import AsyncIterator
@@ -21,39 +20,13 @@ from pytest_aiohttp import AiohttpServer
 from marsserver import create_app
 
 from .helpers import require_tool
+from .nginx_server import nginx_config
 from .redis_server import free_port
 from .stub import Stub
 
 pytestmark = pytest.mark.external  # nginx, and redis-server behind it
 
-DEPLOYMENT = Path(__file__).parent.parent / "deploy" / "nginx.conf"
 INFO_TTL = 4.0
-
-
-def nginx_config(workdir: Path, port: int, upstreams: list[int]) -> Path:
-    """deploy/nginx.conf with this test's ports and paths, inside a minimal main context."""
-    site = DEPLOYMENT.read_text()
-    site = site.replace("/var/cache/nginx/marsserver", str(workdir / "cache"))
-    site = re.sub(r"listen 127\.0\.0\.1:\d+;", f"listen 127.0.0.1:{port};", site)
-    servers = "".join(f"    server 127.0.0.1:{p};\n" for p in upstreams)
-    site = re.sub(r"(    server 127\.0\.0\.1:\d+;\n)+", servers, site)
-    (workdir / "site.conf").write_text(site)
-    temp = " ".join(f"{kind}_temp_path {workdir / kind};" for kind in
-                    ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
-    main = workdir / "nginx.conf"
-    main.write_text(f"""
-user root;
-worker_processes 1;
-pid {workdir / "nginx.pid"};
-error_log stderr warn;
-events {{ worker_connections 256; }}
-http {{
-    access_log off;
-    {temp}
-    include {workdir / "site.conf"};
-}}
-""")
-    return main
 
 
 @pytest.fixture

@@ -72,14 +72,18 @@ async def start_service(stub: Stub, *flags: str, port: int = 0, log: Path | None
 
 
 async def start_process(module: str, *args: str, log: Path | None = None) -> Service:
-    """Run `python -m module args` and wait for its "listening on URL" log line; the rest of
-    its log is appended to `log` if given, else dropped."""
+    """Run `python -m module args` and wait for its "listening on URL" log line (lines before
+    it, such as whether tracing is on, are passed over); the rest of its log is appended to
+    `log` if given, else dropped. A process that ends before listening fails the bench."""
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", module, *args, stderr=asyncio.subprocess.PIPE)
     assert process.stderr is not None
-    line = (await process.stderr.readline()).decode()
-    if "listening on " not in line:
-        raise SystemExit(f"{module} did not start: {line}")
+    seen = []
+    while "listening on " not in (line := (await process.stderr.readline()).decode()):
+        seen.append(line)
+        if not line:
+            await process.wait()
+            raise SystemExit(f"{module} did not start: {''.join(seen)}")
     url = line.split("listening on ")[1].split(",")[0]
     return Service(process, url, asyncio.create_task(_drain(process.stderr, log)))
 

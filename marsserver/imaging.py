@@ -84,10 +84,18 @@ THUMBNAIL_HEIGHTS = (240, 480)  # the gallery's thumbnails, 1x and 2x
 _PRESET_SIZES = frozenset(PRESETS.values())
 
 
-def standard_size(spec: Spec) -> bool:
-    """Whether `spec` is of a size the service names itself: a preset (any fit), the default
-    height or a gallery thumbnail. These are a few per photo; any other size is a client's
-    choice, with no end to them, so it may need a signature and is kept briefly."""
+def default_quality(image_format: str) -> int:
+    """The quality a wallpaper in `image_format` has when none is asked for (0: PNG has none)."""
+    return {"png": 0, "avif": AVIF_QUALITY}.get(image_format, DEFAULT_QUALITY)
+
+
+def standard_spec(spec: Spec) -> bool:
+    """Whether `spec` is one the service names itself: a preset (any fit), the default height
+    or a gallery thumbnail, at its format's default quality. These are a few per photo; any
+    other size or quality is a client's choice, with no end to them (a loop over qualities is
+    as many resizes as one over sizes), so it may need a signature and is kept briefly."""
+    if spec.quality != default_quality(spec.format):
+        return False
     if spec.width is None:
         return spec.height == DEFAULT_HEIGHT or spec.height in THUMBNAIL_HEIGHTS
     return (spec.width, spec.height) in _PRESET_SIZES

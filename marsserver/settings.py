@@ -97,7 +97,7 @@ class Settings:
     image_ttl: float = _option(86400.0, "seconds source images and wallpapers are cached", float)
     free_size_ttl: float = _option(
         600.0, "seconds a wallpaper of a free size (not a preset, the default height or a "
-        "thumbnail) is cached, at most --image-ttl", float)
+        "thumbnail at its default quality) is cached, at most --image-ttl", float)
     old_sol_after: int = _option(14, "sols behind the newest after which a sol's photos rarely "
                                  "change and are cached for --old-sol-ttl", int)
     old_sol_ttl: float = _option(3600.0, "seconds an old sol's list is cached (at least "

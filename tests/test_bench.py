@@ -10,7 +10,7 @@ from PIL import Image
 
 from bench import avif, cold_burst, resize, resize_loop, smart_crop
 from marsserver import imaging
-from marsserver.imaging import MAX_HEIGHT, MAX_WIDTH, Spec, standard_size
+from marsserver.imaging import MAX_HEIGHT, MAX_WIDTH, Spec, standard_spec
 
 from .stub import IMAGES
 
@@ -44,7 +44,7 @@ def test_the_resize_loop_asks_for_distinct_sizes_the_service_takes():
     sizes = [resize_loop.loop_size(n) for n in range(100_000)]
     assert len(set(sizes)) == len(sizes)
     assert all(16 <= width <= MAX_WIDTH and 16 <= height <= MAX_HEIGHT for width, height in sizes)
-    presets = [size for size in sizes if standard_size(Spec(size[1], size[0]))]
+    presets = [size for size in sizes if standard_spec(Spec(size[1], size[0]))]
     assert presets == [(3840, 2160)]  # the one the docs' table says the loop hit
 
 

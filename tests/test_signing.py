@@ -67,6 +67,19 @@ async def test_a_free_size_unsigned_or_wrongly_signed_is_a_json_403_before_any_w
     assert resizes == [333, 999]
 
 
+async def test_a_preset_at_a_quality_of_the_clients_choosing_needs_a_signature_too(
+        signed_client, resizes):
+    """A loop over qualities costs as many resizes as one over sizes: only a preset at its
+    format's default quality is free of a signature."""
+    other = "/wallpaper?photo_number=1&preset=4k&fit=contain&quality=31"
+    assert "at quality 31" in (await refusal(signed_client, other))["detail"]
+    for url in ("/wallpaper?photo_number=1&preset=4k&fit=contain&quality=85",
+                "/wallpaper?photo_number=1&preset=4k&fit=contain&format=avif&quality=80"):
+        assert (await signed_client.get(url)).status == 200, url
+    assert (await signed_client.get(signing.sign(other, KEY))).status == 200
+    assert len(resizes) == 3
+
+
 async def test_the_signature_covers_every_parameter_but_sig(signed_client):
     signed = signing.sign(FREE, KEY)
     assert (await signed_client.get(signed.replace("height=333", "height=334"))).status == 403

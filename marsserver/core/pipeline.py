@@ -231,7 +231,7 @@ class Pipeline:
         asking for many must not fill the cache (or Redis) for a day."""
         link = _source_link(known.photo, spec)
         settings = self._settings
-        ttl = (settings.image_ttl if imaging.standard_size(spec)
+        ttl = (settings.image_ttl if imaging.standard_spec(spec)
                else min(settings.free_size_ttl, settings.image_ttl))
         return await self._get(self._wallpapers, f"wallpaper:{spec.key}:{link}",
                                partial(self._render, known, link, spec), ttl=ttl)

@@ -18,7 +18,6 @@ from multidict import MultiMapping
 
 from ..errors import BadParameter
 from ..imaging import (
-    AVIF_QUALITY,
     CROPS,
     DEFAULT_HEIGHT,
     DEFAULT_QUALITY,
@@ -29,6 +28,7 @@ from ..imaging import (
     MIN_SIZE,
     PRESETS,
     Spec,
+    default_quality,
 )
 from ..sources import Query
 from ..sources.cameras import parse_cameras
@@ -135,8 +135,8 @@ def wallpaper_spec(query: MultiMapping[str], accept: str) -> tuple[Spec, bool]:
     crop = word_param(query, "crop", CROP)
     chosen = word_param(query, "format", FORMAT)
     image_format = chosen or negotiate(accept, OFFERS, default="jpeg")
-    quality = int_param(query, "quality", AVIF_QUALITY if image_format == "avif"
-                        else DEFAULT_QUALITY, *QUALITY)
+    quality = int_param(query, "quality", default_quality(image_format) or DEFAULT_QUALITY,
+                        *QUALITY)
     return Spec(height, width, fit, image_format, 0 if image_format == "png" else quality,
                 crop if crop and fit == "cover" else CROPS[0]), chosen is None
 

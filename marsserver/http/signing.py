@@ -23,7 +23,7 @@ import hmac
 from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import BadSignature
-from ..imaging import Spec, standard_size
+from ..imaging import Spec, default_quality, standard_spec
 
 SIG = "sig"
 
@@ -51,19 +51,22 @@ def unsigned(target: str) -> tuple[str, list[str]]:
 
 
 def check(keys: tuple[str, ...], target: str, spec: Spec) -> None:
-    """Raise `BadSignature` unless `spec` is a standard size, no key is set, or `target` (the
+    """Raise `BadSignature` unless `spec` is a standard one, no key is set, or `target` (the
     request target as sent) carries a signature one of `keys` made. Compared in constant time:
     how long a refusal takes says nothing about how close a guess came."""
-    if not keys or standard_size(spec):
+    if not keys or standard_spec(spec):
         return
     size = f"{spec.width}x{spec.height}" if spec.width else f"height {spec.height}"
+    if spec.quality != default_quality(spec.format):
+        size += f" at quality {spec.quality}"
     if not target.isascii():
         raise BadSignature(f"{size} is a free size, and a signed URL is ASCII: percent-encode "
                            "it, then sign it")
     signed, sigs = unsigned(target)
     if not sigs:
-        raise BadSignature(f"{size} is not a preset: this deployment serves free sizes only on "
-                           "signed URLs (a sig parameter)")
+        raise BadSignature(f"{size} is not a preset at its default quality: this deployment "
+                           "serves other sizes and qualities only on signed URLs (a sig "
+                           "parameter)")
     if len(sigs) > 1:
         raise BadSignature(f"sig given {len(sigs)} times; give it once")
     given = sigs[0].encode()

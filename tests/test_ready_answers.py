@@ -542,3 +542,33 @@ async def test_an_answer_to_a_conditional_request_is_never_sent_again(demo_clien
     assert conditional.status in (304, 412)
     again = await demo_client.get(WALLPAPER)
     assert (again.status, await again.read()) == (200, image)
+
+
+async def test_an_answer_already_due_is_not_kept_and_crowds_nothing_out():
+    """Between its list falling due and the refresh landing, the full path answers: what it
+    made then would never be sent again, so keeping it could only push live answers out."""
+    cache, ready = tables(max_entries=1)
+    await kept(cache, ready, "/live")
+    await cache.set("k2", b"entry", ttl=60)
+    request = SimpleNamespace(raw_path="/due", headers=CIMultiDict())
+    ready.remember(request, web.Response(body=cache.peek("k2")),  # type: ignore[arg-type]
+                   FOREVER, time.time() - 1, (("k2", cache.peek("k2")),), HitCount())
+    assert found(ready, "/live", "/due") == [True, False]
+
+
+async def test_answers_whose_cache_control_differs_only_by_keyword_have_clocks_of_their_own():
+    cache, ready = BoundedMemoryCache(10**9, 100), ReadyAnswers(100, 10**9)
+    ready.watch(cache)
+
+    def max_age(now: float, *, seconds: int) -> tuple[str, float]:
+        return f"max-age={seconds}", 1e12
+
+    for target, seconds in (("/a", 10), ("/b", 20)):
+        await cache.set(target, b"entry", ttl=60)
+        request = SimpleNamespace(raw_path=target, headers=CIMultiDict())
+        ready.remember(request, web.Response(body=cache.peek(target)),  # type: ignore[arg-type]
+                       partial(max_age, seconds=seconds), 1e12,
+                       ((target, cache.peek(target)),), HitCount())
+    headers = [ready.answer(make_mocked_request("GET", target)).headers["Cache-Control"]
+               for target in ("/a", "/b")]
+    assert headers == ["max-age=10", "max-age=20"]

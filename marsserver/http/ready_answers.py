@@ -146,6 +146,7 @@ class ReadyAnswers:
         target, accept, encoding = key = self.key(request, by_encoding)
         body = response.body
         if (self._cache is None or not made_from or response.status != 200
+                or time.time() >= due  # never sent again: only crowds out live answers
                 or not isinstance(body, bytes) or not target.startswith("/")
                 or not target.isascii() or len(target) > MAX_KEPT_TARGET
                 or len(accept) > MAX_KEPT_ACCEPT or len(encoding) > MAX_KEPT_ACCEPT
@@ -170,7 +171,7 @@ class ReadyAnswers:
 
     def _clock(self, cache_control: CacheControl, due: float) -> Clock:
         """The clock of the answers made with `cache_control` and `due`, its header as of now."""
-        name = (cache_control.func, cache_control.args, due)
+        name = _clock_name(cache_control, due)
         clock = self._clocks.get(name)
         if clock is None:
             clock = self._clocks[name] = Clock(cache_control, due)
@@ -202,7 +203,7 @@ class ReadyAnswers:
         clock = ready.clock
         clock.users -= 1
         if not clock.users:
-            del self._clocks[clock.cache_control.func, clock.cache_control.args, clock.due]
+            del self._clocks[_clock_name(clock.cache_control, clock.due)]
         for entry_key in ready.made_from:
             keys = self._by_entry.get(entry_key)
             if keys is not None:
@@ -228,6 +229,13 @@ def ready_first(handler: Handler, ready: ReadyAnswers, by_encoding: bool = False
             found = None
         return found if found is not None else await handler(request)
     return answer
+
+
+def _clock_name(cache_control: CacheControl, due: float) -> tuple[object, ...]:
+    """What makes two answers' Cache-Control the same: its function, every value it is given,
+    and when they fall due."""
+    return (cache_control.func, cache_control.args, tuple(sorted(cache_control.keywords.items())),
+            due)
 
 
 def _nothing(_: str) -> None:

@@ -46,6 +46,7 @@ SHUTDOWN_TIMEOUT = SHUTDOWN_GRACE + 1.0
 # Open connections per process, as many as one nginx worker takes by default: past it, the
 # oldest are closed (CappedConnections), which bounds what connections hold (docs/operating.md).
 MAX_CONNECTIONS = 512
+BURST_SETTLES = 0.01  # seconds after a connection is accepted until its burst is counted
 WORKER_ENV = "MARSSERVER_WORKER"  # set in the environment of workers started by --workers
 
 
@@ -296,14 +297,27 @@ class CappedConnections:
         self._cap = cap
         self._grace = grace
         self._closing: dict[web.RequestHandler, asyncio.Task[None]] = {}
+        self._trim_due: asyncio.TimerHandle | None = None
 
     def __call__(self) -> web.RequestHandler:
+        self._trim(room=1)
+        if self._trim_due is None:
+            # A burst of connections is accepted in one go, each counted by the server only
+            # once its connection_made has run: look again once the burst is in.
+            self._trim_due = asyncio.get_running_loop().call_later(BURST_SETTLES, self._settled)
+        return self._server()
+
+    def _settled(self) -> None:
+        self._trim_due = None
+        self._trim(room=0)
+
+    def _trim(self, room: int) -> None:
+        """Shut the oldest open connections down until `room` more fit under the cap."""
         still_open = [c for c in self._server.connections if c not in self._closing]
-        for oldest in still_open[:max(0, len(still_open) + 1 - self._cap)]:
+        for oldest in still_open[:max(0, len(still_open) + room - self._cap)]:
             oldest.close()  # stops waiting for a request, as aiohttp's own shutdown begins
             closing = self._closing[oldest] = asyncio.ensure_future(oldest.shutdown(self._grace))
             closing.add_done_callback(partial(self._closed, oldest))
-        return self._server()
 
     def _closed(self, connection: web.RequestHandler, _: asyncio.Task[None]) -> None:
         del self._closing[connection]

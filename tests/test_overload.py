@@ -16,9 +16,10 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 
 from marsserver import imaging
-from marsserver.cli import MAX_CONNECTIONS, SHUTDOWN_TIMEOUT
+from marsserver.cli import MAX_CONNECTIONS, SHUTDOWN_TIMEOUT, CappedConnections
 from marsserver.http.app import (
     HEADER_TIMEOUT,
     MAX_FIELD_SIZE,
@@ -228,6 +229,31 @@ async def test_past_the_connection_cap_the_oldest_connections_make_room():
             writer.close()
     assert set(shed) == {b""}
     assert not any(still_open)
+
+
+async def test_a_burst_of_connections_past_the_cap_is_brought_back_under_it():
+    """Connections that arrive together are accepted in one go, each counted by the server only
+    once it is set up: the cap must hold once the burst is in, not only when the next
+    connection comes (the review's case: a cap of 5, 50 connections at once)."""
+    async def handler(request: web.BaseRequest) -> web.Response:
+        return web.Response(text="ok")
+
+    server = web.Server(handler)
+    listener = await asyncio.get_running_loop().create_server(
+        CappedConnections(server, 5, grace=1.0), "127.0.0.1", 0)
+    port = listener.sockets[0].getsockname()[1]
+    held = await asyncio.gather(*(asyncio.open_connection("127.0.0.1", port)
+                                  for _ in range(50)))
+    readers = [asyncio.create_task(reader.read()) for reader, _ in held]
+    try:
+        await until(lambda: sum(task.done() for task in readers) >= 45, within=5)
+    finally:
+        for task in readers:
+            task.cancel()
+        for _, writer in held:
+            writer.close()
+        listener.close()
+        await server.shutdown(0.1)
 
 
 async def test_a_thousand_idle_connections_leave_room_for_the_next_client():

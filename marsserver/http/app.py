@@ -107,18 +107,11 @@ def create_app(settings: Settings | None = None, *, source: Source | None = None
         app[TRACING] = tracing
         app.middlewares.append(tracing.middleware)
         app.on_cleanup.append(tracing.close)
-    app.on_response_prepare.append(_common_headers)
     deadline = _WorkDeadline(SHUTDOWN_GRACE)
     app.on_shutdown.append(deadline.start)
     app.cleanup_ctx.append(_resources)
     app.on_cleanup.append(deadline.stop)
     return app
-
-
-async def _common_headers(request: web.Request, response: web.StreamResponse) -> None:
-    """Headers every answer carries, whichever path made it: `nosniff`, so that a browser
-    takes a body for the type it is sent as and never runs text a feed put in an answer."""
-    response.headers["X-Content-Type-Options"] = "nosniff"
 
 
 class _WorkDeadline:

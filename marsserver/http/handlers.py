@@ -47,6 +47,10 @@ IMMUTABLE = "max-age=31536000, immutable"
 DOCUMENT = "max-age=3600"  # /presets and /openapi.json change only with a new version
 ICON = "max-age=604800"  # the icon changes only with a new version, but keeps its URL
 NO_STORE = {"Cache-Control": "no-store"}  # a moment's state: /healthz, /metrics
+# On every answer, so that a browser takes a body for the type it is sent as and never runs
+# text a feed put in it. Set where each answer is made (ready answers copy it), not by an
+# on_response_prepare hook, which would cost every cached hit a coroutine.
+NOSNIFF = {"X-Content-Type-Options": "nosniff"}
 PHOTO_ID = re.compile(PHOTO_ID_PATTERN)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -197,7 +201,7 @@ async def favicon(request: web.Request) -> web.Response:
 async def metrics(request: web.Request) -> web.Response:
     """Prometheus text format; never stored, as a scrape wants the counts of now."""
     body = request.app[PIPELINE].metrics.render()
-    return web.Response(body=body, headers={**NO_STORE, "Content-Type": CONTENT_TYPE})
+    return web.Response(body=body, headers={**NO_STORE, **NOSNIFF, "Content-Type": CONTENT_TYPE})
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -216,7 +220,7 @@ async def healthz(request: web.Request) -> web.Response:
         "in_flight": len(pipeline.in_flight())}
     if pipeline.cache.state is not None:
         health["redis"] = pipeline.cache.state
-    return web.json_response(health, headers=NO_STORE)
+    return web.json_response(health, headers={**NO_STORE, **NOSNIFF})
 
 
 def _respond(request: web.Request, rendition: Rendition, served: Served,
@@ -228,6 +232,7 @@ def _respond(request: web.Request, rendition: Rendition, served: Served,
     A rendition with a gzipped twin is that twin for a client that takes gzip, compared with
     its own ETag, and both vary on Accept-Encoding; the body was compressed when it was made.
     """
+    headers.update(NOSNIFF)
     gzipped = False
     if rendition.gzipped is not None:
         vary = f"{vary}, Accept-Encoding" if vary else "Accept-Encoding"
@@ -287,7 +292,7 @@ def _matches(header: str, etag: str, weak: bool) -> bool:
 def error_response(status: int, code: str, detail: str,
                    headers: dict[str, str] | None = None) -> web.Response:
     """A JSON error; browsers get a page instead (`_error_page`), so errors vary on Accept."""
-    return web.Response(status=status, headers={**(headers or {}), "Vary": "Accept"},
+    return web.Response(status=status, headers={**(headers or {}), **NOSNIFF, "Vary": "Accept"},
                         content_type="application/json",
                         text=json.dumps({"error": code, "detail": detail}))
 
@@ -300,7 +305,8 @@ def _error_page(request: web.Request, error: ServiceError, retry_after: int | No
                             newest_cached=pipeline.cache.peek(NEWEST_KEY) is not None,
                             index=str(request.app.router["index"].url_for()),
                             offline_hint=settings.source == "msl" and error.status >= 500)
-    return web.Response(status=error.status, headers={**(headers or {}), "Vary": "Accept"},
+    return web.Response(status=error.status,
+                        headers={**(headers or {}), **NOSNIFF, "Vary": "Accept"},
                         body=page, content_type="text/html", charset="utf-8")
 
 
